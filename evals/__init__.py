@@ -1,0 +1,1 @@
+"""Evals: suites, graders, the resumable runner, the terminal report and the CLI."""

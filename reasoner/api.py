@@ -1,0 +1,285 @@
+"""The public entry points: `Reasoner`, `solve` and `solve_many`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from reasoner.backend import Backend
+from reasoner.budget import Budget, BudgetLike, as_budget
+from reasoner.errors import BudgetError, InputError, PromptError
+from reasoner.models import EMBEDDED_MODEL, resolve_model
+from reasoner.profiles import ModelProfile, detect_profile, get_profile
+from reasoner.runtime import LoopThread
+from reasoner.session import Session
+from reasoner.solution import Solution, Usage
+from reasoner.strategy import get_strategy
+
+ANSWER_FORMATS = ("math", "code", "text")
+DEFAULT_CONCURRENCY = 256
+
+
+class Reasoner:
+    """One model, one engine, many solves. Use as a (async) context manager, or call `close`.
+
+    `engine_args` go to vLLM unchanged (tensor_parallel_size, distributed_executor_backend,
+    quantization, max_model_len, ...). `backend` replaces the engine, e.g. with
+    `reasoner.testing.ScriptedBackend` in unit tests.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        engine_args: dict[str, Any] | None = None,
+        backend: Backend | None = None,
+        profile: str | ModelProfile | None = None,
+        max_concurrency: int = DEFAULT_CONCURRENCY,
+    ):
+        if backend is None:
+            from reasoner.vllm_backend import VLLMBackend
+
+            resolved = resolve_model(model)
+            backend = VLLMBackend(resolved, engine_args)
+            self.model_name = resolved.name
+            model_type = resolved.model_type
+        else:
+            self.model_name = model or "scripted"
+            model_type = None
+        self.backend = backend
+        if isinstance(profile, ModelProfile):
+            self.profile = profile
+        elif isinstance(profile, str):
+            self.profile = get_profile(profile)
+        else:
+            self.profile = detect_profile(self.model_name, model_type)
+        if max_concurrency < 1:
+            raise InputError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self.max_concurrency = max_concurrency
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._portal: LoopThread | None = None
+        self._limiter: asyncio.Semaphore | None = None
+
+    async def asolve(
+        self,
+        prompt: str,
+        budget: BudgetLike = 512,
+        strategy: str = "direct",
+        *,
+        answer_format: str = "math",
+        **options: Any,
+    ) -> Solution:
+        """Solve one prompt; `options` are the strategy's own (validated by its options model)."""
+        return await self._on_own_loop(self._solve(prompt, budget, strategy, answer_format, options))
+
+    async def asolve_many(
+        self,
+        prompts: Sequence[str],
+        budget: BudgetLike | Sequence[BudgetLike] = 512,
+        strategy: str = "direct",
+        *,
+        budget_per_prompt: bool = False,
+        answer_format: str = "math",
+        **options: Any,
+    ) -> list[Solution]:
+        """Solve many prompts concurrently on one engine.
+
+        By default `budget` is shared by the whole batch and split evenly between prompts;
+        with `budget_per_prompt=True` every prompt gets the whole `budget`. A list of
+        budgets gives each prompt its own.
+        """
+        budgets = split_batch_budget(prompts, budget, budget_per_prompt)
+        calls = [
+            self._solve(prompt, share, strategy, answer_format, options)
+            for prompt, share in zip(prompts, budgets, strict=True)
+        ]
+        return await self._on_own_loop(_gather(calls))
+
+    def solve(self, prompt: str, budget: BudgetLike = 512, strategy: str = "direct", **kwargs: Any) -> Solution:
+        """Synchronous `asolve`; works in scripts and inside a running event loop."""
+        return self._portal_loop().run(self.asolve(prompt, budget, strategy, **kwargs))
+
+    def solve_many(
+        self,
+        prompts: Sequence[str],
+        budget: BudgetLike | Sequence[BudgetLike] = 512,
+        strategy: str = "direct",
+        **kwargs: Any,
+    ) -> list[Solution]:
+        """Synchronous `asolve_many`."""
+        return self._portal_loop().run(self.asolve_many(prompts, budget, strategy, **kwargs))
+
+    async def astart(self) -> None:
+        """Start the engine now instead of at the first solve."""
+        await self._on_own_loop(self.backend.start())
+
+    def start(self) -> None:
+        """Synchronous `astart`."""
+        self._portal_loop().run(self.astart())
+
+    async def aclose(self) -> None:
+        """Stop the engine; a later solve starts it again."""
+        if self._loop is not None and self._loop is not asyncio.get_running_loop() and self._loop.is_running():
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.backend.close(), self._loop))
+        else:
+            await self.backend.close()
+
+    def close(self) -> None:
+        """Stop the engine and the helper thread, if any."""
+        if self._loop is not None and self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self.backend.close(), self._loop).result()
+        else:
+            asyncio.run(self.backend.close())
+        if self._portal is not None:
+            self._portal.stop()
+            self._portal = None
+        self._loop = None
+
+    async def __aenter__(self) -> Reasoner:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Reasoner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _portal_loop(self) -> LoopThread:
+        if self._portal is None:
+            self._portal = LoopThread()
+        return self._portal
+
+    async def _on_own_loop(self, coroutine: Any) -> Any:
+        """Run on the loop that owns the engine; the first loop to use this Reasoner owns it."""
+        current = asyncio.get_running_loop()
+        if self._loop is None or self._loop.is_closed() or (self._loop is not current and not self._loop.is_running()):
+            if self._loop is not None and self._loop is not current:
+                await self.backend.close()
+            self._loop = current
+            self._limiter = asyncio.Semaphore(self.max_concurrency)
+        if self._loop is current:
+            return await coroutine
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
+
+    async def _solve(
+        self, prompt: str, budget: BudgetLike, strategy: str, answer_format: str, options: dict[str, Any]
+    ) -> Solution:
+        started = time.monotonic()
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise PromptError("the prompt is empty; pass the question to solve")
+        if answer_format not in ANSWER_FORMATS:
+            raise InputError(f"answer_format {answer_format!r} is not one of {', '.join(ANSWER_FORMATS)}")
+        resolved_budget = as_budget(budget)
+        check_budget_fits_profile(resolved_budget, self.profile)
+        strategy_obj = get_strategy(strategy).from_options(options)
+        assert self._limiter is not None
+        async with self._limiter:
+            await self.backend.start()
+            session = Session(self.backend, self.backend.tokenizer(), self.profile, resolved_budget, answer_format)
+            outcome = await strategy_obj.run(session, prompt)
+        return Solution(
+            answer=outcome.answer,
+            text=outcome.text,
+            strategy=strategy,
+            model=self.model_name,
+            budget=resolved_budget,
+            usage=Usage.from_ledger(session.ledger),
+            latency_s=time.monotonic() - started,
+            trace=session.trace.graph,
+            metrics=outcome.metrics,
+            options=strategy_obj.options.model_dump(),
+        )
+
+
+def check_budget_fits_profile(budget: Budget, profile: ModelProfile) -> None:
+    """Refuse budgets too small for the least answer the model family can give."""
+    least = profile.min_answer_tokens
+    if budget.tokens < least:
+        raise BudgetError(
+            f"budget of {budget.tokens} tokens is below the {least} tokens a {profile.family} answer needs; raise it"
+        )
+    if budget.answer is not None and budget.answer < least:
+        raise BudgetError(
+            f"answer budget of {budget.answer} tokens is below the {least} tokens a {profile.family} answer needs"
+        )
+
+
+def split_batch_budget(
+    prompts: Sequence[str], budget: BudgetLike | Sequence[BudgetLike], per_prompt: bool
+) -> list[Budget]:
+    """Per-prompt budgets for a batch: given one each, the same for all, or a shared one split evenly."""
+    if isinstance(prompts, str):
+        raise InputError("prompts must be a list of strings, not one string; use solve() for one prompt")
+    if not prompts:
+        raise InputError("prompts is empty; pass at least one prompt")
+    if isinstance(budget, Sequence):
+        budgets = [as_budget(item) for item in budget]
+        if len(budgets) != len(prompts):
+            raise BudgetError(f"got {len(budgets)} budgets for {len(prompts)} prompts; pass one per prompt")
+        return budgets
+    shared = as_budget(budget)
+    if per_prompt:
+        return [shared] * len(prompts)
+    count = len(prompts)
+    if shared.tokens < count:
+        raise BudgetError(f"a batch budget of {shared.tokens} tokens cannot give each of {count} prompts a token")
+    shares = []
+    for index in range(count):
+        tokens = shared.tokens // count + (1 if index < shared.tokens % count else 0)
+        scale = tokens / shared.tokens
+        shares.append(
+            Budget(
+                tokens=tokens,
+                thinking=None if shared.thinking is None else int(shared.thinking * scale),
+                answer=None if shared.answer is None else int(shared.answer * scale),
+                samples=shared.samples,
+                deadline_s=shared.deadline_s,
+            )
+        )
+    return shares
+
+
+async def _gather(calls: list[Any]) -> list[Solution]:
+    tasks = [asyncio.ensure_future(call) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+_default_reasoners: dict[str, Reasoner] = {}
+
+
+def default_reasoner(model: str | None = None) -> Reasoner:
+    """The shared `Reasoner` that `solve` and `solve_many` use for `model` (made on first use)."""
+    key = model or EMBEDDED_MODEL
+    if key not in _default_reasoners:
+        _default_reasoners[key] = Reasoner(model)
+    return _default_reasoners[key]
+
+
+def solve(
+    prompt: str, budget: BudgetLike = 512, strategy: str = "direct", *, model: str | None = None, **kwargs: Any
+) -> Solution:
+    """Solve one prompt with the default (or named) model; see `Reasoner.asolve`."""
+    return default_reasoner(model).solve(prompt, budget, strategy, **kwargs)
+
+
+def solve_many(
+    prompts: Sequence[str],
+    budget: BudgetLike | Sequence[BudgetLike] = 512,
+    strategy: str = "direct",
+    *,
+    model: str | None = None,
+    **kwargs: Any,
+) -> list[Solution]:
+    """Solve many prompts concurrently; see `Reasoner.asolve_many`."""
+    return default_reasoner(model).solve_many(prompts, budget, strategy, **kwargs)

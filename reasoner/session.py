@@ -1,0 +1,223 @@
+"""`Session`: one solve's handle on the engine, the ledger and the trace.
+
+A strategy asks the session for generations; the session tokenizes, fits the request into
+the context window and the budget (the ledger), runs it on the backend, counts what came
+back and records it as a trace segment. Strategies never see the backend directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reasoner.backend import Backend, Chunk, EmbedsPrompt, FinishReason, SamplingSpec, Tokenizer, TokensPrompt
+from reasoner.budget import Budget
+from reasoner.errors import CapabilityError, PromptError
+from reasoner.ledger import Ledger, Reservation
+from reasoner.profiles import ModelProfile
+from reasoner.trace import Trace
+
+_request_counter = itertools.count()
+
+
+@dataclass
+class Generation:
+    """What one request produced. `node` is its segment in the trace."""
+
+    request_id: str
+    node: int
+    prompt_token_ids: tuple[int, ...]
+    token_ids: list[int] = field(default_factory=list)
+    text: str = ""
+    logprobs: list[dict[int, float]] | None = None
+    finish_reason: FinishReason | None = None
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    max_tokens: int = 0
+    started_at: float = 0.0
+    first_token_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def cut_by_limit(self) -> bool:
+        """True when the request stopped because it reached its max_tokens."""
+        return self.finish_reason == "length"
+
+
+class RunningRequest:
+    """A request in flight: watch its tokens arrive, wait for a length, abort it, or await it."""
+
+    def __init__(
+        self, session: Session, generation: Generation, reservation: Reservation, stream: AsyncIterator[Chunk]
+    ):
+        self.generation = generation
+        self._session = session
+        self._reservation = reservation
+        self._progress = asyncio.Condition()
+        self._task = asyncio.ensure_future(self._consume(stream))
+
+    async def _consume(self, stream: AsyncIterator[Chunk]) -> Generation:
+        session, gen = self._session, self.generation
+        first = True
+        try:
+            async for chunk in stream:
+                if first:
+                    session.ledger.record_prompt(chunk.prompt_tokens, chunk.cached_prompt_tokens)
+                    gen.prompt_tokens, gen.cached_prompt_tokens = chunk.prompt_tokens, chunk.cached_prompt_tokens
+                    first = False
+                if chunk.token_ids:
+                    session.ledger.record_tokens(self._reservation, len(chunk.token_ids))
+                    gen.first_token_at = gen.first_token_at or time.monotonic()
+                    gen.token_ids.extend(chunk.token_ids)
+                    gen.text += chunk.text
+                    if chunk.logprobs is not None:
+                        gen.logprobs = (gen.logprobs or []) + list(chunk.logprobs)
+                if chunk.finished:
+                    gen.finish_reason = chunk.finish_reason
+                async with self._progress:
+                    self._progress.notify_all()
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            gen.finish_reason = gen.finish_reason or "abort"
+            gen.finished_at = time.monotonic()
+            session.ledger.close(self._reservation, aborted=gen.finish_reason == "abort")
+            session.trace.update(
+                gen.node,
+                tokens=len(gen.token_ids),
+                text=gen.text,
+                finish_reason=gen.finish_reason,
+                cached_prompt_tokens=gen.cached_prompt_tokens,
+                started_at=gen.started_at - session.ledger.started_at,
+                finished_at=gen.finished_at - session.ledger.started_at,
+            )
+            async with self._progress:
+                self._progress.notify_all()
+        return gen
+
+    @property
+    def done(self) -> bool:
+        return self._task.done()
+
+    async def wait_for_tokens(self, count: int) -> Generation:
+        """Return once the request has at least `count` tokens or has finished."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: len(self.generation.token_ids) >= count or self._task.done())
+        return self.generation
+
+    async def abort(self) -> Generation:
+        """Stop the request; the tokens it would still have made are counted as saved."""
+        if not self._task.done():
+            await self._session.backend.abort(self.generation.request_id)
+        return await self.result()
+
+    async def result(self) -> Generation:
+        """Wait for the request to finish and return what it produced."""
+        return await asyncio.shield(self._task)
+
+
+class Session:
+    """The engine as one solve sees it: budgeted, counted and traced."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        tokenizer: Tokenizer,
+        profile: ModelProfile,
+        budget: Budget,
+        answer_format: str = "math",
+        ledger: Ledger | None = None,
+    ):
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.profile = profile
+        self.budget = budget
+        self.answer_format = answer_format
+        self.ledger = ledger or Ledger(budget)
+        self.trace = Trace()
+
+    @property
+    def remaining(self) -> int:
+        """Tokens still grantable to a new request."""
+        return self.ledger.remaining
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text)
+
+    def extract_answer(self, text: str) -> str | None:
+        return self.profile.extract_answer(text, self.answer_format)
+
+    async def start(
+        self,
+        prompt: str | Sequence[int] | np.ndarray,
+        *,
+        max_tokens: int,
+        phase: str,
+        kind: str,
+        parent: int | None = None,
+        edge: str = "continue",
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        stop: Sequence[str] = (),
+        stop_token_ids: Sequence[int] = (),
+        logprobs: int | None = None,
+        include_stop: bool = False,
+        **node_attrs: object,
+    ) -> RunningRequest:
+        """Start a request: text, token ids or input embeddings `[length, hidden]`.
+
+        `max_tokens` is clamped to the context window and to what the ledger grants; the
+        ledger raises `BudgetExhausted` when it can grant nothing.
+        """
+        if isinstance(prompt, np.ndarray):
+            if not self.backend.capabilities.prompt_embeds:
+                raise CapabilityError(f"{self.backend.capabilities.name} does not accept prompt embeddings")
+            backend_prompt: TokensPrompt | EmbedsPrompt = EmbedsPrompt(prompt)
+            prompt_ids: tuple[int, ...] = ()
+            prompt_length = int(prompt.shape[0])
+        else:
+            prompt_ids = tuple(self.encode(prompt) if isinstance(prompt, str) else prompt)
+            backend_prompt = TokensPrompt(prompt_ids)
+            prompt_length = len(prompt_ids)
+        context_room = self.backend.capabilities.max_model_len - prompt_length
+        if prompt_length == 0:
+            raise PromptError("the prompt is empty after tokenization")
+        if context_room < 1:
+            raise PromptError(
+                f"the prompt is {prompt_length} tokens, which leaves no room in the model's "
+                f"{self.backend.capabilities.max_model_len}-token context window; shorten it"
+            )
+        request_id = f"r{next(_request_counter)}"
+        reservation = self.ledger.reserve(request_id, min(max_tokens, context_room), phase)
+        sampling = SamplingSpec(
+            max_tokens=reservation.granted,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            stop=tuple(stop),
+            stop_token_ids=tuple(stop_token_ids),
+            logprobs=logprobs,
+            include_stop_str_in_output=include_stop,
+        )
+        node = self.trace.add(kind, parent=parent, edge=edge, phase=phase, request_id=request_id, **node_attrs)
+        generation = Generation(
+            request_id=request_id,
+            node=node,
+            prompt_token_ids=prompt_ids,
+            max_tokens=reservation.granted,
+            started_at=time.monotonic(),
+        )
+        stream = self.backend.generate(request_id, backend_prompt, sampling)
+        return RunningRequest(self, generation, reservation, stream)
+
+    async def generate(self, prompt: str | Sequence[int] | np.ndarray, **kwargs: object) -> Generation:
+        """Run a request to completion; same arguments as `start`."""
+        running = await self.start(prompt, **kwargs)  # type: ignore[arg-type]
+        return await running.result()

@@ -1,0 +1,74 @@
+"""`Solution` and `Usage`: what a solve returns, JSON-serialisable."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import networkx as nx
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+from reasoner.budget import Budget
+from reasoner.ledger import Ledger
+from reasoner.trace import trace_from_json, trace_to_json
+
+
+def _graph_from_any(value: Any) -> nx.DiGraph:
+    if isinstance(value, nx.DiGraph):
+        return value
+    if isinstance(value, dict):
+        return trace_from_json(value)
+    raise TypeError(f"trace must be a networkx DiGraph or node-link JSON, got {type(value).__name__}")
+
+
+TraceGraph = Annotated[
+    nx.DiGraph,
+    BeforeValidator(_graph_from_any),
+    PlainSerializer(trace_to_json, return_type=dict),
+]
+
+MetricValue = float | int | str | bool | None
+
+
+class Usage(BaseModel):
+    """Everything one solve spent, over all of its requests."""
+
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    requests: int = 0
+    aborted_tokens_saved: int = Field(
+        default=0, description="Tokens that aborted requests were granted but never generated."
+    )
+    generated_by_phase: dict[str, int] = Field(
+        default_factory=dict, description="Generated tokens per phase: thinking, answer, evaluation, estimation..."
+    )
+
+    @classmethod
+    def from_ledger(cls, ledger: Ledger) -> Usage:
+        return cls(
+            generated_tokens=ledger.generated_tokens,
+            prompt_tokens=ledger.prompt_tokens,
+            cached_prompt_tokens=ledger.cached_prompt_tokens,
+            requests=ledger.requests,
+            aborted_tokens_saved=ledger.aborted_tokens_saved,
+            generated_by_phase=dict(ledger.generated_by_phase),
+        )
+
+
+class Solution(BaseModel):
+    """The result of one solve."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    answer: str | None = Field(description="The extracted final answer, or None when none was found.")
+    text: str = Field(description="The final response text (thinking excluded where the strategy separates it).")
+    strategy: str
+    model: str = ""
+    budget: Budget
+    usage: Usage
+    latency_s: float
+    trace: TraceGraph = Field(default_factory=nx.DiGraph)
+    metrics: dict[str, MetricValue] = Field(
+        default_factory=dict, description="The strategy's own figures, documented per strategy."
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="The strategy options the solve ran with.")

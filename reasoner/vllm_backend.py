@@ -1,0 +1,353 @@
+"""The vLLM backend: vLLM's v1 `AsyncLLM`, in-process, one engine per backend.
+
+vLLM's exceptions stop here: everything the engine raises leaves this module as an
+`EngineError` (or a `PromptError` for input the engine refused), and a dead engine is
+dropped so the next `start` builds a fresh one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import sys
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reasoner.backend import (
+    Backend,
+    CacheStats,
+    Capabilities,
+    Chunk,
+    EmbedsPrompt,
+    FinishReason,
+    Prompt,
+    SamplingSpec,
+    TextPrompt,
+    TokensPrompt,
+)
+from reasoner.errors import CapabilityError, EngineError, ModelError, PromptError
+from reasoner.models import ResolvedModel
+from reasoner.tokenizer import HFTokenizer
+
+CPU_DEFAULTS: dict[str, Any] = {
+    "enforce_eager": True,
+    "dtype": "bfloat16",
+    "block_size": 32,
+    "kv_cache_memory_bytes": 2 << 30,
+    "max_model_len": 4096,
+    "max_num_seqs": 128,
+}
+GPU_DEFAULTS: dict[str, Any] = {"block_size": 16, "gpu_memory_utilization": 0.85}
+ALWAYS: dict[str, Any] = {
+    "enable_prefix_caching": True,
+    "enable_prompt_embeds": True,
+    "disable_log_stats": False,
+    "max_logprobs": 64,
+    "seed": 0,
+}
+
+_live_backends: weakref.WeakSet[VLLMBackend] = weakref.WeakSet()
+
+
+def default_engine_args(on_cpu: bool) -> dict[str, Any]:
+    """The engine arguments the toolkit uses unless the caller overrides them."""
+    defaults = dict(CPU_DEFAULTS if on_cpu else GPU_DEFAULTS)
+    if on_cpu and os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        # The environment variable wins inside vLLM anyway; do not pretend otherwise.
+        del defaults["kv_cache_memory_bytes"]
+    return defaults | ALWAYS
+
+
+class _CacheStatsRecorder:
+    """A vLLM stat logger that keeps running prefix-cache totals and the latest KV usage."""
+
+    def __init__(self) -> None:
+        self.queries = 0
+        self.hits = 0
+        self.kv_cache_usage = 0.0
+        self.preemptions = 0
+
+    def factory(self, vllm_config: Any, engine_index: int = 0) -> Any:
+        from vllm.v1.metrics.loggers import StatLoggerBase
+
+        recorder = self
+
+        class Logger(StatLoggerBase):
+            def __init__(self, vllm_config: Any, engine_index: int = 0):
+                pass
+
+            def record(
+                self, scheduler_stats: Any, iteration_stats: Any, mm_cache_stats: Any = None, engine_idx: int = 0
+            ) -> None:
+                if scheduler_stats is None:
+                    return
+                recorder.queries += scheduler_stats.prefix_cache_stats.queries
+                recorder.hits += scheduler_stats.prefix_cache_stats.hits
+                recorder.kv_cache_usage = scheduler_stats.kv_cache_usage
+                if iteration_stats is not None:
+                    recorder.preemptions += getattr(iteration_stats, "num_preempted_reqs", 0)
+
+            def log_engine_initialized(self) -> None:
+                pass
+
+        return Logger(vllm_config, engine_index)
+
+
+@contextlib.contextmanager
+def _spawn_without_rerunning_main() -> Iterator[None]:
+    """Start engine processes without re-running the user's `__main__` in them.
+
+    vLLM spawns its engine processes; `multiprocessing` re-imports the parent's main module
+    in each child, which re-runs a script that has no `if __name__ == "__main__"` guard.
+    Hiding the main module's file and spec while the engine starts leaves the children
+    nothing to re-import, so plain scripts work.
+    """
+    main = sys.modules.get("__main__")
+    saved_spec = getattr(main, "__spec__", None)
+    saved_file = getattr(main, "__file__", None)
+    if main is not None:
+        main.__spec__ = None
+        if saved_file is not None:
+            del main.__file__
+    try:
+        yield
+    finally:
+        if main is not None:
+            main.__spec__ = saved_spec
+            if saved_file is not None:
+                main.__file__ = saved_file
+
+
+class VLLMBackend(Backend):
+    """vLLM's `AsyncLLM` in this process; started lazily, restarted after engine death."""
+
+    def __init__(self, model: ResolvedModel, engine_args: dict[str, Any] | None = None):
+        self.model = model
+        self._user_engine_args = dict(engine_args or {})
+        self._engine: Any = None
+        self._stats = _CacheStatsRecorder()
+        self._start_lock: asyncio.Lock | None = None
+        self._tokenizer: HFTokenizer | None = None
+        self._embeddings: np.ndarray | None = None
+        self._capabilities: Capabilities | None = None
+        self.restarts = 0
+
+    def engine_args(self) -> dict[str, Any]:
+        """The arguments handed to vLLM: toolkit defaults, then the caller's `engine_args`."""
+        from vllm.platforms import current_platform
+
+        return {"model": self.model.source} | default_engine_args(current_platform.is_cpu()) | self._user_engine_args
+
+    @property
+    def capabilities(self) -> Capabilities:
+        if self._capabilities is None:
+            raise EngineError("the engine has not started yet; call start() first")
+        return self._capabilities
+
+    @property
+    def running(self) -> bool:
+        return self._engine is not None
+
+    def tokenizer(self) -> HFTokenizer:
+        if self._tokenizer is None:
+            try:
+                self._tokenizer = HFTokenizer(self.model.source, self._user_engine_args.get("trust_remote_code", False))
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"cannot load the tokenizer of {self.model.name!r}: {exc}") from None
+        return self._tokenizer
+
+    async def start(self) -> None:
+        if self._engine is not None:
+            return
+        self._start_lock = self._start_lock or asyncio.Lock()
+        async with self._start_lock:
+            if self._engine is None:
+                self._engine = await asyncio.to_thread(self._build_engine)
+                _live_backends.add(self)
+
+    def _build_engine(self) -> Any:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        arguments = self.engine_args()
+        try:
+            engine_args = AsyncEngineArgs(**arguments)
+        except TypeError as exc:
+            raise EngineError(f"invalid engine_args: {exc}") from None
+        try:
+            with _spawn_without_rerunning_main():
+                engine = AsyncLLM.from_engine_args(engine_args, stat_loggers=[self._stats.factory])
+        except Exception as exc:  # noqa: BLE001 - any start-up failure is the engine's
+            raise EngineError(f"the vLLM engine failed to start for {self.model.name!r}: {exc}") from None
+        config = engine.model_config
+        self._capabilities = Capabilities(
+            prompt_embeds=bool(arguments.get("enable_prompt_embeds")),
+            logprobs=True,
+            max_logprobs=int(config.max_logprobs),
+            prefix_caching=bool(arguments.get("enable_prefix_caching")),
+            per_request_seed=not _on_cpu(),
+            max_model_len=int(config.max_model_len),
+            name=f"vllm:{self.model.name}",
+        )
+        return engine
+
+    async def close(self) -> None:
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Stop the engine and its processes now (safe to call twice, and at exit)."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            with contextlib.suppress(Exception):
+                engine.shutdown()
+            # AsyncLLM.__del__ shuts down again; when the object outlives vLLM's module
+            # globals (interpreter teardown) that second call raises. It has nothing left to do.
+            engine.shutdown = _already_shut_down
+        _live_backends.discard(self)
+
+    def _engine_died(self, cause: BaseException) -> EngineError:
+        self.shutdown()
+        self.restarts += 1
+        return EngineError(
+            f"the vLLM engine died ({type(cause).__name__}: {cause}); the next call starts a fresh engine"
+        )
+
+    async def generate(self, request_id: str, prompt: Prompt, sampling: SamplingSpec) -> AsyncIterator[Chunk]:
+        from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
+
+        if self._engine is None:
+            raise EngineError("the engine is not running; call start() first")
+        engine = self._engine
+        params = _sampling_params(sampling)
+        engine_prompt = _engine_prompt(prompt)
+        prompt_length = _prompt_length(prompt)
+        finished = False
+        try:
+            async for output in engine.generate(engine_prompt, params, request_id=request_id):
+                completion = output.outputs[0]
+                finished = bool(output.finished)
+                yield Chunk(
+                    token_ids=tuple(completion.token_ids),
+                    text=completion.text,
+                    logprobs=_logprobs(completion.logprobs),
+                    finished=finished,
+                    finish_reason=_finish_reason(completion.finish_reason) if finished else None,
+                    prompt_tokens=prompt_length,
+                    cached_prompt_tokens=int(output.num_cached_tokens or 0),
+                )
+        except (EngineDeadError, EngineGenerateError) as exc:
+            if engine.errored or isinstance(exc, EngineDeadError):
+                raise self._engine_died(exc) from None
+            raise EngineError(f"request {request_id} failed in the engine: {exc.__cause__ or exc}") from None
+        except ValueError as exc:
+            raise PromptError(f"the engine refused request {request_id}: {exc}") from None
+        finally:
+            if not finished and self._engine is engine:
+                with contextlib.suppress(Exception):
+                    await engine.abort(request_id)
+
+    async def abort(self, request_id: str) -> None:
+        if self._engine is not None:
+            with contextlib.suppress(Exception):
+                await self._engine.abort(request_id)
+
+    async def input_embeddings(self) -> np.ndarray:
+        if self._embeddings is None:
+            self._embeddings = await asyncio.to_thread(self._read_embeddings)
+        return self._embeddings
+
+    def _read_embeddings(self) -> np.ndarray:
+        if self.model.local_dir is None:
+            raise CapabilityError(f"input embeddings need a local model folder; {self.model.name!r} is not one")
+        from safetensors import safe_open
+
+        for shard in sorted(Path(self.model.local_dir).glob("*.safetensors")):
+            with safe_open(str(shard), "pt") as weights:
+                for key in weights.keys():  # noqa: SIM118 - safe_open is not a mapping
+                    if key.endswith(("embed_tokens.weight", "wte.weight", "word_embeddings.weight")):
+                        return weights.get_tensor(key).float().numpy()
+        raise CapabilityError(f"no input-embedding tensor found in {self.model.local_dir}")
+
+    def cache_stats(self) -> CacheStats:
+        return CacheStats(
+            prefix_cache_queries=self._stats.queries,
+            prefix_cache_hits=self._stats.hits,
+            kv_cache_usage=self._stats.kv_cache_usage,
+            extra={"preemptions": float(self._stats.preemptions)},
+        )
+
+
+def _already_shut_down(*args: object, **kwargs: object) -> None:
+    return None
+
+
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return bool(current_platform.is_cpu())
+
+
+def _sampling_params(sampling: SamplingSpec) -> Any:
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
+
+    return SamplingParams(
+        max_tokens=sampling.max_tokens,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        top_k=sampling.top_k,
+        stop=list(sampling.stop) or None,
+        stop_token_ids=list(sampling.stop_token_ids) or None,
+        logprobs=sampling.logprobs,
+        include_stop_str_in_output=sampling.include_stop_str_in_output,
+        output_kind=RequestOutputKind.DELTA,
+    )
+
+
+def _engine_prompt(prompt: Prompt) -> Any:
+    if isinstance(prompt, TokensPrompt):
+        return {"prompt_token_ids": list(prompt.token_ids)}
+    if isinstance(prompt, TextPrompt):
+        return {"prompt": prompt.text}
+    if isinstance(prompt, EmbedsPrompt):
+        import torch
+
+        # One canonical dtype, so equal embeddings are equal bytes and hit the prefix cache.
+        return {
+            "prompt_embeds": torch.from_numpy(np.ascontiguousarray(prompt.embeds, dtype=np.float32)).to(torch.bfloat16)
+        }
+    raise TypeError(f"unsupported prompt type {type(prompt).__name__}")
+
+
+def _prompt_length(prompt: Prompt) -> int:
+    if isinstance(prompt, TokensPrompt):
+        return len(prompt.token_ids)
+    if isinstance(prompt, EmbedsPrompt):
+        return int(prompt.embeds.shape[0])
+    return 0
+
+
+def _logprobs(logprobs: Any) -> tuple[dict[int, float], ...] | None:
+    if logprobs is None:
+        return None
+    return tuple({int(token): float(entry.logprob) for token, entry in position.items()} for position in logprobs)
+
+
+def _finish_reason(reason: str | None) -> FinishReason:
+    if reason == "length":
+        return "length"
+    if reason == "abort":
+        return "abort"
+    return "stop"
+
+
+@atexit.register
+def _shutdown_live_backends() -> None:
+    for backend in list(_live_backends):
+        backend.shutdown()

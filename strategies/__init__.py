@@ -1,0 +1,1 @@
+"""Reasoning strategies, one module per idea; each is found by name through the registry."""
