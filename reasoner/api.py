@@ -15,7 +15,7 @@ from reasoner.profiles import ModelProfile, detect_profile, get_profile
 from reasoner.runtime import LoopThread
 from reasoner.session import Session
 from reasoner.solution import Solution, Usage
-from reasoner.strategy import get_strategy
+from reasoner.strategy import Strategy, get_strategy
 
 ANSWER_FORMATS = ("math", "code", "text")
 DEFAULT_CONCURRENCY = 256
@@ -166,17 +166,23 @@ class Reasoner:
             return await coroutine
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
 
-    async def _solve(
-        self, prompt: str, budget: BudgetLike, strategy: str, answer_format: str, options: dict[str, Any]
-    ) -> Solution:
-        started = time.monotonic()
+    def validate(
+        self, prompt: str, budget: BudgetLike, strategy: str, *, answer_format: str = "math", **options: Any
+    ) -> tuple[Budget, Strategy]:
+        """Check a request without running it: the typed error a solve would raise, raised now."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise PromptError("the prompt is empty; pass the question to solve")
         if answer_format not in ANSWER_FORMATS:
             raise InputError(f"answer_format {answer_format!r} is not one of {', '.join(ANSWER_FORMATS)}")
         resolved_budget = as_budget(budget)
         check_budget_fits_profile(resolved_budget, self.profile)
-        strategy_obj = get_strategy(strategy).from_options(options)
+        return resolved_budget, get_strategy(strategy).from_options(options)
+
+    async def _solve(
+        self, prompt: str, budget: BudgetLike, strategy: str, answer_format: str, options: dict[str, Any]
+    ) -> Solution:
+        started = time.monotonic()
+        resolved_budget, strategy_obj = self.validate(prompt, budget, strategy, answer_format=answer_format, **options)
         assert self._limiter is not None
         async with self._limiter:
             await self.backend.start()

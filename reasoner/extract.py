@@ -80,7 +80,7 @@ def extract_answer(text: str, answer_format: str) -> str | None:
 
 
 def _clean(answer: str) -> str:
-    answer = answer.strip().strip("*").strip()
+    answer = answer.strip().strip("*").strip().rstrip(".").strip()
     if answer.startswith("$") and answer.endswith("$") and len(answer) > 1:
         answer = answer.strip("$").strip()
-    return answer.rstrip(".").strip()
+    return answer

@@ -2,8 +2,9 @@
 
 A strategy is a small class with a pydantic `Options` model and one async `run`. Built-in
 strategies live in the `strategies` package and are found through the
-`reasoner.strategies` entry-point group, so third-party packages can add their own the
-same way (or call `register_strategy` at import time).
+`reasoner.strategies` entry-point group: an entry names a strategy class, or a module whose
+import registers strategies with `register_strategy`. Third-party packages add their own
+the same way.
 """
 
 from __future__ import annotations
@@ -75,8 +76,9 @@ def _load_entry_points() -> None:
         return
     _entry_points_loaded = True
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name not in _REGISTRY:
-            _REGISTRY[entry.name] = entry.load()
+        loaded = entry.load()
+        if isinstance(loaded, type) and issubclass(loaded, Strategy):
+            _REGISTRY.setdefault(loaded.name, loaded)
 
 
 def strategy_names() -> list[str]:

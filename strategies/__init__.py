@@ -1,1 +1,11 @@
-"""Reasoning strategies, one module per idea; each is found by name through the registry."""
+"""Reasoning strategies, one module per idea.
+
+Importing this package imports every module in it; each registers its strategies with
+`reasoner.register_strategy`, so a new strategy module needs no list to be edited.
+"""
+
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from evals.cli import main
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code, _, err = run_cli_full(capsys, *argv)
+    return code, err
+
+
+def run_cli_full(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["solve", "   ", "--budget", "64"], "prompt is empty"),
+        (["solve", "q", "--budget", "0"], "tokens"),
+        (["solve", "q", "--budget", "-3"], "tokens"),
+        (["solve", "q", "--budget", "1.5"], "invalid int value"),
+        (["solve", "q", "--budget", "2"], "below the 4 tokens"),
+        (["solve", "q", "--budget", "64", "--thinking", "60", "--answer", "10"], "exceeds tokens"),
+        (["solve", "q", "--strategy", "nope"], "unknown strategy 'nope'"),
+        (["solve", "q", "-o", "temprature=1"], "unknown option 'temprature'"),
+        (["solve", "q", "-o", "novalue"], "not KEY=VALUE"),
+        (["solve", "q", "--model", "/no/such/model"], "does not exist"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    code, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_a_folder_that_is_not_a_model_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, err = run_cli(capsys, "solve", "q", "--model", str(tmp_path))
+    assert code == 2
+    assert "no config.json" in err
+
+
+def test_help_documents_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli_full(capsys, "--help")
+    assert code == 0
+    for command in ("solve", "models"):
+        assert command in out
+        sub_code, sub_out, _ = run_cli_full(capsys, command, "--help")
+        assert sub_code == 0
+        assert "usage: reasoner " + command in sub_out
+
+
+def test_models_lists_the_embedded_model(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["models"])
+    assert code == 0
+    assert "smollm2-135m" in capsys.readouterr().out

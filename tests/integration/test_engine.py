@@ -1,0 +1,86 @@
+"""The foundation on the real vLLM engine with the embedded model (slow; CI runs them)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import psutil
+import pytest
+
+from reasoner import Budget, EngineError, Outcome, Reasoner, Session, Strategy, register_strategy
+
+pytestmark = pytest.mark.engine
+
+COUNTING_PROMPT = "Count from 1 to 300, one number per line."
+
+
+@register_strategy
+class AbortProbe(Strategy):
+    """Test-only strategy: starts a long request, aborts it after a few tokens."""
+
+    name = "test_abort_probe"
+
+    async def run(self, session: Session, prompt: str) -> Outcome:
+        text = session.profile.build_prompt(session.tokenizer, prompt, thinking=False)
+        request = await session.start(text, max_tokens=session.remaining, phase="answer", kind="answer")
+        await request.wait_for_tokens(8)
+        generation = await request.abort()
+        return Outcome(text=generation.text, answer=None, metrics={"finish_reason": generation.finish_reason})
+
+
+def test_the_embedded_model_answers(engine_reasoner: Reasoner) -> None:
+    solution = engine_reasoner.solve("What is 12 + 30?", budget=64)
+    assert solution.answer is not None
+    assert solution.usage.generated_tokens > 0
+    assert solution.usage.prompt_tokens > 0
+    assert solution.latency_s > 0
+
+
+@pytest.mark.parametrize("tokens", [4, 9, 33])
+def test_generated_tokens_never_exceed_the_budget(engine_reasoner: Reasoner, tokens: int) -> None:
+    solution = engine_reasoner.solve(COUNTING_PROMPT, budget=tokens)
+    assert 0 < solution.usage.generated_tokens <= tokens
+
+
+def test_a_shared_batch_budget_holds_on_the_engine(engine_reasoner: Reasoner) -> None:
+    solutions = engine_reasoner.solve_many([COUNTING_PROMPT] * 4, budget=Budget(tokens=100))
+    assert sum(solution.usage.generated_tokens for solution in solutions) <= 100
+
+
+def test_abort_saves_the_tokens_it_would_have_made(engine_reasoner: Reasoner) -> None:
+    solution = engine_reasoner.solve(COUNTING_PROMPT, budget=400, strategy="test_abort_probe")
+    assert solution.metrics["finish_reason"] == "abort"
+    assert solution.usage.generated_tokens < 400
+    assert solution.usage.aborted_tokens_saved == 400 - solution.usage.generated_tokens
+
+
+def test_a_repeated_prefix_hits_the_prefix_cache(engine_reasoner: Reasoner) -> None:
+    long_prompt = "Here is some context that repeats. " * 12 + "What is 3 + 4?"
+    before = engine_reasoner.backend.cache_stats()
+    engine_reasoner.solve(long_prompt, budget=8)
+    second = engine_reasoner.solve(long_prompt, budget=8)
+    after = engine_reasoner.backend.cache_stats()
+    assert second.usage.cached_prompt_tokens >= 32
+    assert after.prefix_cache_hits - before.prefix_cache_hits >= second.usage.cached_prompt_tokens
+    assert after.prefix_cache_queries > before.prefix_cache_queries
+
+
+def test_engine_death_is_an_engine_error_and_the_next_call_restarts(engine_reasoner: Reasoner) -> None:
+    engine_cores = [
+        process
+        for process in psutil.Process().children(recursive=True)
+        if "EngineCore" in " ".join(process.cmdline()) or "EngineCore" in process.name()
+    ]
+    assert engine_cores, "no EngineCore process found to kill"
+
+    async def solve_while_killing() -> None:
+        pending = asyncio.ensure_future(engine_reasoner.asolve(COUNTING_PROMPT, budget=300))
+        await asyncio.sleep(0.5)
+        for process in engine_cores:
+            process.kill()
+        await pending
+
+    with pytest.raises(EngineError):
+        asyncio.run(solve_while_killing())
+    solution = engine_reasoner.solve("What is 1 + 1?", budget=16)
+    assert solution.usage.generated_tokens > 0
