@@ -115,6 +115,7 @@ def _solve(args: argparse.Namespace) -> int:
     options = parse_options(args.option)
     console = Console(stderr=True)
     with Reasoner(args.model) as reasoner:
+        reasoner.validate(args.prompt, budget, args.strategy, answer_format=args.answer_format, **options)
         with console.status(f"Starting the vLLM engine for {reasoner.model_name} ..."):
             reasoner.start()
         with console.status("Solving ..."):

@@ -68,7 +68,7 @@ def resolve_model(model: str | None) -> ResolvedModel:
             f"model {model!r} is not a local folder and not in the Hugging Face cache, and "
             "HF_HUB_OFFLINE=1 forbids downloading it; download it first or pass a local path"
         )
-    return ResolvedModel(model, model, None, None)
+    return ResolvedModel(model, model, _hub_model_type(model), None)
 
 
 def check_model_dir(path: Path) -> Path:
@@ -105,6 +105,29 @@ def _hub_cache_dir(model_id: str) -> Path | None:
         return Path(snapshot_download(model_id, local_files_only=True))
     except (LocalEntryNotFoundError, HFValidationError, OSError, ValueError):
         return None
+
+
+def _hub_model_type(model_id: str) -> str | None:
+    """Check that the hub knows `model_id` (vLLM downloads it at start); its model_type when given."""
+    try:
+        from huggingface_hub import model_info
+        from huggingface_hub.errors import HFValidationError, RepositoryNotFoundError
+    except ImportError:
+        return None
+    try:
+        info = model_info(model_id, timeout=15)
+    except (RepositoryNotFoundError, HFValidationError):
+        raise ModelError(
+            f"unknown model {model_id!r}: not a local folder, not in the Hugging Face cache, not on the hub"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any network failure means the same to the user
+        raise ModelError(
+            f"model {model_id!r} is not a local folder or in the Hugging Face cache, and the hub cannot be "
+            f"reached ({type(exc).__name__}); download it where the hub is reachable or pass a local path"
+        ) from None
+    config = info.config if isinstance(info.config, dict) else {}
+    model_type = config.get("model_type")
+    return model_type if isinstance(model_type, str) else None
 
 
 def provision_embedded_model() -> Path:

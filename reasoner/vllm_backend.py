@@ -151,6 +151,11 @@ class VLLMBackend(Backend):
         return self._capabilities
 
     @property
+    def engine(self) -> Any:
+        """The running vLLM `AsyncLLM` (None before `start`), for benchmarks and direct use."""
+        return self._engine
+
+    @property
     def running(self) -> bool:
         return self._engine is not None
 

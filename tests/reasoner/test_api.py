@@ -145,3 +145,8 @@ def test_unknown_hub_model_offline_is_a_model_error(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelError, match="not a local folder"):
         Reasoner("no-such-org/no-such-model")
+
+
+def test_unknown_hub_model_is_a_model_error() -> None:
+    with pytest.raises(ModelError, match="no-such-org/no-such-model"):
+        Reasoner("no-such-org/no-such-model")
