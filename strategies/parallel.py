@@ -1,0 +1,348 @@
+"""`parallel`: the model spawns child threads that reason concurrently, then joins their results.
+
+Adaptive Parallel Reasoning (Pan et al., 2025): a parent thread may call spawn(); each child is
+its own request whose prompt extends the parent's token ids (the engine reuses the parent's
+KV), with a token cap carved from the parent's; the children's results are joined back into
+the parent's context and the parent continues to a final answer.
+
+Training-free: the prompt teaches this syntax (APR's own `spawn("task a", "task b")` or
+`spawn(msgs=[...])` is read by the same parser)::
+
+    <spawn>
+    - first subtask
+    - second subtask
+    </spawn>
+
+Each child's prompt is the parent's ids plus a new user turn in the chat format ("Work on this
+part only and state its result: <task>"); its reply is its result. The parent then continues
+its own turn from ``\n<join>\n- <task>: <child's reply>\n...</join>\n``. A spawn block that
+does not parse falls back to serial reasoning: the parent continues from the text before it.
+Children may spawn too while their depth is below `max_depth`. With `spawn="always"` the
+response opens a spawn block (a task list of at most `max_fanout` lines) that the strategy
+closes at `</spawn>`, a blank line or the end of the turn.
+
+Metrics:
+- `spawns`: spawn blocks run (children started from them), nested ones included.
+- `children`: child threads that ran; `children_cut`: those stopped by their token cap;
+  `children_refused`: those the budget (deadline) refused to start.
+- `tasks_dropped`: tasks beyond `max_fanout`, not run.
+- `spawn_parse_failures`: spawn blocks that did not parse (serial fallback).
+- `spawns_over_budget`: spawn blocks with no tokens left for children (serial fallback).
+- `depth_reached`: the deepest child level that ran (0: no child).
+- `children_overlap_s`: seconds all children of the parent's spawn were generating at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
+
+from reasoner import BudgetExhausted, Generation, Outcome, Session, Strategy, StrategyOptions, register_strategy
+from reasoner.solution import MetricValue
+from strategies.scoring import follow_up_turn
+
+SPAWN_HINT = (
+    "If the problem splits into independent parts, you may hand them to helpers: write <spawn>, then one "
+    "line per part starting with '- ', then </spawn>. The helpers' results come back between <join> and "
+    "</join>; then finish your solution. Otherwise solve it directly."
+)
+SPAWN_OPEN, SPAWN_CLOSE = "<spawn>", "</spawn>"
+CHILD_REQUEST = "Work on this part only and state its result: {task}"
+TASK_LINE_TOKENS = 32
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
+_CALL = re.compile(r"\bspawn\(")
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'')
+
+
+@dataclass(frozen=True)
+class SpawnBlock:
+    """The first spawn instruction in a text: its tasks and where it sits (character offsets)."""
+
+    tasks: tuple[str, ...]
+    start: int
+    end: int
+
+    @property
+    def malformed(self) -> bool:
+        return not self.tasks
+
+
+def parse_spawn(text: str) -> SpawnBlock | None:
+    """The first `<spawn>` block or APR `spawn(...)` call; None when there is neither.
+
+    A block that is never closed, or that names no task, comes back with no tasks (malformed).
+    Repeated tasks are kept once.
+    """
+    tag = text.find(SPAWN_OPEN)
+    call = _CALL.search(text)
+    if call is not None and (tag < 0 or call.start() < tag):
+        close = _closing_paren(text, call.end())
+        if close is None:
+            return SpawnBlock((), call.start(), len(text))
+        tasks = tuple((double or single).strip() for double, single in _QUOTED.findall(text[call.end() : close]))
+        return SpawnBlock(_distinct(tasks), call.start(), close + 1)
+    if tag < 0:
+        return None
+    close_tag = text.find(SPAWN_CLOSE, tag)
+    if close_tag < 0:
+        return SpawnBlock((), tag, len(text))
+    lines = (_BULLET.sub("", line).strip() for line in text[tag + len(SPAWN_OPEN) : close_tag].splitlines())
+    return SpawnBlock(_distinct(lines), tag, close_tag + len(SPAWN_CLOSE))
+
+
+def _distinct(tasks: Iterable[str]) -> tuple[str, ...]:
+    """Non-empty tasks, each once, in order: a repeated task would only be solved twice."""
+    return tuple(dict.fromkeys(task for task in tasks if task))
+
+
+def _closing_paren(text: str, start: int) -> int | None:
+    depth, quote = 1, ""
+    for index in range(start, len(text)):
+        char = text[index]
+        if quote:
+            if char == quote and text[index - 1] != "\\":
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
+
+
+class ParallelOptions(StrategyOptions):
+    """Limits of the spawn tree and how the budget is carved."""
+
+    max_fanout: int = Field(default=4, ge=1, description="Most children one spawn starts; further tasks are dropped.")
+    max_depth: int = Field(default=1, ge=1, description="Deepest child level; 1 means children do not spawn.")
+    child_tokens: int | None = Field(
+        default=None, ge=1, description="Most tokens per child; default: an even share of what is left."
+    )
+    answer_tokens: int = Field(
+        default=64, ge=1, description="Tokens a thread keeps back for continuing after the join."
+    )
+    spawn: Literal["auto", "always"] = Field(
+        default="auto",
+        description="auto: the model decides; always: the response opens a spawn block, which ends at "
+        "</spawn>, a blank line or the end of the turn.",
+    )
+    children: Literal["concurrent", "serial"] = Field(
+        default="concurrent", description="Run children at once (APR) or one after another (for comparison)."
+    )
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature of every thread.")
+
+
+@dataclass
+class _Thread:
+    """What one thread (parent or child) produced, descendants included."""
+
+    text: str
+    last_node: int | None
+    tokens: int = 0
+    cut: bool = False
+    first: Generation | None = None
+
+
+@dataclass
+class _Counts:
+    spawns: int = 0
+    children: int = 0
+    children_cut: int = 0
+    children_refused: int = 0
+    tasks_dropped: int = 0
+    spawn_parse_failures: int = 0
+    spawns_over_budget: int = 0
+    depth_reached: int = 0
+    children_overlap_s: float | None = None
+
+
+@register_strategy
+class Parallel(Strategy):
+    """Spawn/join: children reason concurrently on the parent's cached prefix."""
+
+    name = "parallel"
+    Options = ParallelOptions
+    options: ParallelOptions
+
+    async def run(self, session: Session, prompt: str) -> Outcome:
+        question = f"{prompt}\n\n{SPAWN_HINT}"
+        text_prompt = session.profile.build_prompt(
+            session.tokenizer, question, thinking=False, answer_format=session.answer_format
+        )
+        counts = _Counts()
+        prefill = f"{SPAWN_OPEN}\n- " if self.options.spawn == "always" else ""
+        root = await _Threads(session, self.options, counts).run(
+            session.encode(text_prompt), None, "answer", 0, session.remaining, prefill
+        )
+        metrics: dict[str, MetricValue] = {
+            "spawns": counts.spawns,
+            "children": counts.children,
+            "children_cut": counts.children_cut,
+            "children_refused": counts.children_refused,
+            "tasks_dropped": counts.tasks_dropped,
+            "spawn_parse_failures": counts.spawn_parse_failures,
+            "spawns_over_budget": counts.spawns_over_budget,
+            "depth_reached": counts.depth_reached,
+            "children_overlap_s": counts.children_overlap_s,
+        }
+        return Outcome(text=root.text, answer=session.extract_answer(root.text), metrics=metrics)
+
+
+class _Threads:
+    """Runs threads recursively within one session, counting what happens."""
+
+    def __init__(self, session: Session, options: ParallelOptions, counts: _Counts):
+        self.session = session
+        self.options = options
+        self.counts = counts
+
+    async def generate(self, ids: Sequence[int], cap: int, **kwargs: object) -> Generation | None:
+        """One request, or None when the budget refuses it (deadline passed, nothing left)."""
+        try:
+            return await self.session.generate(
+                list(ids), max_tokens=cap, temperature=self.options.temperature, **kwargs
+            )
+        except BudgetExhausted:
+            return None
+
+    async def run(
+        self, context: list[int], parent: int | None, kind: str, depth: int, cap: int, prefill: str = ""
+    ) -> _Thread:
+        """Run one thread of at most `cap` tokens from the token ids `context`."""
+        can_spawn = depth < self.options.max_depth
+        reserve = self.options.answer_tokens if can_spawn and cap > self.options.answer_tokens else 0
+        first_cap = cap - reserve
+        stops = [SPAWN_CLOSE] if can_spawn else []
+        if prefill:
+            stops.append("\n\n")
+            first_cap = min(first_cap, self.options.max_fanout * TASK_LINE_TOKENS)
+        base = context + self.session.encode(prefill)
+        edge = "spawn" if kind == "child" else "continue"
+        first = await self.generate(
+            base, first_cap, phase="answer", kind=kind, parent=parent, edge=edge, stop=stops, include_stop=can_spawn
+        )
+        if first is None:
+            return _Thread(text="", last_node=None)
+        thread = _Thread(prefill + first.text, first.node, len(first.token_ids), first.cut_by_limit, first)
+        closed_here = bool(prefill) and SPAWN_CLOSE not in thread.text
+        if closed_here:
+            thread.text = _close_task_list(thread.text, first.cut_by_limit)
+        block = parse_spawn(thread.text) if can_spawn else None
+        if block is None:
+            if first.cut_by_limit and reserve:
+                lead_in = self.session.profile.answer_lead_in
+                ids = [*base, *_without_eos(self.session, first.token_ids), *self.session.encode(lead_in)]
+                await self.extend(thread, ids, lead_in, cap, kind)
+            return thread
+        if block.malformed:
+            self.counts.spawn_parse_failures += 1
+            return await self.serial(thread, context, block, cap, kind)
+        if (cap - thread.tokens - reserve) // min(len(block.tasks), self.options.max_fanout) < 1:
+            self.counts.spawns_over_budget += 1
+            return await self.serial(thread, context, block, cap, kind)
+        if block.end == len(thread.text) and not closed_here:
+            parent_ids = [*base, *_without_eos(self.session, first.token_ids)]
+        else:
+            parent_ids = context + self.session.encode(thread.text[: block.end])
+        thread.text = thread.text[: block.end]
+        await self.fork_and_join(thread, parent_ids, block.tasks, depth, cap - reserve, cap, kind)
+        return thread
+
+    async def fork_and_join(
+        self, thread: _Thread, parent_ids: list[int], tasks: Sequence[str], depth: int, room: int, cap: int, kind: str
+    ) -> None:
+        """Spawn children for `tasks` in `room` tokens, join their results, and continue `thread`."""
+        kept = tasks[: self.options.max_fanout]
+        self.counts.tasks_dropped += len(tasks) - len(kept)
+        share = (room - thread.tokens) // len(kept)
+        children = await self.spawn(
+            parent_ids, thread.last_node, kept, depth + 1, min(share, self.options.child_tokens or share)
+        )
+        joined = "".join(f"- {task}: {_result(child)}\n" for task, child in zip(kept, children, strict=True))
+        join_text = f"\n<join>\n{joined}</join>\n"
+        thread.tokens += sum(child.tokens for child in children)
+        node = await self.extend(thread, parent_ids + self.session.encode(join_text), join_text, cap, kind)
+        if node is not None:
+            for child in children:
+                if child.last_node is not None:
+                    self.session.trace.link(child.last_node, node, "join")
+
+    async def spawn(
+        self, parent_ids: list[int], parent: int | None, tasks: Sequence[str], depth: int, cap: int
+    ) -> list[_Thread]:
+        """Run one child per task: the parent's ids, then the task as a new user turn."""
+        self.counts.spawns += 1
+        self.counts.depth_reached = max(self.counts.depth_reached, depth)
+        calls = [
+            self.run(
+                parent_ids
+                + self.session.encode(follow_up_turn(self.session.tokenizer, CHILD_REQUEST.format(task=task))),
+                parent,
+                "child",
+                depth,
+                cap,
+            )
+            for task in tasks
+        ]
+        if self.options.children == "concurrent":
+            children = list(await asyncio.gather(*calls))
+        else:
+            children = [await call for call in calls]
+        ran = [child.first for child in children if child.first is not None]
+        self.counts.children += len(ran)
+        self.counts.children_refused += len(children) - len(ran)
+        self.counts.children_cut += sum(child.cut for child in children)
+        if ran and depth == 1:
+            overlap = min(g.finished_at or 0.0 for g in ran) - max(g.started_at for g in ran)
+            self.counts.children_overlap_s = max(overlap, 0.0)
+        return children
+
+    async def serial(self, thread: _Thread, context: list[int], block: SpawnBlock, cap: int, kind: str) -> _Thread:
+        """Fall back to plain reasoning: continue from the text before the spawn block."""
+        thread.text = thread.text[: block.start]
+        await self.extend(thread, context + self.session.encode(thread.text), "", cap, kind)
+        return thread
+
+    async def extend(self, thread: _Thread, ids: list[int], joint: str, cap: int, kind: str) -> int | None:
+        """Continue `thread` from `ids` (its text plus `joint`) with what is left of `cap`."""
+        left = cap - thread.tokens
+        if left < 1:
+            return None
+        more = await self.generate(ids, left, phase="answer", kind=kind, parent=thread.last_node)
+        if more is None:
+            return None
+        thread.text += joint + more.text
+        thread.tokens += len(more.token_ids)
+        thread.cut = more.cut_by_limit
+        thread.last_node = more.node
+        return more.node
+
+
+def _close_task_list(text: str, cut: bool) -> str:
+    """Close a spawn block the response opened (`spawn="always"`); a cut-off last line is dropped."""
+    lines = text.rstrip().split("\n")
+    if cut and len(lines) > 2:
+        lines.pop()
+    return "\n".join(lines) + "\n" + SPAWN_CLOSE
+
+
+def _without_eos(session: Session, token_ids: Sequence[int]) -> list[int]:
+    ids = list(token_ids)
+    while ids and ids[-1] in session.tokenizer.eos_token_ids:
+        ids.pop()
+    return ids
+
+
+def _result(child: _Thread) -> str:
+    if child.first is None:
+        return "(not run: the budget is spent)"
+    text = " ".join(child.text.split()) or "(no result)"
+    return f"{text} (cut off)" if child.cut else text

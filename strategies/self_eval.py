@@ -1,0 +1,243 @@
+"""`self_eval`: sampling steered by the model's own one-token self-evaluation.
+
+Adaptive Inference-Time Compute (Manvi et al., 2024): the model predicts, even mid-generation,
+whether starting over would do better; P("No") is the score (`strategies.scoring`). Policies:
+`adaptive` samples one at a time until a score passes `threshold`; `prune` starts n samples,
+scores the partials at each checkpoint and aborts the lowest `prune_fraction` in the engine;
+`best_of` runs n samples to the end and keeps the best scored (the baseline).
+
+Metrics:
+- `policy`: the policy that ran.
+- `samples_used`: samples started (n capped by `Budget.samples` and by what the tokens pay).
+- `sample_tokens`: the most tokens each sample could generate.
+- `score_requests`: self-evaluation requests (one token each, ledger phase `evaluation`).
+- `score_fallbacks`: scores that fell back to 0.5 because no Yes/No token was in the top 20.
+- `unscored`: samples the budget left no token to score (ranked last).
+- `best_score`: the chosen sample's final score.
+- `threshold_reached` (adaptive): True when a sample scored at least `threshold`.
+- `pruned` (prune): samples aborted in the engine; `checkpoints_reached`: checkpoints where
+  at least one sample was still running; `tokens_saved`: tokens the aborted samples were
+  granted but never generated (what running all n to completion could have spent more).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from reasoner import (
+    BudgetExhausted,
+    Generation,
+    Outcome,
+    RunningRequest,
+    Session,
+    Strategy,
+    StrategyError,
+    StrategyOptions,
+    register_strategy,
+)
+from reasoner.solution import MetricValue
+from strategies.scoring import (
+    SELF_EVAL_QUESTION,
+    Scorer,
+    SelfEvalScorer,
+    evaluation_counts,
+    get_scorer,
+    score_generation,
+    scorer_names,
+)
+from strategies.self_consistency import SamplePlan, mean_logprob, plan_samples, results, sample_prompt
+
+Scored = tuple[Generation, float | None]
+
+
+class SelfEvalOptions(StrategyOptions):
+    """Policy, sample cap, and the self-evaluation's knobs."""
+
+    policy: Literal["adaptive", "prune", "best_of"] = Field(
+        default="adaptive", description="adaptive sampling, early pruning, or best-of-n by self-score."
+    )
+    n: int = Field(default=8, ge=1, description="Most samples (capped by Budget.samples and the tokens).")
+    threshold: float = Field(default=0.75, ge=0.0, le=1.0, description="adaptive: stop once a score reaches it.")
+    anneal: bool = Field(
+        default=False, description="adaptive: sample k uses temperature * (1 - 0.5**k), so the first is greedy."
+    )
+    checkpoints: tuple[int, ...] = Field(
+        default=(64, 128), description="prune: generated-token counts at which partial samples are scored."
+    )
+    prune_fraction: float = Field(
+        default=0.5, ge=0.0, lt=1.0, description="prune: share of the running samples aborted at each checkpoint."
+    )
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0, description="Sampling temperature.")
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    sample_tokens: int | None = Field(
+        default=None, ge=1, description="Most tokens per sample; default: an even share of the budget."
+    )
+    thinking: bool = Field(default=False, description="Prompt each sample to think in a <think> block first.")
+    scorer: str = Field(default="self_eval", description="Registered scorer name (strategies.scoring).")
+    question_text: str = Field(
+        default=SELF_EVAL_QUESTION, min_length=1, description="The self-evaluation question (self_eval scorer)."
+    )
+
+    @field_validator("checkpoints")
+    @classmethod
+    def _increasing(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or value[0] < 1 or any(later <= earlier for earlier, later in itertools.pairwise(value)):
+            raise ValueError("checkpoints must be positive token counts in increasing order, e.g. (64, 128)")
+        return value
+
+    @field_validator("scorer")
+    @classmethod
+    def _known_scorer(cls, value: str) -> str:
+        if value not in scorer_names():
+            raise ValueError(f"unknown scorer; known: {', '.join(scorer_names())}")
+        return value
+
+
+@register_strategy
+class SelfEval(Strategy):
+    """Adaptive sampling, early pruning or best-of-n, all ranked by self-evaluation."""
+
+    name = "self_eval"
+    Options = SelfEvalOptions
+    options: SelfEvalOptions
+
+    async def run(self, session: Session, prompt: str) -> Outcome:
+        options = self.options
+        scorer = SelfEvalScorer(options.question_text) if options.scorer == "self_eval" else get_scorer(options.scorer)
+        scores_per_sample = len(options.checkpoints) + 1 if options.policy == "prune" else 1
+        plan = plan_samples(session, options.n, options.sample_tokens, overhead=scores_per_sample)
+        if options.policy == "prune" and options.checkpoints[-1] >= plan.sample_tokens:
+            raise StrategyError(
+                f"checkpoint {options.checkpoints[-1]} is not below each sample's {plan.sample_tokens}-token share "
+                f"({plan.count} samples in {session.remaining} tokens); lower checkpoints or n, or raise the budget"
+            )
+        run = _Run(session, prompt, options, scorer, plan)
+        if options.policy == "adaptive":
+            scored = await run.adaptive()
+        elif options.policy == "prune":
+            scored = await run.prune()
+        else:
+            scored = await run.best_of()
+        best, best_score = max(scored, key=lambda item: (_rank(item[1]), mean_logprob(item[0])))
+        session.trace.update(best.node, chosen=True)
+        requests, fallbacks = evaluation_counts(session)
+        run.metrics |= {
+            "policy": options.policy,
+            "samples_used": len(scored) + run.pruned,
+            "sample_tokens": plan.sample_tokens,
+            "score_requests": requests,
+            "score_fallbacks": fallbacks,
+            "unscored": sum(score is None for _, score in scored),
+            "best_score": best_score,
+        }
+        return Outcome(text=best.text, answer=session.extract_answer(best.text), metrics=run.metrics)
+
+
+def _rank(score: float | None) -> float:
+    return -math.inf if score is None else score
+
+
+class _Run:
+    """One solve of `self_eval`: the samples, their scores and the running counts."""
+
+    def __init__(self, session: Session, prompt: str, options: SelfEvalOptions, scorer: Scorer, plan: SamplePlan):
+        self.session = session
+        self.prompt = prompt
+        self.options = options
+        self.scorer = scorer
+        self.plan = plan
+        self.prompt_ids = sample_prompt(session, prompt, options.thinking)
+        self.pruned = 0
+        self.metrics: dict[str, MetricValue] = {}
+
+    async def start(self, index: int, temperature: float) -> RunningRequest:
+        return await self.session.start(
+            self.prompt_ids,
+            max_tokens=self.plan.sample_tokens,
+            phase="thinking" if self.options.thinking else "answer",
+            kind="answer",
+            temperature=temperature,
+            top_p=self.options.top_p,
+            logprobs=0,
+            sample=index,
+        )
+
+    async def start_all(self) -> list[RunningRequest]:
+        requests: list[RunningRequest] = []
+        for index in range(self.plan.count):
+            try:
+                requests.append(await self.start(index, self.options.temperature))
+            except BudgetExhausted:
+                if not requests:
+                    raise
+                break
+        return requests
+
+    async def score(self, generation: Generation, upto: int | None = None) -> float | None:
+        """The sample's score, or None when the budget (deadline) refuses the scoring request."""
+        try:
+            return await score_generation(self.scorer, self.session, self.prompt, generation, upto)
+        except BudgetExhausted:
+            return None
+
+    async def adaptive(self) -> list[Scored]:
+        scored: list[Scored] = []
+        reached = False
+        for index in range(self.plan.count):
+            temperature = self.options.temperature
+            if self.options.anneal:
+                temperature *= 1 - 0.5**index
+            try:
+                request = await self.start(index, temperature)
+            except BudgetExhausted:
+                if not scored:
+                    raise
+                break
+            generation = await results([request])
+            score = await self.score(generation[0])
+            scored.append((generation[0], score))
+            if score is not None and score >= self.options.threshold:
+                reached = True
+                break
+        self.metrics["threshold_reached"] = reached
+        return scored
+
+    async def best_of(self) -> list[Scored]:
+        requests = await self.start_all()
+        return list(await asyncio.gather(*(self.finish_and_score(request) for request in requests)))
+
+    async def finish_and_score(self, request: RunningRequest) -> Scored:
+        generation = (await results([request]))[0]
+        return generation, await self.score(generation)
+
+    async def prune(self) -> list[Scored]:
+        requests = await self.start_all()
+        live = list(requests)
+        reached = 0
+        for checkpoint in self.options.checkpoints:
+            await asyncio.gather(*(request.wait_for_tokens(checkpoint) for request in live))
+            running = [request for request in live if not request.done]
+            if not running:
+                break
+            reached += 1
+            scores = await asyncio.gather(*(self.score(request.generation, checkpoint) for request in running))
+            ranked = sorted(range(len(running)), key=lambda index: (_rank(scores[index]), -index))
+            doomed = [running[index] for index in ranked[: math.floor(len(running) * self.options.prune_fraction)]]
+            for request in doomed:
+                generation = await request.abort()
+                if generation.finish_reason == "abort":
+                    self.pruned += 1
+                    self.session.trace.update(generation.node, pruned_at=checkpoint)
+                    live.remove(request)
+        survivors = await asyncio.gather(*(self.finish_and_score(request) for request in live))
+        self.metrics |= {
+            "pruned": self.pruned,
+            "checkpoints_reached": reached,
+            "tokens_saved": self.session.ledger.aborted_tokens_saved,
+        }
+        return list(survivors)

@@ -1,0 +1,243 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reasoner import Budget, Reasoner, StrategyError
+from reasoner.profiles import get_profile
+from reasoner.session import Session
+from reasoner.testing import RequestRecord, ScriptedBackend
+from strategies.parallel import CHILD_REQUEST, Parallel, parse_spawn
+
+ROOT = "Let me split it.\n<spawn>\n- add 2 and 3\n- add 3 and 4\n</spawn> never read"
+
+
+def scripted(root: str = ROOT, child: str = "it is {n}", final: str = "Together 12.\nFinal answer: 12"):
+    """Root, children (answer 5 or 7 by subtask) and the continuation after the join, told apart by prompt."""
+
+    def respond(prompt: str) -> str:
+        last_user_turn = prompt.rsplit("<|user|>", 1)[1]
+        if "<join>" in prompt.rsplit("<|assistant|>", 1)[1]:
+            return final
+        if last_user_turn.startswith(" " + CHILD_REQUEST.format(task="")):
+            return child.format(n=5 if "add 2 and 3" in last_user_turn else 7)
+        return root
+
+    return respond
+
+
+def reasoner_with(respond: Callable[[str], str], delay_s: float = 0.0) -> Reasoner:
+    return Reasoner(backend=ScriptedBackend(respond, delay_s=delay_s), profile="smollm2")
+
+
+def records(reasoner: Reasoner) -> list[RequestRecord]:
+    backend = reasoner.backend
+    assert isinstance(backend, ScriptedBackend)
+    return backend.requests
+
+
+def edges(solution: object, kind: str) -> list[tuple[int, int]]:
+    graph = solution.trace  # type: ignore[attr-defined]
+    return [(source, target) for source, target, attrs in graph.edges(data=True) if attrs["kind"] == kind]
+
+
+def test_parse_reads_bulleted_and_numbered_tasks() -> None:
+    block = parse_spawn("before <spawn>\n- one\n2) two\n\n* three\n</spawn> after")
+    assert block is not None
+    assert block.tasks == ("one", "two", "three")
+    assert "before <spawn>\n- one\n2) two\n\n* three\n</spawn> after"[block.start : block.end].endswith("</spawn>")
+
+
+def test_parse_reads_apr_spawn_calls() -> None:
+    block = parse_spawn("ok spawn(msgs=['try (4, 5)', \"try 6\"]) rest")
+    assert block is not None
+    assert block.tasks == ("try (4, 5)", "try 6")
+
+
+@pytest.mark.parametrize("text", ["<spawn>\n- one\n", "<spawn>\n\n</spawn>", "spawn(['a'", "spawn()"])
+def test_unclosed_or_empty_spawns_are_malformed(text: str) -> None:
+    block = parse_spawn(text)
+    assert block is not None
+    assert block.malformed
+
+
+def test_repeated_tasks_are_kept_once() -> None:
+    block = parse_spawn("<spawn>\n- 3 + 4\n- 5 + 6\n- 3 + 4\n</spawn>")
+    assert block is not None
+    assert block.tasks == ("3 + 4", "5 + 6")
+
+
+def test_text_without_spawn_parses_to_none() -> None:
+    assert parse_spawn("just reasoning, Final answer: 4") is None
+
+
+def test_children_extend_the_parents_token_ids() -> None:
+    reasoner = reasoner_with(scripted())
+    solution = reasoner.solve("q", budget=400, strategy="parallel")
+    root, first_child, second_child, final = records(reasoner)
+    parent_ids = (*root.prompt_token_ids, *reasoner.backend.tokenizer().encode(root.output_text))
+    for child in (first_child, second_child):
+        assert child.prompt_token_ids[: len(parent_ids)] == parent_ids
+        assert child.cached_prompt_tokens >= len(root.prompt_token_ids)
+    assert final.prompt_token_ids[: len(parent_ids)] == parent_ids
+    assert solution.metrics["children"] == 2
+
+
+def test_join_brings_every_childs_result_back_and_the_parent_answers() -> None:
+    reasoner = reasoner_with(scripted())
+    solution = reasoner.solve("q", budget=400, strategy="parallel")
+    final_prompt = records(reasoner)[-1].prompt_text
+    assert "<join>\n- add 2 and 3: it is 5\n- add 3 and 4: it is 7\n</join>" in final_prompt
+    assert solution.answer == "12"
+    assert "never read" not in solution.text
+
+
+def test_trace_shows_spawn_and_join_edges() -> None:
+    solution = reasoner_with(scripted()).solve("q", budget=400, strategy="parallel")
+    spawns, joins = edges(solution, "spawn"), edges(solution, "join")
+    assert len(spawns) == 2 and len(joins) == 2
+    assert {target for _, target in spawns} == {source for source, _ in joins}
+    assert len({target for _, target in joins}) == 1
+
+
+def test_children_decode_at_the_same_time() -> None:
+    reasoner = reasoner_with(scripted(child="a b c d e f g h {n}"), delay_s=0.002)
+    solution = reasoner.solve("q", budget=400, strategy="parallel")
+    assert float(solution.metrics["children_overlap_s"] or 0) > 0
+
+
+def test_serial_children_run_one_after_another() -> None:
+    reasoner = reasoner_with(scripted(child="a b c d e f g h {n}"), delay_s=0.002)
+    solution = reasoner.solve("q", budget=400, strategy="parallel", children="serial")
+    assert solution.metrics["children_overlap_s"] == 0
+    assert solution.metrics["children"] == 2
+
+
+def test_malformed_spawn_falls_back_to_serial_reasoning_and_is_counted() -> None:
+    reasoner = reasoner_with(scripted(root="Thinking.\n<spawn>\n</spawn>"))
+    solution = reasoner.solve("q", budget=400, strategy="parallel")
+    assert solution.metrics["spawn_parse_failures"] == 1
+    assert solution.metrics["children"] == 0
+    assert not edges(solution, "spawn")
+    assert "<spawn>" not in records(reasoner)[-1].prompt_text.rsplit("<|assistant|>", 1)[1]
+
+
+def test_apr_syntax_spawns_children_too() -> None:
+    reasoner = reasoner_with(scripted(root='Split: spawn("add 2 and 3", "add 3 and 4") and wait'))
+    solution = reasoner.solve("q", budget=400, strategy="parallel")
+    assert solution.metrics["children"] == 2
+    assert solution.answer == "12"
+
+
+def test_tasks_beyond_the_fanout_are_dropped_and_counted() -> None:
+    root = "<spawn>\n- add 2 and 3\n- b\n- c\n- d\n- e\n</spawn>"
+    solution = reasoner_with(scripted(root=root)).solve("q", budget=400, strategy="parallel", max_fanout=2)
+    assert solution.metrics["children"] == 2
+    assert solution.metrics["tasks_dropped"] == 3
+
+
+def test_children_spawn_only_while_depth_allows() -> None:
+    child = "<spawn>\n- add 2 and 3\n</spawn>"
+    shallow = reasoner_with(scripted(child=child)).solve("q", budget=600, strategy="parallel", max_depth=1)
+    deep = reasoner_with(scripted(child=child)).solve("q", budget=600, strategy="parallel", max_depth=2)
+    assert shallow.metrics["depth_reached"] == 1
+    assert deep.metrics["depth_reached"] == 2
+    assert deep.metrics["spawns"] == 3
+
+
+def test_children_cut_by_their_share_are_marked_in_the_join() -> None:
+    reasoner = reasoner_with(scripted(child=" ".join(["word"] * 50) + " {n}"))
+    solution = reasoner.solve("q", budget=200, strategy="parallel", child_tokens=10)
+    assert solution.metrics["children_cut"] == 2
+    assert "(cut off)" in records(reasoner)[-1].prompt_text
+    assert solution.usage.generated_tokens <= 200
+
+
+def test_no_tokens_left_for_children_falls_back_to_serial() -> None:
+    root = " ".join(["word"] * 18) + "\n<spawn>\n- a\n- b\n- c\n</spawn>"  # 26 of the 28 tokens before the reserve
+    solution = reasoner_with(scripted(root=root)).solve("q", budget=40, strategy="parallel", answer_tokens=12)
+    assert solution.metrics["spawns_over_budget"] == 1
+    assert solution.metrics["children"] == 0
+    assert solution.usage.generated_tokens <= 40
+
+
+def test_always_mode_starts_the_response_inside_a_spawn_block() -> None:
+    reasoner = reasoner_with(scripted(root="add 2 and 3\n- add 3 and 4\n</spawn>"))
+    solution = reasoner.solve("q", budget=400, strategy="parallel", spawn="always")
+    assert records(reasoner)[0].prompt_text.endswith("<spawn>\n- ")
+    assert solution.metrics["children"] == 2
+
+
+def test_always_mode_closes_the_task_list_at_a_blank_line() -> None:
+    reasoner = reasoner_with(scripted(root="add 2 and 3\n- add 3 and 4\n\nMore text that is not a task"))
+    solution = reasoner.solve("q", budget=400, strategy="parallel", spawn="always")
+    assert solution.metrics["children"] == 2
+    assert solution.metrics["spawn_parse_failures"] == 0
+
+
+def test_always_mode_drops_a_task_line_cut_by_the_list_cap() -> None:
+    root = "add 2 and 3\n- add 3 and 4\n- " + "very " * 200 + "long"
+    solution = reasoner_with(scripted(root=root)).solve("q", budget=600, strategy="parallel", spawn="always")
+    assert solution.metrics["children"] == 2
+
+
+def test_children_ask_their_task_as_a_new_user_turn() -> None:
+    reasoner = reasoner_with(scripted())
+    reasoner.solve("q", budget=400, strategy="parallel")
+    child = records(reasoner)[1].prompt_text
+    assert child.endswith("<|user|> " + CHILD_REQUEST.format(task="add 2 and 3") + "\n<|assistant|>")
+
+
+@pytest.mark.parametrize(("option", "value"), [("max_fanout", 0), ("max_depth", 0), ("answer_tokens", 0)])
+def test_limits_below_one_are_strategy_errors(option: str, value: int) -> None:
+    with pytest.raises(StrategyError, match=f"option {option}={value}"):
+        reasoner_with(scripted()).solve("q", budget=400, strategy="parallel", **{option: value})
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    tokens=st.integers(8, 300),
+    fanout=st.integers(1, 5),
+    depth=st.integers(1, 3),
+    answer_tokens=st.integers(1, 80),
+    child_words=st.integers(0, 60),
+    root_words=st.integers(0, 60),
+)
+def test_totals_never_exceed_the_budget(
+    tokens: int, fanout: int, depth: int, answer_tokens: int, child_words: int, root_words: int
+) -> None:
+    root = "w " * root_words + "<spawn>\n- add 2 and 3\n- b\n- c\n</spawn>"
+    child = "w " * child_words + "<spawn>\n- add 3 and 4\n- d\n</spawn> {n}"
+
+    async def scenario() -> Session:
+        backend = ScriptedBackend(scripted(root=root, child=child), delay_s=0.0002)
+        await backend.start()
+        session = Session(backend, backend.tokenizer(), get_profile("smollm2"), Budget(tokens=tokens))
+        options = Parallel.Options(max_fanout=fanout, max_depth=depth, answer_tokens=answer_tokens)
+        await Parallel(options).run(session, "q")
+        return session
+
+    session = asyncio.run(scenario())
+    assert session.ledger.generated_tokens <= tokens
+    assert session.ledger.reserved_tokens == 0
+
+
+@pytest.mark.engine
+def test_spawned_children_decode_concurrently_on_the_engine(engine_reasoner: Reasoner) -> None:
+    solution = engine_reasoner.solve(
+        "List two facts about the number 12, then say which is larger: 12 or 21.",
+        budget=300,
+        strategy="parallel",
+        spawn="always",
+        max_fanout=3,
+        child_tokens=32,
+    )
+    assert int(solution.metrics["children"] or 0) >= 2
+    children = [attrs for _, attrs in solution.trace.nodes(data=True) if attrs["kind"] == "child"]
+    assert max(child["started_at"] for child in children) < min(child["finished_at"] for child in children)
+    assert solution.usage.cached_prompt_tokens > 0
+    assert edges(solution, "spawn") and edges(solution, "join")
