@@ -61,11 +61,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     solve.add_argument("--json", action="store_true", help="print the Solution as JSON instead of the rich view")
 
+    _add_eval_and_report_parsers(commands)
+
     models = commands.add_parser("models", help="list available models; --provision fetches the embedded one")
     models.add_argument(
         "--provision", action="store_true", help="provision the embedded model now (needs the package index once)"
     )
     return parser
+
+
+def _add_eval_and_report_parsers(commands: Any) -> None:
+    run = commands.add_parser("eval", help="run strategies x budgets on a suite; resumable JSONL records")
+    run.add_argument("--suite", required=True, help="suite name (gsm8k, math500, aime24, arith, countdown, ...)")
+    run.add_argument("--strategies", required=True, help="comma-separated strategy names, e.g. direct,elastic")
+    run.add_argument("--budgets", required=True, help="comma-separated token budgets, e.g. 256,1024")
+    run.add_argument("--out", required=True, help="records file (JSONL); rerunning with the same file resumes")
+    run.add_argument("--limit", type=int, default=None, help="at most this many problems (a seeded sample)")
+    run.add_argument("--seed", type=int, default=0, help="seed for sampling and procedural suites (default 0)")
+    run.add_argument(
+        "--difficulty",
+        type=int,
+        default=None,
+        help="level 1-5: procedural suites generate at it (default: mixed), MATH-500 keeps only it",
+    )
+    run.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep problems whose metadata matches, e.g. --filter level=5 (repeatable)",
+    )
+    run.add_argument("--data", default=None, help="folder or JSONL file with the suite data (default: $REASONER_DATA)")
+    run.add_argument("--model", default=None, help="HF model id or local folder (default: the embedded SmolLM2-135M)")
+    run.add_argument("--concurrency", type=int, default=16, help="solves in flight at once (default 16)")
+    run.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a strategy option for every strategy, or STRATEGY.KEY=VALUE for one (repeatable)",
+    )
+
+    report = commands.add_parser("report", help="compare strategies from eval records")
+    report.add_argument("records", nargs="+", help="records files written by `reasoner eval`")
+    report.add_argument(
+        "--format", dest="output_format", default="table", choices=["table", "md", "csv", "json"], help="output format"
+    )
+    report.add_argument("--compare", default=None, metavar="S1,S2", help="paired bootstrap difference S1 - S2")
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
@@ -93,6 +136,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "solve":
             return _solve(args)
+        if args.command == "eval":
+            from evals.eval_command import run_eval_command
+
+            return run_eval_command(args)
+        if args.command == "report":
+            from evals.eval_command import run_report_command
+
+            return run_report_command(args)
         return _models(args)
     except EngineError as exc:
         sys.stderr.write(f"reasoner: engine error: {exc}\n")

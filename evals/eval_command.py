@@ -1,0 +1,97 @@
+"""The `reasoner eval` and `reasoner report` commands (argument parsing lives in `evals.cli`).
+
+Everything a user can get wrong is checked before the engine starts: the budgets, the
+strategies and their options, the suite and its data, and the records file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from rich.console import Console
+
+from evals.cli import EXIT_ENGINE_ERROR, parse_options
+from evals.progress import EvalProgress
+from evals.records import RecordWriter
+from evals.report import load_report, render_csv, render_json, render_markdown, render_rich
+from evals.runner import EvalPlan, EvalResult, arun_eval, check_plan, make_plan, parse_budgets
+from evals.suites import SuiteProblems, load_suite
+from reasoner.api import Reasoner
+from reasoner.errors import InputError, SuiteError
+
+REPORT_WIDTH = 120
+
+
+def run_eval_command(args: argparse.Namespace) -> int:
+    """Validate, start the engine, run the grid with a progress display, and summarise."""
+    budgets = parse_budgets(args.budgets)
+    plan = make_plan(
+        args.suite,
+        args.strategies.split(","),
+        budgets,
+        parse_options(args.option),
+        seed=args.seed,
+        concurrency=args.concurrency,
+    )
+    filters = parse_options(args.filter)
+    reserved = {"difficulty": "--difficulty", "limit": "--limit", "seed": "--seed", "path": "--data"}
+    if clashes := sorted(reserved.keys() & filters.keys()):
+        raise InputError(f"--filter {clashes[0]}=... is not a metadata filter; use {reserved[clashes[0]]} instead")
+    problems = load_suite(
+        args.suite, path=args.data, limit=args.limit, seed=args.seed, difficulty=args.difficulty, **filters
+    )
+    if not problems:
+        raise SuiteError(f"suite {args.suite!r} has no problems left after the filters {filters or ''}")
+    err = Console(stderr=True)
+    _warn_malformed(problems, err)
+    RecordWriter(args.out).open().close()
+    result = asyncio.run(_run(args.model, plan, problems, args.out, err))
+    accuracy = "n/a" if result.accuracy is None else f"{result.accuracy:.1%}"
+    sys.stdout.write(
+        f"wrote {result.written} records to {args.out} ({result.skipped} already there), "
+        f"accuracy of new records {accuracy}, {result.generated_tokens} tokens in {result.elapsed_s:.1f} s\n"
+    )
+    if result.failures:
+        sys.stderr.write(
+            f"reasoner: {len(result.failures)} results failed and were not written "
+            f"(first: {result.failures[0].error}); rerun the same command to retry them\n"
+        )
+        return EXIT_ENGINE_ERROR
+    return 0
+
+
+async def _run(model: str | None, plan: EvalPlan, problems: SuiteProblems, out: str, err: Console) -> EvalResult:
+    async with Reasoner(model) as reasoner:
+        check_plan(reasoner, plan, problems)
+        with err.status(f"Starting the vLLM engine for {reasoner.model_name} ..."):
+            await reasoner.astart()
+        with EvalProgress(err) as progress:
+            return await arun_eval(reasoner, plan, problems, out, on_start=progress.begin, on_record=progress.update)
+
+
+def _warn_malformed(problems: SuiteProblems, err: Console) -> None:
+    if problems.malformed_lines:
+        lines = ", ".join(str(number) for number in problems.malformed_lines)
+        err.print(
+            f"skipped {len(problems.malformed_lines)} malformed lines in {problems.source}: line {lines}",
+            highlight=False,
+        )
+
+
+def run_report_command(args: argparse.Namespace) -> int:
+    """Build the report from the records files and print it in the chosen format."""
+    compare = None
+    if args.compare is not None:
+        names = [name.strip() for name in args.compare.split(",") if name.strip()]
+        if len(names) != 2:
+            raise InputError(f"--compare takes two strategy names like direct,elastic, got {args.compare!r}")
+        compare = (names[0], names[1])
+    report = load_report(args.records, compare)
+    renderers = {"md": render_markdown, "csv": render_csv, "json": render_json}
+    if args.output_format in renderers:
+        sys.stdout.write(renderers[args.output_format](report))
+    else:
+        render_rich(report, Console(width=None if sys.stdout.isatty() else REPORT_WIDTH))
+    return 0

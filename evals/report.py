@@ -1,0 +1,281 @@
+"""The comparison report, computed from eval records only.
+
+Per suite, one row per (strategy, budget): accuracy with a 95% bootstrap interval, mean and
+p95 generated tokens, latency p50/p95, accuracy per 1k tokens, and whether the row is on the
+Pareto front of accuracy vs mean tokens. An accuracy-vs-budget chart per strategy, and the
+paired bootstrap difference between two strategies on the problems both solved at a budget.
+Rendered with rich, or as markdown, CSV or JSON.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from evals.records import read_records
+from evals.stats import Interval, bootstrap_mean, paired_bootstrap, pareto_front, percentile
+from reasoner.errors import SuiteError
+
+CHART_WIDTH = 30
+COLUMNS = (
+    "suite",
+    "strategy",
+    "budget",
+    "n",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "mean_tokens",
+    "p95_tokens",
+    "latency_p50_s",
+    "latency_p95_s",
+    "accuracy_per_1k_tokens",
+    "pareto",
+)
+
+
+@dataclass
+class Row:
+    """The figures of one (suite, strategy, budget) cell."""
+
+    suite: str
+    strategy: str
+    budget: int
+    n: int
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    mean_tokens: float
+    p95_tokens: float
+    latency_p50_s: float
+    latency_p95_s: float
+    accuracy_per_1k_tokens: float | None
+    pareto: bool = False
+
+
+@dataclass
+class Comparison:
+    """`first` minus `second` accuracy on the problems both have at one budget, paired bootstrap."""
+
+    suite: str
+    budget: int
+    first: str
+    second: str
+    pairs: int
+    difference: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass
+class Report:
+    rows: list[Row]
+    comparisons: list[Comparison] = field(default_factory=list)
+    malformed_lines: dict[str, list[int]] = field(default_factory=dict)
+    duplicates: int = 0
+
+    @property
+    def suites(self) -> list[str]:
+        return list(dict.fromkeys(row.suite for row in self.rows))
+
+
+def strategy_label(record: dict[str, Any]) -> str:
+    """The strategy name, with the run's options when there were any: `direct[temperature=0.7]`."""
+    options = record.get("options") or {}
+    if not options:
+        return str(record["strategy"])
+    shown = ",".join(f"{key}={value}" for key, value in sorted(options.items()))
+    return f"{record['strategy']}[{shown}]"
+
+
+def load_report(paths: Sequence[str | Path], compare: tuple[str, str] | None = None) -> Report:
+    """Read record files (a key seen twice counts once) and build the report."""
+    records: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    malformed: dict[str, list[int]] = {}
+    duplicates = 0
+    for path in paths:
+        loaded = read_records(path)
+        if loaded.malformed_lines:
+            malformed[str(path)] = loaded.malformed_lines
+        for record in loaded.records:
+            if record["key"] in seen:
+                duplicates += 1
+                continue
+            seen.add(record["key"])
+            records.append(record)
+    report = build_report(records, compare)
+    report.malformed_lines = malformed
+    report.duplicates = duplicates
+    return report
+
+
+def build_report(records: Sequence[dict[str, Any]], compare: tuple[str, str] | None = None) -> Report:
+    """Rows per (suite, strategy, budget), Pareto marks per suite, and the optional comparison."""
+    try:
+        cells: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+        for record in records:
+            cells.setdefault((record["suite"], strategy_label(record), int(record["budget"])), []).append(record)
+        rows = [_row(suite, label, budget, cell) for (suite, label, budget), cell in sorted(cells.items())]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SuiteError(f"a record lacks a usable field ({exc}); was it written by `reasoner eval`?") from None
+    if not rows:
+        raise SuiteError("no records to report; run `reasoner eval --out FILE` first")
+    for suite in dict.fromkeys(row.suite for row in rows):
+        suite_rows = [row for row in rows if row.suite == suite]
+        for index in pareto_front([(row.mean_tokens, row.accuracy) for row in suite_rows]):
+            suite_rows[index].pareto = True
+    comparisons = _compare(records, compare) if compare else []
+    return Report(rows, comparisons)
+
+
+def _row(suite: str, label: str, budget: int, cell: list[dict[str, Any]]) -> Row:
+    correct = [1.0 if record["correct"] else 0.0 for record in cell]
+    tokens = [float(record["usage"]["generated_tokens"]) for record in cell]
+    latency = [float(record["latency_s"]) for record in cell]
+    accuracy = bootstrap_mean(correct)
+    mean_tokens = sum(tokens) / len(tokens)
+    return Row(
+        suite=suite,
+        strategy=label,
+        budget=budget,
+        n=len(cell),
+        accuracy=accuracy.estimate,
+        ci_low=accuracy.low,
+        ci_high=accuracy.high,
+        mean_tokens=mean_tokens,
+        p95_tokens=percentile(tokens, 95),
+        latency_p50_s=percentile(latency, 50),
+        latency_p95_s=percentile(latency, 95),
+        accuracy_per_1k_tokens=accuracy.estimate / (mean_tokens / 1000) if mean_tokens else None,
+    )
+
+
+def _compare(records: Sequence[dict[str, Any]], compare: tuple[str, str]) -> list[Comparison]:
+    first, second = compare
+    labels = {strategy_label(record) for record in records}
+    for name in compare:
+        if name not in labels:
+            raise SuiteError(f"--compare: no records for strategy {name!r}; found: {', '.join(sorted(labels))}")
+    outcomes: dict[tuple[str, int, str], dict[str, float]] = {}
+    for record in records:
+        label = strategy_label(record)
+        if label in compare:
+            cell = outcomes.setdefault((record["suite"], int(record["budget"]), label), {})
+            cell[record["problem_id"]] = 1.0 if record["correct"] else 0.0
+    comparisons = []
+    for suite, budget in sorted({(suite, budget) for suite, budget, _ in outcomes}):
+        left = outcomes.get((suite, budget, first), {})
+        right = outcomes.get((suite, budget, second), {})
+        shared = sorted(set(left) & set(right))
+        if not shared:
+            continue
+        difference: Interval = paired_bootstrap([left[key] for key in shared], [right[key] for key in shared])
+        comparisons.append(
+            Comparison(suite, budget, first, second, len(shared), difference.estimate, difference.low, difference.high)
+        )
+    return comparisons
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def _cells(row: Row) -> list[str]:
+    per_1k = "n/a" if row.accuracy_per_1k_tokens is None else f"{row.accuracy_per_1k_tokens:.3f}"
+    return [
+        row.strategy,
+        str(row.budget),
+        str(row.n),
+        _percent(row.accuracy),
+        f"{100 * row.ci_low:.1f}-{100 * row.ci_high:.1f}",
+        f"{row.mean_tokens:.1f}",
+        f"{row.p95_tokens:.1f}",
+        f"{row.latency_p50_s:.2f}",
+        f"{row.latency_p95_s:.2f}",
+        per_1k,
+        "*" if row.pareto else "",
+    ]
+
+
+HEADERS = ["strategy", "budget", "n", "acc", "95% CI", "tok", "tok p95", "lat p50", "lat p95", "acc/1k", "front"]
+
+
+def _comparison_text(item: Comparison) -> str:
+    return (
+        f"{item.first} - {item.second} @ {item.budget}: {100 * item.difference:+.1f} pts "
+        f"[{100 * item.ci_low:+.1f}, {100 * item.ci_high:+.1f}] over {item.pairs} paired problems"
+    )
+
+
+def accuracy_chart(report: Report, suite: str) -> list[str]:
+    """One bar per (strategy, budget): accuracy vs budget, as text lines."""
+    rows = [row for row in report.rows if row.suite == suite]
+    width = max(len(row.strategy) for row in rows)
+    budget_width = max(len(str(row.budget)) for row in rows)
+    lines = []
+    for strategy in dict.fromkeys(row.strategy for row in rows):
+        for index, row in enumerate(sorted((r for r in rows if r.strategy == strategy), key=lambda r: r.budget)):
+            filled = round(row.accuracy * CHART_WIDTH)
+            name = strategy if index == 0 else ""
+            bar = "█" * filled + "·" * (CHART_WIDTH - filled)
+            lines.append(f"{name:<{width}} {row.budget:>{budget_width}} {bar} {_percent(row.accuracy)}")
+    return lines
+
+
+def render_rich(report: Report, console: Console) -> None:
+    """Tables, charts and comparisons for the terminal."""
+    for suite in report.suites:
+        table = Table(title=f"{suite}: tok = mean generated tokens, lat in s, * = on the Pareto front")
+        for header in HEADERS:
+            table.add_column(header, justify="left" if header == "strategy" else "right", no_wrap=True)
+        for row in report.rows:
+            if row.suite == suite:
+                table.add_row(*_cells(row))
+        console.print(table)
+        console.print(f"[b]accuracy vs budget ({suite})[/b]")
+        for line in accuracy_chart(report, suite):
+            console.print(line, highlight=False)
+        for item in report.comparisons:
+            if item.suite == suite:
+                console.print(_comparison_text(item), highlight=False)
+    for path, lines in report.malformed_lines.items():
+        console.print(f"skipped malformed lines in {path}: {', '.join(map(str, lines))}", highlight=False)
+    if report.duplicates:
+        console.print(f"ignored {report.duplicates} duplicate records", highlight=False)
+
+
+def render_markdown(report: Report) -> str:
+    """One pipe table per suite, its chart in a code block, and the comparisons."""
+    parts = []
+    for suite in report.suites:
+        parts.append(f"## {suite}\n")
+        parts.append("| " + " | ".join(HEADERS) + " |")
+        parts.append("|" + "|".join("---" for _ in HEADERS) + "|")
+        parts += ["| " + " | ".join(_cells(row)) + " |" for row in report.rows if row.suite == suite]
+        parts += ["", "```", *accuracy_chart(report, suite), "```", ""]
+        parts += [f"- {_comparison_text(item)}" for item in report.comparisons if item.suite == suite]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def render_csv(report: Report) -> str:
+    """The summary rows, one per (suite, strategy, budget), with raw numbers."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for row in report.rows:
+        writer.writerow(asdict(row))
+    return buffer.getvalue()
+
+
+def render_json(report: Report) -> str:
+    """Rows, comparisons, malformed lines and duplicates as one JSON document."""
+    return json.dumps(asdict(report), indent=2) + "\n"

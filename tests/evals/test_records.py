@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evals.records import RecordWriter, read_records, record_key
+from reasoner.errors import SuiteError
+
+
+def record(key: str) -> dict[str, object]:
+    return {"key": key, "correct": True}
+
+
+def test_each_record_is_on_disk_as_soon_as_it_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "runs" / "a.jsonl"
+    with RecordWriter(out) as writer:
+        writer.write(record("one"))
+        assert read_records(out).keys == {"one"}
+        writer.write(record("two"))
+        assert [item["key"] for item in read_records(out).records] == ["one", "two"]
+
+
+def test_a_half_written_last_line_is_skipped_when_reading(tmp_path: Path) -> None:
+    out = tmp_path / "a.jsonl"
+    out.write_text(json.dumps(record("one")) + "\n" + '{"key": "tw')
+    loaded = read_records(out)
+    assert loaded.keys == {"one"}
+    assert loaded.malformed_lines == [2]
+
+
+def test_reopening_cuts_the_half_written_line_so_the_next_record_is_whole(tmp_path: Path) -> None:
+    out = tmp_path / "a.jsonl"
+    out.write_text(json.dumps(record("one")) + "\n" + '{"key": "tw')
+    with RecordWriter(out) as writer:
+        writer.write(record("two"))
+    loaded = read_records(out)
+    assert [item["key"] for item in loaded.records] == ["one", "two"]
+    assert loaded.malformed_lines == []
+
+
+def test_a_file_that_is_only_a_partial_line_is_emptied(tmp_path: Path) -> None:
+    out = tmp_path / "a.jsonl"
+    out.write_text('{"key": "on')
+    RecordWriter(out).open().close()
+    assert out.read_text() == ""
+
+
+def test_malformed_lines_are_counted_with_their_numbers(tmp_path: Path) -> None:
+    out = tmp_path / "a.jsonl"
+    lines = [json.dumps(record("one")), "garbage", "[1, 2]", '{"no": "key"}', "", json.dumps(record("two"))]
+    out.write_text("\n".join(lines) + "\n")
+    loaded = read_records(out)
+    assert loaded.keys == {"one", "two"}
+    assert loaded.malformed_lines == [2, 3, 4]
+
+
+def test_an_unwritable_path_is_a_suite_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SuiteError, match="cannot write records to .*--out"):
+        RecordWriter(blocker / "a.jsonl").open()
+
+
+def test_a_missing_records_file_names_its_path(tmp_path: Path) -> None:
+    with pytest.raises(SuiteError, match=f"no records file at {tmp_path}/none.jsonl"):
+        read_records(tmp_path / "none.jsonl")
+    assert read_records(tmp_path / "none.jsonl", must_exist=False).records == []
+
+
+def test_record_key_ignores_option_order_but_not_values() -> None:
+    first = record_key("arith", "p1", "direct", 64, {"a": 1, "b": 2})
+    assert first == record_key("arith", "p1", "direct", 64, {"b": 2, "a": 1})
+    assert first != record_key("arith", "p1", "direct", 64, {"a": 1, "b": 3})
+    assert first != record_key("arith", "p1", "direct", 128, {"a": 1, "b": 2})
