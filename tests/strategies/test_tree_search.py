@@ -1,0 +1,240 @@
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+from collections.abc import Callable
+from typing import Any
+
+import networkx as nx
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reasoner import Reasoner, Session, Solution, StrategyError
+from reasoner.extract import extract_math
+from reasoner.testing import ScriptedBackend, ScriptedToken
+from strategies.scoring import SELF_EVAL_QUESTION, FunctionScorer
+
+Responder = Callable[[str], "str | list[ScriptedToken]"]
+
+
+def stepper(final_after: int | None, answer: Callable[[int], str] = lambda index: "5") -> Responder:
+    """One step per request: `Step n idea i.` until `final_after` steps, then `Final answer: ...`.
+
+    `i` counts requests, so siblings differ; self-evaluation prompts get a confident "No".
+    """
+    counter = itertools.count()
+
+    def respond(prompt: str) -> str | list[ScriptedToken]:
+        if SELF_EVAL_QUESTION in prompt:
+            return [ScriptedToken("No", logprobs={"No": -0.1, "Yes": -2.5})]
+        done = prompt.split("<|assistant|>", 1)[1].count("Step ")
+        index = next(counter)
+        if final_after is not None and done >= final_after:
+            return f"Final answer: {answer(index)}"
+        return f"Step {done + 1} idea {index}: 3 + 4 = 7.\n\n"
+
+    return respond
+
+
+def reasoner_for(responder: Responder) -> Reasoner:
+    return Reasoner(backend=ScriptedBackend(responder), profile="smollm2")
+
+
+def constant(value: float) -> FunctionScorer:
+    return FunctionScorer(lambda question, response: value, name="constant")
+
+
+def number(solution: Solution, metric: str) -> float:
+    value = solution.metrics[metric]
+    assert isinstance(value, (int, float))
+    return value
+
+
+def step_scores(graph: nx.DiGraph) -> list[float]:
+    return [attrs["score"] for _, attrs in graph.nodes(data=True) if attrs["kind"] == "step"]
+
+
+async def test_answer_is_the_score_weighted_vote_not_the_majority() -> None:
+    reasoner = reasoner_for(stepper(final_after=1, answer=lambda index: "7" if index % 3 == 0 else "5"))
+    scorer = FunctionScorer(lambda question, response: 0.9 if "answer: 7" in response else 0.1, name="likes7")
+    solution = await reasoner.asolve(
+        "q", 500, "tree_search", selection="beam", width=3, expand=1, max_depth=4, scorer=scorer
+    )
+    assert solution.metrics["finished_paths"] == 3
+    assert solution.answer == "7"
+    assert solution.text.endswith("Final answer: 7")
+
+
+async def test_trace_is_the_search_tree_and_its_tokens_agree_with_usage() -> None:
+    reasoner = reasoner_for(stepper(final_after=2))
+    solution = await reasoner.asolve("q", 500, "tree_search", selection="beam", width=2, expand=2, scorer=constant(0.5))
+    graph = solution.trace
+    steps = [node for node, attrs in graph.nodes(data=True) if attrs["kind"] == "step"]
+    (root,) = [node for node, attrs in graph.nodes(data=True) if attrs["kind"] == "prompt"]
+    assert len(steps) == solution.metrics["nodes"] == solution.usage.requests
+    assert sum(attrs["tokens"] for _, attrs in graph.nodes(data=True)) == solution.usage.generated_tokens
+    assert all(graph.edges[edge]["kind"] == "expand" for edge in graph.edges)
+    assert len(list(graph.successors(root))) == 4
+    assert all(graph.nodes[node]["score"] == 0.5 for node in steps)
+    assert solution.metrics["rounds"] == 3
+
+
+async def test_each_child_prompt_is_the_prompt_ids_then_its_ancestors_step_ids() -> None:
+    backend = ScriptedBackend(stepper(final_after=None))
+    reasoner = Reasoner(backend=backend, profile="smollm2")
+    solution = await reasoner.asolve(
+        "q", 500, "tree_search", selection="beam", width=2, expand=2, max_depth=3, scorer=constant(0.5)
+    )
+    by_id = {record.request_id: record for record in backend.requests}
+    graph = solution.trace
+    for node, attrs in graph.nodes(data=True):
+        if attrs["kind"] != "step":
+            continue
+        (parent,) = graph.predecessors(node)
+        record = by_id[attrs["request_id"]]
+        if graph.nodes[parent]["kind"] == "prompt":
+            assert record.prompt_text.endswith("<|assistant|>")
+        else:
+            parent_record = by_id[graph.nodes[parent]["request_id"]]
+            assert record.prompt_text == parent_record.prompt_text + parent_record.output_text
+    assert number(solution, "prefix_cache_hit_rate") > 0.5
+
+
+async def test_default_self_eval_scorer_scores_each_path_on_its_own_token_ids() -> None:
+    backend = ScriptedBackend(stepper(final_after=1))
+    reasoner = Reasoner(backend=backend, profile="smollm2")
+    solution = await reasoner.asolve("q", 500, "tree_search", width=2, expand=2)
+    graph = solution.trace
+    evals = [node for node, attrs in graph.nodes(data=True) if attrs["kind"] == "eval"]
+    steps = [node for node, attrs in graph.nodes(data=True) if attrs["kind"] == "step"]
+    assert len(evals) == len(steps)
+    assert all(graph.nodes[step]["score"] == pytest.approx(1 / (1 + math.exp(-2.4))) for step in steps)
+    assert solution.answer == "5"
+
+
+async def test_a_scorer_that_raises_or_returns_nan_scores_lowest_and_the_search_goes_on() -> None:
+    class Flaky:
+        name = "flaky"
+        calls = itertools.count()
+
+        async def score(self, session: Session, question: str, response: str, *, parent: int | None = None) -> float:
+            call = next(self.calls)
+            if call % 3 == 0:
+                raise ValueError("grader crashed")
+            return math.nan if call % 3 == 1 else 0.8
+
+    reasoner = reasoner_for(stepper(final_after=2))
+    solution = await reasoner.asolve("q", 500, "tree_search", selection="ets", width=2, expand=2, scorer=Flaky())
+    scores = step_scores(solution.trace)
+    assert solution.metrics["scorer_errors"] == scores.count(0.0) > 0
+    assert scores.count(0.8) > 0
+    assert solution.answer == "5"
+
+
+async def test_search_ends_when_every_path_has_finished() -> None:
+    reasoner = reasoner_for(stepper(final_after=0))
+    solution = await reasoner.asolve("q", 500, "tree_search", width=3, expand=2, scorer=constant(0.5))
+    assert solution.metrics["rounds"] == 1
+    assert solution.metrics["stopped_by"] == "frontier"
+    assert solution.answer == "5"
+
+
+async def test_search_stops_at_max_depth_and_answers_from_the_best_partial_path() -> None:
+    reasoner = reasoner_for(stepper(final_after=None))
+    scorer = FunctionScorer(lambda question, response: 0.9 if "idea 4:" in response else 0.2, name="likes4")
+    solution = await reasoner.asolve(
+        "q", 1000, "tree_search", selection="beam", width=2, expand=2, max_depth=2, scorer=scorer
+    )
+    assert solution.metrics["rounds"] == 2
+    assert solution.metrics["stopped_by"] == "depth"
+    assert solution.metrics["finished_paths"] == 0
+    assert "idea 4:" in solution.text
+    assert solution.answer == "7"
+
+
+async def test_exhausted_budget_ends_the_search_with_the_best_partial_answer() -> None:
+    reasoner = reasoner_for(stepper(final_after=None))
+    solution = await reasoner.asolve("q", 30, "tree_search", width=2, expand=2, step_tokens=8, scorer=constant(0.5))
+    assert solution.metrics["stopped_by"] == "budget"
+    assert solution.usage.generated_tokens <= 30
+    assert solution.text
+    assert solution.answer == extract_math(solution.text)
+
+
+async def test_kept_tree_counts_shared_prefix_tokens_once() -> None:
+    reasoner = reasoner_for(stepper(final_after=None))
+    solution = await reasoner.asolve(
+        "q", 1000, "tree_search", selection="beam", width=2, expand=2, max_depth=3, scorer=constant(0.5)
+    )
+    prompt_tokens = solution.trace.nodes[0]["prompt_tokens"]
+    distinct, unshared = number(solution, "kv_peak_distinct_tokens"), number(solution, "kv_peak_unshared_tokens")
+    assert prompt_tokens < distinct < unshared
+    assert unshared - distinct >= prompt_tokens
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("width", 0), ("expand", 0), ("kv_weight", -1.0), ("coverage_weight", -0.5), ("reward_weight", -2.0)],
+)
+async def test_bad_options_are_strategy_errors_naming_the_option(
+    scripted_reasoner: Reasoner, option: str, value: float
+) -> None:
+    options: dict[str, Any] = {option: value}
+    with pytest.raises(StrategyError, match=option):
+        await scripted_reasoner.asolve("q", 100, "tree_search", **options)
+
+
+async def test_an_unknown_scorer_name_is_a_strategy_error(scripted_reasoner: Reasoner) -> None:
+    with pytest.raises(StrategyError, match="unknown scorer"):
+        await scripted_reasoner.asolve("q", 100, "tree_search", scorer="oracle")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    budget=st.integers(4, 300),
+    width=st.integers(1, 4),
+    expand=st.integers(1, 3),
+    depth=st.integers(1, 4),
+    final_after=st.one_of(st.none(), st.integers(0, 3)),
+    selection=st.sampled_from(["ets", "beam", "rebase"]),
+)
+def test_search_never_spends_more_than_the_budget(
+    budget: int, width: int, expand: int, depth: int, final_after: int | None, selection: str
+) -> None:
+    reasoner = reasoner_for(stepper(final_after))
+    solution = asyncio.run(
+        reasoner.asolve(
+            "q",
+            budget,
+            "tree_search",
+            selection=selection,
+            width=width,
+            expand=expand,
+            max_depth=depth,
+            step_tokens=12,
+            scorer=constant(0.5),
+        )
+    )
+    assert solution.usage.generated_tokens <= budget
+    assert number(solution, "rounds") <= depth
+    assert number(solution, "kv_peak_distinct_tokens") <= number(solution, "kv_peak_unshared_tokens")
+
+
+@pytest.mark.engine
+async def test_width_four_depth_three_search_on_the_engine_accounts_for_every_token(engine_reasoner: Reasoner) -> None:
+    solution = await engine_reasoner.asolve(
+        "What is 7 + 5?", 1200, "tree_search", width=4, expand=2, max_depth=3, step_tokens=32
+    )
+    graph = solution.trace
+    requests = [node for node, attrs in graph.nodes(data=True) if "request_id" in attrs]
+    steps = [node for node, attrs in graph.nodes(data=True) if attrs["kind"] == "step"]
+    assert solution.text
+    assert solution.answer is not None
+    assert 1 <= number(solution, "rounds") <= 3
+    assert len(steps) == solution.metrics["nodes"]
+    assert len(requests) == solution.usage.requests
+    assert sum(attrs["tokens"] for _, attrs in graph.nodes(data=True)) == solution.usage.generated_tokens
+    assert solution.usage.generated_tokens <= 1200
+    assert number(solution, "kv_peak_distinct_tokens") <= number(solution, "kv_peak_unshared_tokens")
