@@ -1,0 +1,203 @@
+"""Latent thinking on the real engine: what a latent step costs, and what the switch rules buy.
+
+Part 1 times one latent step (a max_tokens=1 request over the prompt embeddings plus the
+soft tokens so far, the prefix cache serving the unchanged head) against one explicit
+decode step at the same context length, one chain at a time and several chains at once
+(the engine batches their steps). Part 2 solves an easy procedural arithmetic suite with
+explicit-only, latent-only, SwiReasoning and ThinkRouter thinking. One engine, one run.
+
+Run: flock /tmp/reasoner-engine.lock .venv/bin/python bench/latent.py
+Target: a latent step costs at most 2x an explicit decode step at thinking length 1024.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from evals.suites import grade, load_suite
+from reasoner import Budget, Reasoner, RunningRequest, Session
+from strategies.soft_tokens import PrefixEmbeds, soft_embedding, top_k_distribution
+
+LENGTHS = (64, 256, 1024)
+TOP_K = 10
+RULES = ("explicit", "latent", "swireasoning", "thinkrouter")
+SuiteRow = tuple[str, float, float, float, float]
+
+
+@dataclass
+class StepCost:
+    """Per-step seconds at one context length and concurrency."""
+
+    length: int
+    chains: int
+    explicit_s: float
+    latent_s: float
+    cold_latent_s: float
+    cached_fraction: float
+
+    @property
+    def ratio(self) -> float:
+        return self.latent_s / self.explicit_s
+
+
+def context_ids(session: Session, length: int, offset: int) -> list[int]:
+    """`length` token ids of a counting sequence the model happily continues (`offset` makes chains differ)."""
+    text = " ".join(str(number) for number in range(offset, offset + length))
+    return session.encode(text)[:length]
+
+
+async def explicit_steps(session: Session, contexts: list[list[int]], steps: int) -> float:
+    """Median seconds per decoded token of concurrent requests, timed once every request has its first token."""
+    requests = [
+        await session.start(ids, max_tokens=steps + 1, phase="thinking", kind="think", logprobs=TOP_K)
+        for ids in contexts
+    ]
+    await asyncio.gather(*(request.wait_for_tokens(1) for request in requests))
+    started = time.perf_counter()
+    tokens_then = [len(request.generation.token_ids) for request in requests]
+
+    async def seconds_per_token(request: RunningRequest, already: int) -> float:
+        generation = await request.result()
+        return (time.perf_counter() - started) / max(1, len(generation.token_ids) - already)
+
+    timed = zip(requests, tokens_then, strict=True)
+    return statistics.median(await asyncio.gather(*(seconds_per_token(request, already) for request, already in timed)))
+
+
+async def latent_step(session: Session, embeddings: np.ndarray, prefix: PrefixEmbeds) -> tuple[float, float]:
+    """Run one latent step over `prefix` and append its soft token; (seconds, cached fraction of the prompt)."""
+    started = time.perf_counter()
+    generation = await session.generate(prefix.view(), max_tokens=1, phase="thinking", kind="step", logprobs=TOP_K)
+    seconds = time.perf_counter() - started
+    assert generation.logprobs is not None
+    prefix.append(soft_embedding(embeddings, top_k_distribution(generation.logprobs[0], TOP_K), 0.95))
+    return seconds, generation.cached_prompt_tokens / generation.prompt_tokens
+
+
+async def latent_steps(
+    session: Session, embeddings: np.ndarray, contexts: list[list[int]], steps: int
+) -> tuple[float, float, float]:
+    """(median warm step s, cold first step s, mean cached fraction) of concurrent latent chains.
+
+    Every chain's first (cold, fully prefilled) step runs before any warm step is timed.
+    """
+    prefixes = [PrefixEmbeds(embeddings.shape[1], len(ids) + steps + 1) for ids in contexts]
+    for prefix, ids in zip(prefixes, contexts, strict=True):
+        prefix.append(embeddings[ids])
+    cold = await asyncio.gather(*(latent_step(session, embeddings, prefix) for prefix in prefixes))
+
+    async def chain(prefix: PrefixEmbeds) -> list[tuple[float, float]]:
+        return [await latent_step(session, embeddings, prefix) for _ in range(steps)]
+
+    warm = [step for steps_of_chain in await asyncio.gather(*(chain(p) for p in prefixes)) for step in steps_of_chain]
+    return (
+        statistics.median(seconds for seconds, _ in warm),
+        statistics.median(seconds for seconds, _ in cold),
+        statistics.mean(fraction for _, fraction in warm),
+    )
+
+
+async def step_costs(reasoner: Reasoner, steps: int, chains: int, offset: int) -> list[StepCost]:
+    backend = reasoner.backend
+    embeddings = await backend.input_embeddings()
+    session = Session(backend, backend.tokenizer(), reasoner.profile, Budget(tokens=10**9))
+    await explicit_steps(session, [context_ids(session, 64, offset)], 2)
+    await latent_steps(session, embeddings, [context_ids(session, 64, offset)], 2)
+    costs = []
+    for length in LENGTHS:
+        for concurrency in sorted({1, chains}):
+            starts = [offset + length * 7 + 1000 * chain for chain in range(concurrency)]
+            explicit = await explicit_steps(session, [context_ids(session, length, start) for start in starts], steps)
+            warm, cold, cached = await latent_steps(
+                session, embeddings, [context_ids(session, length, start + 1) for start in starts], steps
+            )
+            costs.append(StepCost(length, concurrency, explicit, warm, cold, cached))
+    return costs
+
+
+async def accuracy(reasoner: Reasoner, count: int, budget: int, seed: int) -> list[SuiteRow]:
+    """Per rule: (rule, accuracy, mean generated tokens, mean latent steps, mean switches)."""
+    suite = load_suite("arith", limit=count, seed=seed, difficulty=1)
+    rows = []
+    for rule in RULES:
+        solutions = await reasoner.asolve_many(
+            [problem.prompt for problem in suite],
+            budget=Budget(tokens=budget),
+            budget_per_prompt=True,
+            strategy="latent_switch",
+            rule=rule,
+            top_k=TOP_K,
+        )
+        correct = [grade(problem, s.answer) for s, problem in zip(solutions, suite, strict=True)]
+        rows.append(
+            (
+                rule,
+                sum(correct) / len(correct),
+                statistics.mean(s.usage.generated_tokens for s in solutions),
+                statistics.mean(float(s.metrics["latent_steps"] or 0) for s in solutions),
+                statistics.mean(float(s.metrics["switches"] or 0) for s in solutions),
+            )
+        )
+    return rows
+
+
+async def measure(reasoner: Reasoner, args: argparse.Namespace) -> tuple[list[StepCost], list[SuiteRow]]:
+    await reasoner.astart()
+    costs = await step_costs(reasoner, args.steps, args.chains, args.seed)
+    rows = [] if args.skip_accuracy else await accuracy(reasoner, args.problems, args.budget, args.seed)
+    return costs, rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=16, help="steps timed per chain")
+    parser.add_argument("--chains", type=int, default=8, help="chains run at once in the batched rows")
+    parser.add_argument("--problems", type=int, default=20)
+    parser.add_argument("--budget", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument(
+        "--block-size", type=int, default=None, help="engine KV block size (CPU attention takes multiples of 32)"
+    )
+    args = parser.parse_args()
+    reasoner = Reasoner(engine_args={"block_size": args.block_size} if args.block_size else None)
+    try:
+        costs, rows = asyncio.run(measure(reasoner, args))
+    finally:
+        reasoner.close()
+    console = Console()
+    table = Table(title=f"one latent step vs one explicit decode step ({args.steps} steps per chain, top-k {TOP_K})")
+    for column in ("length", "chains", "explicit ms", "latent ms", "cold latent ms", "cached", "latent/explicit"):
+        table.add_column(column, justify="right")
+    for cost in costs:
+        table.add_row(
+            str(cost.length),
+            str(cost.chains),
+            f"{cost.explicit_s * 1e3:.1f}",
+            f"{cost.latent_s * 1e3:.1f}",
+            f"{cost.cold_latent_s * 1e3:.1f}",
+            f"{cost.cached_fraction:.1%}",
+            f"{cost.ratio:.2f}x",
+        )
+    console.print(table)
+    if rows:
+        suite = Table(title=f"arith suite, {args.problems} problems, budget {args.budget} tokens each")
+        for column in ("thinking", "accuracy", "tokens", "latent steps", "switches"):
+            suite.add_column(column, justify="right")
+        for rule, correct, tokens, latent_steps, switches in rows:
+            suite.add_row(rule, f"{correct:.1%}", f"{tokens:.1f}", f"{latent_steps:.1f}", f"{switches:.1f}")
+        console.print(suite)
+    at_1024 = [cost.ratio for cost in costs if cost.length == 1024 and cost.chains == 1]
+    print(f"latent step / explicit decode step at length 1024: {at_1024[0]:.2f}x (target <= 2x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from reasoner import (
+    Budget,
+    CapabilityError,
+    Outcome,
+    Reasoner,
+    Session,
+    Solution,
+    Strategy,
+    StrategyError,
+    register_strategy,
+)
+from reasoner.testing import ScriptedBackend, ScriptedToken
+from strategies.latent_switch import split_budget
+from strategies.soft_tokens import PrefixEmbeds, soft_embedding, top_k_distribution
+
+QUESTION = "What is 2 + 3?"
+HIGH = {" 5": math.log(0.3), " 6": math.log(0.3), " 7": math.log(0.3)}
+LOW = {" 5": math.log(0.9), " 6": math.log(0.05)}
+PROBE_K = 8
+
+
+def unsure(text: str = " 5") -> ScriptedToken:
+    return ScriptedToken(text, HIGH)
+
+
+def sure(text: str = " 5") -> ScriptedToken:
+    return ScriptedToken(text, LOW)
+
+
+class ByRequest:
+    """A responder that answers the n-th request with the n-th script (the last one repeated)."""
+
+    def __init__(self, scripts: Sequence[Sequence[ScriptedToken]]):
+        self.scripts = list(scripts)
+        self.calls = itertools.count()
+
+    def __call__(self, prompt_text: str) -> Sequence[ScriptedToken]:
+        return self.scripts[min(next(self.calls), len(self.scripts) - 1)]
+
+
+def make_reasoner(backend: ScriptedBackend) -> Reasoner:
+    """A scripted reasoner whose tokenizer already knows every piece the solve will meet."""
+    reasoner = Reasoner(backend=backend, profile="smollm2")
+    tokenizer = backend.tokenizer()
+    profile = reasoner.profile
+    tokenizer.encode(profile.build_prompt(tokenizer, QUESTION, thinking=True))
+    tokenizer.encode(profile.forced_answer_suffix("") + profile.answer_lead_in + " 5 6 7 </think>")
+    return reasoner
+
+
+async def solve(backend: ScriptedBackend, budget: Budget | int, **options: Any) -> Solution:
+    return await make_reasoner(backend).asolve(QUESTION, budget=budget, strategy="latent_switch", **options)
+
+
+async def test_thinkrouter_thinks_in_latent_while_confident_then_answers() -> None:
+    backend = ScriptedBackend([sure()])
+    solution = await solve(backend, Budget(tokens=20, answer=8), rule="thinkrouter", threshold=0.6)
+    assert solution.answer == "5"
+    assert solution.metrics["latent_steps"] == 12
+    assert solution.metrics["explicit_tokens"] == 0
+    assert solution.metrics["thinking_end"] == "budget"
+    assert solution.usage.generated_tokens <= 20
+
+
+async def test_each_latent_step_resends_the_previous_prompt_bytes_plus_one_soft_token() -> None:
+    backend = ScriptedBackend([sure()])
+    await solve(backend, Budget(tokens=12, answer=4), rule="latent")
+    steps = [record.embeds for record in backend.requests[:-1] if record.embeds is not None]
+    assert len(steps) == 8
+    for earlier, later in itertools.pairwise(steps):
+        assert later.shape[0] == earlier.shape[0] + 1
+        assert later[: earlier.shape[0]].tobytes() == earlier.tobytes()
+
+
+async def test_the_soft_token_fed_back_is_the_weighted_mixture_of_embedding_rows() -> None:
+    backend = ScriptedBackend([sure()])
+    await solve(backend, Budget(tokens=8, answer=4), rule="latent", top_k=2, top_p=1.0)
+    embeddings = await backend.input_embeddings()
+    five, six = backend.tokenizer().encode(" 5 6")
+    expected = (0.9 * embeddings[five] + 0.05 * embeddings[six]) / 0.95
+    second = backend.requests[1].embeds
+    assert second is not None
+    np.testing.assert_allclose(second[-1], expected, rtol=1e-5)
+
+
+async def test_explicit_tokens_are_fed_back_as_their_own_embedding_rows() -> None:
+    backend = ScriptedBackend([sure(" 5"), sure(" 6"), sure(" 7")] * 4)
+    solution = await solve(backend, Budget(tokens=10, answer=4), rule="explicit")
+    assert solution.metrics["explicit_tokens"] == 6
+    embeddings = await backend.input_embeddings()
+    answer_prompt = backend.requests[-1].embeds
+    thinking_prompt = backend.requests[0].embeds
+    assert answer_prompt is not None and thinking_prompt is not None
+    start = thinking_prompt.shape[0]
+    ids = backend.tokenizer().encode(" 5 6 7 5 6 7")
+    np.testing.assert_array_equal(answer_prompt[start : start + 6], embeddings[ids])
+
+
+async def test_swireasoning_switches_on_the_entropy_trend_and_stops_at_the_cap() -> None:
+    latent_steps = [[unsure()]] * 4 + [[sure()]]
+    explicit_block = [[sure(), sure(), sure(), sure(), unsure(), unsure(), unsure()]]
+    after = [[sure()]]
+    backend = ScriptedBackend(ByRequest(latent_steps + explicit_block + after))
+    solution = await solve(backend, Budget(tokens=60, answer=8), rule="swireasoning", max_switches=2, min_block=4)
+    assert solution.metrics["switches"] == 2
+    assert solution.metrics["thinking_end"] == "switch_cap"
+    assert solution.metrics["explicit_tokens"] == 5
+    assert solution.metrics["latent_steps"] == 8
+    assert solution.answer == "5"
+
+
+async def test_the_trace_holds_one_segment_per_block_with_its_entropies() -> None:
+    latent_steps = [[unsure()]] * 4 + [[sure()]]
+    explicit_block = [[sure(), sure(), sure(), sure(), unsure(), unsure()]]
+    backend = ScriptedBackend(ByRequest([*latent_steps, *explicit_block, [sure()]]))
+    solution = await solve(backend, Budget(tokens=60, answer=8), rule="swireasoning", max_switches=2, min_block=4)
+    blocks = [
+        attrs for _, attrs in solution.trace.nodes(data=True) if attrs.get("phase") == "thinking" and "mode" in attrs
+    ]
+    assert [block["kind"] for block in blocks] == ["latent", "think", "latent"]
+    assert [block["tokens"] for block in blocks] == [4, 5, 4]
+    assert [block["start"] for block in blocks] == [0, 4, 9]
+    assert all(len(block["entropies"]) == block["tokens"] for block in blocks)
+    assert blocks[0]["entropies"][0] > blocks[1]["entropies"][0]
+
+
+async def test_a_closed_thinking_block_gets_the_answer_lead_in_only() -> None:
+    backend = ScriptedBackend([sure(" 5"), sure(" </think>"), sure(" 6")])
+    solution = await solve(backend, Budget(tokens=30, answer=8), rule="explicit")
+    assert solution.metrics["thinking_end"] == "think_close"
+    answer_prompt, thinking_prompt = backend.requests[-1].embeds, backend.requests[0].embeds
+    assert answer_prompt is not None and thinking_prompt is not None
+    lead_in = backend.tokenizer().encode(make_reasoner(backend).profile.answer_lead_in)
+    assert answer_prompt.shape[0] == thinking_prompt.shape[0] + 2 + len(lead_in)
+
+
+async def test_an_end_of_sequence_token_ends_latent_thinking() -> None:
+    backend = ScriptedBackend(ByRequest([[sure()], [sure()], [ScriptedToken("<eos>", {"<eos>": 0.0})], [sure()]]))
+    solution = await solve(backend, Budget(tokens=40, answer=8), rule="latent")
+    assert solution.metrics["thinking_end"] == "eos"
+    assert solution.metrics["latent_steps"] == 2
+
+
+async def test_the_answer_keeps_its_own_budget_when_thinking_runs_long() -> None:
+    backend = ScriptedBackend([sure()] * 100)
+    solution = await solve(backend, Budget(tokens=30, answer=10), rule="explicit")
+    assert solution.usage.generated_by_phase["thinking"] <= 20
+    assert 1 <= solution.usage.generated_by_phase["answer"] <= 10
+    assert solution.usage.generated_tokens <= 30
+
+
+async def test_every_thinking_token_is_fed_back_or_counted_as_discarded() -> None:
+    latent_steps = [[unsure()]] * 4 + [[sure()]]
+    explicit_block = [[sure()] * 4 + [unsure()] * 30]
+    backend = ScriptedBackend(ByRequest([*latent_steps, *explicit_block, [sure()]]), delay_s=0.001)
+    solution = await solve(backend, Budget(tokens=80, answer=8), rule="swireasoning", max_switches=2, min_block=4)
+    metrics = solution.metrics
+    fed = int(metrics["latent_steps"] or 0) + int(metrics["explicit_tokens"] or 0)
+    assert fed + int(metrics["discarded_tokens"] or 0) == solution.usage.generated_by_phase["thinking"]
+    assert solution.usage.generated_tokens <= 80
+
+
+async def test_a_backend_without_prompt_embeddings_is_refused_naming_the_capability() -> None:
+    backend = ScriptedBackend([sure()], prompt_embeds=False)
+    with pytest.raises(CapabilityError, match="prompt_embeds"):
+        await solve(backend, 32)
+    assert backend.requests == []
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("top_k", 0), ("threshold", 0.0), ("threshold", 1.0), ("max_switches", -1), ("rule", "coin")],
+)
+async def test_bad_options_are_refused_naming_the_option(option: str, value: object) -> None:
+    with pytest.raises(StrategyError, match=option):
+        await solve(ScriptedBackend([sure()]), 32, **{option: value})
+
+
+async def test_top_k_beyond_the_backends_logprobs_is_refused() -> None:
+    with pytest.raises(StrategyError, match="top_k=40"):
+        await solve(ScriptedBackend([sure()]), 32, top_k=40)
+
+
+@pytest.mark.parametrize(
+    ("budget", "expected"),
+    [
+        (Budget(tokens=100), (52, 48)),
+        (Budget(tokens=40), (20, 20)),
+        (Budget(tokens=100, answer=10), (90, 10)),
+        (Budget(tokens=100, thinking=70), (70, 30)),
+        (Budget(tokens=100, thinking=50, answer=20), (50, 20)),
+        (Budget(tokens=100, thinking=100), (96, 4)),
+    ],
+)
+def test_the_budget_splits_into_thinking_and_answer(budget: Budget, expected: tuple[int, int]) -> None:
+    assert split_budget(budget, answer_tokens=48, least_answer=4) == expected
+
+
+@register_strategy
+class LatentProbe(Strategy):
+    """Test-only strategy: a token prompt and the same prompt as embedding rows, then one soft token."""
+
+    name = "test_latent_probe"
+
+    async def run(self, session: Session, prompt: str) -> Outcome:
+        embeddings = await session.backend.input_embeddings()
+        ids = session.encode(session.profile.build_prompt(session.tokenizer, prompt, thinking=True))
+        prefix = PrefixEmbeds(embeddings.shape[1])
+        prefix.append(embeddings[ids])
+        by_ids = await session.generate(ids, max_tokens=1, phase="thinking", kind="step", logprobs=PROBE_K)
+        by_rows = await session.generate(prefix.view(), max_tokens=1, phase="thinking", kind="step", logprobs=PROBE_K)
+        assert by_ids.logprobs is not None and by_rows.logprobs is not None
+        ids_logprobs, rows_logprobs = by_ids.logprobs[0], by_rows.logprobs[0]
+        shared = set(ids_logprobs) & set(rows_logprobs)
+        soft = soft_embedding(embeddings, top_k_distribution(rows_logprobs, PROBE_K), 1.0)
+        ranked = sorted(rows_logprobs.items(), key=lambda item: -item[1])[:PROBE_K]
+        weights = np.exp([logprob for _, logprob in ranked])
+        mixture = (weights / weights.sum()) @ embeddings[[token for token, _ in ranked]].astype(np.float64)
+        prefix.append(soft)
+        after = await session.generate(prefix.view(), max_tokens=1, phase="thinking", kind="step", logprobs=1)
+        return Outcome(
+            text="",
+            answer=None,
+            metrics={
+                "same_top_token": by_ids.token_ids == by_rows.token_ids,
+                "logprob_gap": max(abs(ids_logprobs[token] - rows_logprobs[token]) for token in shared),
+                "soft_gap": float(np.abs(soft - mixture).max()),
+                "prompt_rows": len(ids),
+                "cached_after_soft": after.cached_prompt_tokens,
+            },
+        )
+
+
+@pytest.mark.engine
+def test_the_embedding_matrix_is_the_engines_own_input_embedding(engine_reasoner: Reasoner) -> None:
+    metrics = engine_reasoner.solve(QUESTION, budget=8, strategy="test_latent_probe").metrics
+    assert metrics["same_top_token"]
+    assert float(metrics["logprob_gap"] or 0) < 0.05
+
+
+@pytest.mark.engine
+def test_a_soft_token_is_the_weighted_mixture_and_its_prefix_is_served_from_cache(engine_reasoner: Reasoner) -> None:
+    metrics = engine_reasoner.solve(QUESTION, budget=8, strategy="test_latent_probe").metrics
+    assert float(metrics["soft_gap"] or 0) < 1e-5
+    rows = int(metrics["prompt_rows"] or 0)
+    block = engine_reasoner.backend.engine_args()["block_size"]  # type: ignore[attr-defined]
+    assert int(metrics["cached_after_soft"] or 0) == rows // block * block
+
+
+@pytest.mark.engine
+def test_swireasoning_answers_on_the_engine_within_budget_and_cap(engine_reasoner: Reasoner) -> None:
+    solution = engine_reasoner.solve(
+        "What is 12 + 30?", budget=96, strategy="latent_switch", rule="swireasoning", max_switches=3, min_block=2
+    )
+    metrics = solution.metrics
+    assert solution.answer is not None
+    assert int(metrics["switches"] or 0) <= 3
+    assert solution.usage.generated_tokens <= 96
+    spent = sum(int(metrics[key] or 0) for key in ("latent_steps", "explicit_tokens", "discarded_tokens"))
+    assert spent + int(metrics["answer_tokens"] or 0) == solution.usage.generated_tokens
+
+
+@pytest.mark.engine
+def test_thinkrouter_answers_on_the_engine_within_its_switch_cap(engine_reasoner: Reasoner) -> None:
+    solution = engine_reasoner.solve(
+        "What is 7 + 5?", budget=64, strategy="latent_switch", rule="thinkrouter", max_switches=2
+    )
+    assert solution.answer is not None
+    assert int(solution.metrics["switches"] or 0) <= 2
+    assert solution.usage.generated_tokens <= 64
+
+
+@given(
+    st.integers(min_value=4, max_value=5000),
+    st.one_of(st.none(), st.floats(min_value=0.0, max_value=1.0)),
+    st.one_of(st.none(), st.floats(min_value=0.0, max_value=1.0)),
+    st.integers(min_value=1, max_value=200),
+)
+def test_the_split_never_exceeds_the_budget_and_always_leaves_an_answer(
+    tokens: int, thinking_share: float | None, answer_share: float | None, answer_tokens: int
+) -> None:
+    thinking = None if thinking_share is None else int(tokens * thinking_share)
+    answer = None if answer_share is None else int((tokens - (thinking or 0)) * answer_share)
+    thinking_budget, answer_budget = split_budget(
+        Budget(tokens=tokens, thinking=thinking, answer=answer), answer_tokens, 4
+    )
+    assert thinking_budget >= 0
+    assert answer_budget >= 4
+    assert thinking_budget + answer_budget <= tokens
+    if thinking is not None:
+        assert thinking_budget <= thinking
