@@ -37,7 +37,6 @@ from reasoner import (
     Session,
     Strategy,
     StrategyError,
-    StrategyOptions,
     register_strategy,
 )
 from reasoner.solution import MetricValue
@@ -50,18 +49,24 @@ from strategies.scoring import (
     score_generation,
     scorer_names,
 )
-from strategies.self_consistency import SamplePlan, mean_logprob, plan_samples, results, sample_prompt
+from strategies.self_consistency import (
+    SamplePlan,
+    SelfConsistencyOptions,
+    mean_logprob,
+    plan_samples,
+    results,
+    sample_prompt,
+)
 
 Scored = tuple[Generation, float | None]
 
 
-class SelfEvalOptions(StrategyOptions):
-    """Policy, sample cap, and the self-evaluation's knobs."""
+class SelfEvalOptions(SelfConsistencyOptions):
+    """Policy and the self-evaluation's knobs, on top of the sampling options of `self_consistency`."""
 
     policy: Literal["adaptive", "prune", "best_of"] = Field(
         default="adaptive", description="adaptive sampling, early pruning, or best-of-n by self-score."
     )
-    n: int = Field(default=8, ge=1, description="Most samples (capped by Budget.samples and the tokens).")
     threshold: float = Field(default=0.75, ge=0.0, le=1.0, description="adaptive: stop once a score reaches it.")
     anneal: bool = Field(
         default=False, description="adaptive: sample k uses temperature * (1 - 0.5**k), so the first is greedy."
@@ -72,12 +77,6 @@ class SelfEvalOptions(StrategyOptions):
     prune_fraction: float = Field(
         default=0.5, ge=0.0, lt=1.0, description="prune: share of the running samples aborted at each checkpoint."
     )
-    temperature: float = Field(default=0.7, ge=0.0, le=2.0, description="Sampling temperature.")
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
-    sample_tokens: int | None = Field(
-        default=None, ge=1, description="Most tokens per sample; default: an even share of the budget."
-    )
-    thinking: bool = Field(default=False, description="Prompt each sample to think in a <think> block first.")
     scorer: str = Field(default="self_eval", description="Registered scorer name (strategies.scoring).")
     question_text: str = Field(
         default=SELF_EVAL_QUESTION, min_length=1, description="The self-evaluation question (self_eval scorer)."

@@ -5,23 +5,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import run_cli
 
 from evals import eval_command
-from evals.cli import main
 from evals.records import read_records
 from reasoner import Reasoner
 from reasoner.testing import ScriptedBackend
 
 DATA = str(Path(__file__).resolve().parents[3] / "shared" / "data")
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

@@ -3,22 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli_support import run_cli
 
 from evals.cli import main
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
-    code, _, err = run_cli_full(capsys, *argv)
-    return code, err
-
-
-def run_cli_full(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.parametrize(
@@ -38,7 +25,7 @@ def run_cli_full(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, s
     ],
 )
 def test_user_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
-    code, err = run_cli(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 2
     assert len(err.strip().splitlines()) == 1
     assert message in err
@@ -46,17 +33,17 @@ def test_user_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture[str], ar
 
 
 def test_a_folder_that_is_not_a_model_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, err = run_cli(capsys, "solve", "q", "--model", str(tmp_path))
+    code, _, err = run_cli(capsys, "solve", "q", "--model", str(tmp_path))
     assert code == 2
     assert "no config.json" in err
 
 
 def test_help_documents_every_command(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli_full(capsys, "--help")
+    code, out, _ = run_cli(capsys, "--help")
     assert code == 0
     for command in ("solve", "models"):
         assert command in out
-        sub_code, sub_out, _ = run_cli_full(capsys, command, "--help")
+        sub_code, sub_out, _ = run_cli(capsys, command, "--help")
         assert sub_code == 0
         assert "usage: reasoner " + command in sub_out
 

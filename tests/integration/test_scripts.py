@@ -30,8 +30,16 @@ print("FINISHED", flush=True)
 """
 
 
-def engine_environment() -> dict[str, str]:
-    return dict(os.environ, VLLM_LOGGING_LEVEL="ERROR", PYTHONUNBUFFERED="1")
+def start_script(path: Path, source: str) -> subprocess.Popen[str]:
+    """Run `source` as a plain script in a fresh interpreter, output captured."""
+    path.write_text(source)
+    return subprocess.Popen(
+        [sys.executable, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, VLLM_LOGGING_LEVEL="ERROR", PYTHONUNBUFFERED="1"),
+    )
 
 
 def wait_gone(pids: list[int], timeout_s: float = 30.0) -> list[int]:
@@ -46,15 +54,7 @@ def wait_gone(pids: list[int], timeout_s: float = 30.0) -> list[int]:
 
 
 def test_a_script_without_main_guard_solves_once_and_leaves_no_engine(tmp_path: Path) -> None:
-    script = tmp_path / "plain.py"
-    script.write_text(SCRIPT)
-    process = subprocess.Popen(
-        [sys.executable, str(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=engine_environment(),
-    )
+    process = start_script(tmp_path / "plain.py", SCRIPT)
     children: set[int] = set()
     while process.poll() is None:
         children.update(child.pid for child in psutil.Process(process.pid).children(recursive=True))
@@ -67,15 +67,7 @@ def test_a_script_without_main_guard_solves_once_and_leaves_no_engine(tmp_path: 
 
 
 def test_ctrl_c_mid_solve_leaves_no_engine_processes(tmp_path: Path) -> None:
-    script = tmp_path / "slow.py"
-    script.write_text(SLOW_SCRIPT)
-    process = subprocess.Popen(
-        [sys.executable, str(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=engine_environment(),
-    )
+    process = start_script(tmp_path / "slow.py", SLOW_SCRIPT)
     assert process.stdout is not None
     line = process.stdout.readline()
     assert line.strip() == "STARTED", process.stderr.read() if process.stderr else ""
