@@ -1,0 +1,307 @@
+"""A process reward model (PRM) as a `Scorer`, served by its own vLLM engine in pooling mode.
+
+The response is split into steps at `step_separator`; a `PRMFormat` renders the question and
+the steps the way the PRM was trained to read them, with a step tag after every step; one
+`token_classify` pooling request returns the per-token class probabilities, and the step
+rewards are the positive-class probabilities at each step tag's last token. `aggregate`
+turns them into one score in [0, 1].
+
+Formats: `QWEN_PRM` is Qwen2.5-Math-PRM's (chat template, steps joined by `<extra_0>`, a
+native `Qwen2ForProcessRewardModel`). A causal LM read through two of its LM-head tokens,
+Math-Shepherd style (the "+" probability at a step tag), is a `PRMFormat` with
+`classifier_tokens=(negative, positive)`: vLLM turns the LM head's rows for those tokens into
+a two-class head.
+
+Cost: the PRM's prompt tokens are not tokens the policy generated, so they are not charged to
+the ledger (neither generated nor prompt tokens); each score is a trace segment of kind
+`eval` with `tokens=0`, `prm_prompt_tokens`, `step_scores` and `score`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import itertools
+import math
+import weakref
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from reasoner import Session, StrategyError
+from reasoner.errors import EngineError, PromptError
+from reasoner.models import ResolvedModel, resolve_model
+
+T = TypeVar("T")
+Aggregate = Literal["last", "min", "mean", "prod"]
+AGGREGATES: tuple[str, ...] = ("last", "min", "mean", "prod")
+QWEN_PRM_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
+PRM_ENGINE_DEFAULTS: dict[str, Any] = {
+    "enforce_eager": True,
+    "block_size": 32,
+    "max_model_len": 4096,
+    "kv_cache_memory_bytes": 512 << 20,
+    "max_num_seqs": 32,
+}
+_MARK = "\x00STEPS\x00"
+_request_counter = itertools.count()
+_live_scorers: weakref.WeakSet[PRMScorer] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class PRMFormat:
+    """How a PRM reads a question and its steps, and where its step rewards are.
+
+    `step_tag` follows every step; the reward of a step is read at the tag's last token.
+    With `chat`, the question is the user turn (after `system`, when given) and the tagged
+    steps are the assistant turn of the PRM's chat template; without, the prompt is the
+    question, a newline, then the tagged steps. `positive_label` is the class whose
+    probability is the reward. `classifier_tokens` (negative, positive) makes a causal LM a
+    PRM through those two LM-head tokens (spelled as tokenizer tokens, not text).
+    """
+
+    name: str
+    step_tag: str
+    chat: bool = True
+    system: str | None = None
+    positive_label: int = 1
+    classifier_tokens: tuple[str, str] | None = None
+
+    def engine_overrides(self) -> dict[str, Any]:
+        """The vLLM engine arguments this format needs on top of pooling mode."""
+        if self.classifier_tokens is None:
+            return {}
+        return {
+            "convert": "classify",
+            "hf_overrides": {"classifier_from_token": list(self.classifier_tokens), "method": "no_post_processing"},
+        }
+
+    def render(self, tokenizer: Any, question: str, steps: Sequence[str]) -> tuple[list[int], list[int]]:
+        """The PRM's prompt token ids and, for each step, the position of its tag's last token."""
+        prefix, suffix = self._frame(tokenizer, question)
+        tag_ids = _encode(tokenizer, self.step_tag)
+        if not tag_ids:
+            raise StrategyError(f"the step tag {self.step_tag!r} of PRM format {self.name!r} encodes to no tokens")
+        ids = _encode(tokenizer, prefix)
+        positions = []
+        for step in steps:
+            ids += _encode(tokenizer, step) + tag_ids
+            positions.append(len(ids) - 1)
+        ids += _encode(tokenizer, suffix)
+        return ids, positions
+
+    def _frame(self, tokenizer: Any, question: str) -> tuple[str, str]:
+        if not self.chat:
+            return f"{question}\n", ""
+        messages = [{"role": "system", "content": self.system}] if self.system is not None else []
+        messages += [{"role": "user", "content": question}, {"role": "assistant", "content": _MARK}]
+        rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+        prefix, suffix = rendered.split(_MARK, 1)
+        return prefix, suffix
+
+
+QWEN_PRM = PRMFormat("qwen2.5-math-prm", step_tag="<extra_0>", chat=True, system=QWEN_PRM_SYSTEM)
+
+
+def split_steps(response: str, separator: str = "\n\n") -> list[str]:
+    """The response's non-blank steps, stripped, in order."""
+    if not separator:
+        raise StrategyError("step_separator is empty; pass the text that ends a step, e.g. '\\n\\n'")
+    return [step.strip() for step in response.split(separator) if step.strip()]
+
+
+def aggregate_rewards(rewards: Sequence[float], how: str) -> float:
+    """One score in [0, 1] from per-step rewards: the last, the lowest, the mean or the product."""
+    if not rewards:
+        raise StrategyError("there are no step rewards to aggregate")
+    if how == "last":
+        return rewards[-1]
+    if how == "min":
+        return min(rewards)
+    if how == "mean":
+        return sum(rewards) / len(rewards)
+    if how == "prod":
+        return math.prod(rewards)
+    raise StrategyError(f"unknown aggregate {how!r}; use one of {', '.join(AGGREGATES)}")
+
+
+class PRMScorer:
+    """Scores a response by a process reward model on its own vLLM pooling engine.
+
+    The engine starts on the first score and stops at `close()` (or at interpreter exit);
+    vLLM's errors leave as `EngineError`, and a failed engine is dropped so the next score
+    starts a fresh one. The PRM's prompt tokens are recorded on the trace (`prm_prompt_tokens`
+    on the `eval` segment) but never charged to the ledger: they are not policy tokens.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        prm_format: PRMFormat = QWEN_PRM,
+        step_separator: str = "\n\n",
+        aggregate: Aggregate = "min",
+        engine_args: dict[str, Any] | None = None,
+        name: str = "prm",
+    ):
+        if aggregate not in AGGREGATES:
+            raise StrategyError(f"unknown aggregate {aggregate!r}; use one of {', '.join(AGGREGATES)}")
+        if not step_separator:
+            raise StrategyError("step_separator is empty; pass the text that ends a step, e.g. '\\n\\n'")
+        self.model: ResolvedModel = resolve_model(model)
+        self.prm_format = prm_format
+        self.step_separator = step_separator
+        self.aggregate = aggregate
+        self.name = name
+        self._user_engine_args = dict(engine_args or {})
+        self._engine: Any = None
+        self._start_lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.starts = 0
+
+    def engine_args(self) -> dict[str, Any]:
+        """The arguments handed to vLLM: pooling defaults, the format's needs, then the caller's."""
+        runner = {"model": self.model.source, "runner": "pooling"}
+        return runner | PRM_ENGINE_DEFAULTS | self.prm_format.engine_overrides() | self._user_engine_args
+
+    @property
+    def running(self) -> bool:
+        return self._engine is not None
+
+    async def start(self) -> None:
+        """Start the PRM engine unless it runs already."""
+        await self._on_engine_loop(self._start())
+
+    async def _start(self) -> None:
+        if self._engine is not None:
+            return
+        self._start_lock = self._start_lock or asyncio.Lock()
+        async with self._start_lock:
+            if self._engine is None:
+                self._engine = await asyncio.to_thread(self._build_engine)
+                self.starts += 1
+                _live_scorers.add(self)
+
+    def _build_engine(self) -> Any:
+        from vllm.engine.arg_utils import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        try:
+            arguments = AsyncEngineArgs(**self.engine_args())
+        except TypeError as exc:
+            raise EngineError(f"invalid PRM engine_args: {exc}") from None
+        try:
+            return AsyncLLM.from_engine_args(arguments)
+        except Exception as exc:  # noqa: BLE001 - any start-up failure is the engine's
+            raise EngineError(f"the PRM engine failed to start for {self.model.name!r}: {exc}") from None
+
+    def close(self) -> None:
+        """Stop the PRM engine and its processes; the next score starts a fresh one."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            try:
+                engine.shutdown()
+            finally:
+                engine.shutdown = _already_shut_down
+        _live_scorers.discard(self)
+
+    async def _on_engine_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run on the event loop that owns the engine; the first loop to use the scorer owns it.
+
+        vLLM's engine serves one event loop, and a policy `Reasoner` may run strategies on its
+        own loop thread; calls from another running loop are handed to the owner, and an owner
+        that has stopped gives way (its engine is closed and started again on the new loop).
+        """
+        current = asyncio.get_running_loop()
+        owner = self._loop
+        if owner is None or owner.is_closed() or (owner is not current and not owner.is_running()):
+            if owner is not None and owner is not current:
+                self.close()
+            self._loop = owner = current
+            self._start_lock = None
+        if owner is current:
+            return await coroutine
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, owner))
+
+    async def step_rewards(self, question: str, steps: Sequence[str]) -> tuple[list[float], int]:
+        """Each step's reward in [0, 1] and the PRM prompt's length in tokens."""
+        return await self._on_engine_loop(self._step_rewards(question, steps))
+
+    async def _step_rewards(self, question: str, steps: Sequence[str]) -> tuple[list[float], int]:
+        await self._start()
+        engine = self._engine
+        ids, positions = self.prm_format.render(engine.tokenizer, question, steps)
+        limit = int(engine.model_config.max_model_len)
+        if len(ids) > limit:
+            raise PromptError(
+                f"the PRM prompt is {len(ids)} tokens, over the PRM's {limit}-token window; "
+                "raise max_model_len in engine_args or score shorter responses"
+            )
+        rows = await self._token_probabilities(engine, ids)
+        if len(rows) == len(ids):
+            picked = [rows[position] for position in positions]
+        elif len(rows) == len(positions):
+            picked = rows
+        else:
+            raise EngineError(
+                f"the PRM returned {len(rows)} rows for a {len(ids)}-token prompt with {len(positions)} steps"
+            )
+        return [self._positive(row) for row in picked], len(ids)
+
+    async def _token_probabilities(self, engine: Any, ids: list[int]) -> list[list[float]]:
+        from vllm import PoolingParams
+        from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
+
+        request_id = f"prm{next(_request_counter)}"
+        output = None
+        try:
+            async for chunk in engine.encode(
+                {"prompt_token_ids": ids}, PoolingParams(task="token_classify"), request_id=request_id
+            ):
+                output = chunk
+        except (EngineDeadError, EngineGenerateError) as exc:
+            if engine.errored or isinstance(exc, EngineDeadError):
+                self.close()
+            raise EngineError(f"the PRM engine failed: {exc}") from None
+        except ValueError as exc:
+            raise EngineError(f"the PRM engine refused the request: {exc}") from None
+        if output is None:
+            raise EngineError("the PRM engine returned no output")
+        data = output.outputs.data.float()
+        return [[float(value) for value in row] for row in data.reshape(len(ids), -1).tolist()]
+
+    def _positive(self, row: list[float]) -> float:
+        value = row[0] if len(row) == 1 else row[self.prm_format.positive_label]
+        return min(1.0, max(0.0, value))
+
+    async def score(self, session: Session, question: str, response: str, *, parent: int | None = None) -> float:
+        """The aggregate of the response's step rewards; one `eval` trace segment, no ledger tokens."""
+        steps = split_steps(response, self.step_separator)
+        if not steps:
+            raise StrategyError("the response has no steps to score; it is empty or blank")
+        rewards, prompt_tokens = await self.step_rewards(question, steps)
+        value = aggregate_rewards(rewards, self.aggregate)
+        session.trace.add(
+            "eval",
+            parent=parent,
+            phase="evaluation",
+            scorer=self.name,
+            score=value,
+            step_scores=rewards,
+            prm_prompt_tokens=prompt_tokens,
+        )
+        return value
+
+
+def _encode(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer.encode(text, add_special_tokens=False)) if text else []
+
+
+def _already_shut_down(*args: object, **kwargs: object) -> None:
+    """Stands in for a shut-down engine's `shutdown`, which vLLM's `__del__` calls again."""
+
+
+@atexit.register
+def _close_live_scorers() -> None:
+    for scorer in list(_live_scorers):
+        scorer.close()
