@@ -20,6 +20,11 @@ PROMPTED_THINKING = (
 )
 PROMPTED_DIRECT = "You are a helpful assistant. End your reply with 'Final answer:' followed by the answer alone."
 CODE_HINT = " For code, give the complete solution in one ```python fenced block."
+# smollm2's thinking opens with a plain lead it continues with worked steps: on SmolLM2-135M
+# (arith difficulty 1, 30 problems, elastic at 256 tokens) a `<think>` prefill under the
+# think-tag system prompt makes it skip the working ("The answer is 6."), 0.10 vs direct 0.30;
+# "Solution:" under the direct system prompt gets 0.33.
+SOLUTION_OPEN = "Solution:"
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,9 @@ class ModelProfile:
 
 
 PROFILES: dict[str, ModelProfile] = {
-    "smollm2": ModelProfile(family="smollm2", native_thinking=False),
+    "smollm2": ModelProfile(
+        family="smollm2", native_thinking=False, think_open=SOLUTION_OPEN, thinking_system=PROMPTED_DIRECT
+    ),
     "generic": ModelProfile(family="generic", native_thinking=False),
     "qwen3": ModelProfile(
         family="qwen3",

@@ -14,6 +14,10 @@ and `Budget.answer` override it; with one of them given, the other gets what is 
 Metrics: `thinking_tokens`, `answer_tokens`, `thinking_cut` (the model did not end its
 thinking itself), `extensions` (Wait extensions used), `thinking_budget`, `answer_budget`,
 `answer_cached_prompt_tokens` (prefix-cache hits of the answer request).
+
+The answer is read from the lead-in and the reply up to any end-of-thinking delimiter the
+model writes again after its block was already closed (what follows such a stray close is
+not the answer).
 """
 
 from __future__ import annotations
@@ -109,9 +113,10 @@ async def run_elastic(session: Session, prompt: str, plan: ThinkingPlan) -> Outc
         temperature=plan.temperature,
         top_p=plan.top_p,
     )
+    reply = lead_in.rsplit(profile.think_close, 1)[-1] + answer.text.split(profile.think_close, 1)[0]
     return Outcome(
-        text=(lead_in + answer.text).rsplit(profile.think_close, 1)[-1].strip(),
-        answer=session.extract_answer(lead_in + answer.text),
+        text=reply.strip(),
+        answer=session.extract_answer(reply),
         metrics={
             "thinking_tokens": thinking.tokens,
             "answer_tokens": len(answer.token_ids),

@@ -59,3 +59,9 @@ def test_gpt_oss_effort_reaches_the_template() -> None:
 def test_answer_is_extracted_only_after_thinking() -> None:
     profile = get_profile("smollm2")
     assert profile.extract_answer("<think>maybe 3</think>\nFinal answer: 4") == "4"
+
+
+def test_smollm2_thinks_after_a_plain_solution_lead_instead_of_a_think_tag() -> None:
+    prompt = get_profile("smollm2").build_prompt(ScriptedTokenizer(), "What is 1+1?", thinking=True)
+    assert prompt.endswith("Solution:\n")
+    assert "<think>" not in prompt

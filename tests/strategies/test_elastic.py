@@ -38,6 +38,12 @@ def test_elastic_answers_even_when_thinking_is_cut() -> None:
     assert solution.text == "Final answer: 7"
 
 
+def test_a_stray_close_in_the_answer_does_not_hide_the_answer_before_it() -> None:
+    solution = solve(thinker(LONG_THOUGHT, answer=" 7\n</think>"), Budget(tokens=40, thinking=10, answer=8))
+    assert solution.answer == "7"
+    assert solution.text == "Final answer: 7"
+
+
 def test_answer_request_extends_the_thinking_token_ids() -> None:
     backend = thinker(LONG_THOUGHT)
     solve(backend, Budget(tokens=40, thinking=10, answer=8))
