@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     solve.add_argument("--json", action="store_true", help="print the Solution as JSON instead of the rich view")
 
     _add_eval_and_report_parsers(commands)
+    _add_calibrate_parser(commands)
 
     models = commands.add_parser("models", help="list available models; --provision fetches the embedded one")
     models.add_argument(
@@ -111,6 +112,20 @@ def _add_eval_and_report_parsers(commands: Any) -> None:
     report.add_argument("--compare", default=None, metavar="S1,S2", help="paired bootstrap difference S1 - S2")
 
 
+def _add_calibrate_parser(commands: Any) -> None:
+    calibrate = commands.add_parser("calibrate", help="learn the `auto` policy (bin -> strategy, budget) from records")
+    calibrate.add_argument("records", nargs="+", help="records files written by `reasoner eval`")
+    calibrate.add_argument("--out", required=True, help="policy file to write (JSON), for -o policy_file=...")
+    calibrate.add_argument("--model", default=None, help="model the policy is for (default: the embedded SmolLM2-135M)")
+    calibrate.add_argument(
+        "--min-accuracy",
+        type=float,
+        default=None,
+        help="least accuracy a bin's choice must reach (default: 90%% of the best in the bin)",
+    )
+    calibrate.add_argument("--force", action="store_true", help="use records of another model than --model")
+
+
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     """`KEY=VALUE` strings to a dict; values are read as JSON when they parse, else kept as text."""
     from reasoner.errors import InputError
@@ -144,6 +159,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from evals.eval_command import run_report_command
 
             return run_report_command(args)
+        if args.command == "calibrate":
+            from evals.calibrate_command import run_calibrate_command
+
+            return run_calibrate_command(args)
         return _models(args)
     except EngineError as exc:
         sys.stderr.write(f"reasoner: engine error: {exc}\n")

@@ -4,7 +4,8 @@ Per suite, one row per (strategy, budget): accuracy with a 95% bootstrap interva
 p95 generated tokens, latency p50/p95, accuracy per 1k tokens, and whether the row is on the
 Pareto front of accuracy vs mean tokens. An accuracy-vs-budget chart per strategy, and the
 paired bootstrap difference between two strategies on the problems both solved at a budget.
-Rendered with rich, or as markdown, CSV or JSON.
+Rendered with rich, or as markdown, CSV or JSON. Rows whose records carry a
+`difficulty_bin` metric (`auto`) also get the share of prompts and the tokens per bin.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from evals.stats import Interval, bootstrap_mean, paired_bootstrap, pareto_front
 from reasoner.errors import SuiteError
 
 CHART_WIDTH = 30
+BIN_ORDER = {"easy": 0, "normal": 1, "hard": 2}
 COLUMNS = (
     "suite",
     "strategy",
@@ -76,9 +78,22 @@ class Comparison:
 
 
 @dataclass
+class BinShare:
+    """For one (suite, strategy, budget) row of `auto`: one difficulty bin's prompts and tokens."""
+
+    suite: str
+    strategy: str
+    budget: int
+    bin: str
+    share: float
+    tokens: int
+
+
+@dataclass
 class Report:
     rows: list[Row]
     comparisons: list[Comparison] = field(default_factory=list)
+    bins: list[BinShare] = field(default_factory=list)
     malformed_lines: dict[str, list[int]] = field(default_factory=dict)
     duplicates: int = 0
 
@@ -134,7 +149,20 @@ def build_report(records: Sequence[dict[str, Any]], compare: tuple[str, str] | N
         for index in pareto_front([(row.mean_tokens, row.accuracy) for row in suite_rows]):
             suite_rows[index].pareto = True
     comparisons = _compare(records, compare) if compare else []
-    return Report(rows, comparisons)
+    return Report(rows, comparisons, _bin_shares(cells))
+
+
+def _bin_shares(cells: dict[tuple[str, str, int], list[dict[str, Any]]]) -> list[BinShare]:
+    shares = []
+    for (suite, label, budget), cell in sorted(cells.items()):
+        per_bin: dict[str, list[int]] = {}
+        for record in cell:
+            name = (record.get("metrics") or {}).get("difficulty_bin")
+            if isinstance(name, str):
+                per_bin.setdefault(name, []).append(int(record["usage"]["generated_tokens"]))
+        for name in sorted(per_bin, key=lambda item: (BIN_ORDER.get(item, len(BIN_ORDER)), item)):
+            shares.append(BinShare(suite, label, budget, name, len(per_bin[name]) / len(cell), sum(per_bin[name])))
+    return shares
 
 
 def _row(suite: str, label: str, budget: int, cell: list[dict[str, Any]]) -> Row:
@@ -216,6 +244,13 @@ def _comparison_text(item: Comparison) -> str:
     )
 
 
+def _bin_text(item: BinShare) -> str:
+    return (
+        f"{item.strategy} @ {item.budget}: {item.bin} {_percent(item.share)} of prompts, "
+        f"{item.tokens} tokens in that bin"
+    )
+
+
 def accuracy_chart(report: Report, suite: str) -> list[str]:
     """One bar per (strategy, budget): accuracy vs budget, as text lines."""
     rows = [row for row in report.rows if row.suite == suite]
@@ -247,6 +282,9 @@ def render_rich(report: Report, console: Console) -> None:
         for item in report.comparisons:
             if item.suite == suite:
                 console.print(_comparison_text(item), highlight=False)
+        for share in report.bins:
+            if share.suite == suite:
+                console.print(_bin_text(share), highlight=False)
     for path, lines in report.malformed_lines.items():
         console.print(f"skipped malformed lines in {path}: {', '.join(map(str, lines))}", highlight=False)
     if report.duplicates:

@@ -86,16 +86,39 @@ class Reasoner:
     ) -> list[Solution]:
         """Solve many prompts concurrently on one engine.
 
-        By default `budget` is shared by the whole batch and split evenly between prompts;
-        with `budget_per_prompt=True` every prompt gets the whole `budget`. A list of
-        budgets gives each prompt its own.
+        By default `budget` is shared by the whole batch and split evenly between prompts, or by
+        the strategy's `allocate_batch` class method when it has one (`auto` does); with
+        `budget_per_prompt=True` every prompt gets the whole `budget`. A list of budgets gives
+        each prompt its own.
         """
         budgets = split_batch_budget(prompts, budget, budget_per_prompt)
+        allocate_batch = getattr(get_strategy(strategy), "allocate_batch", None)
+        if allocate_batch is not None and not budget_per_prompt and not isinstance(budget, Sequence):
+            return await self._on_own_loop(
+                self._solve_allocated(allocate_batch, prompts, as_budget(budget), strategy, answer_format, options)
+            )
         calls = [
             self._solve(prompt, share, strategy, answer_format, options)
             for prompt, share in zip(prompts, budgets, strict=True)
         ]
         return await self._on_own_loop(_gather(calls))
+
+    async def _solve_allocated(
+        self,
+        allocate_batch: Any,
+        prompts: Sequence[str],
+        budget: Budget,
+        strategy: str,
+        answer_format: str,
+        options: dict[str, Any],
+    ) -> list[Solution]:
+        """A shared budget split by the strategy's `allocate_batch`, which returns (budget, options) per prompt."""
+        plans = await allocate_batch(self, prompts, budget, answer_format, options)
+        calls = [
+            self._solve(prompt, share, strategy, answer_format, {**options, **extra})
+            for prompt, (share, extra) in zip(prompts, plans, strict=True)
+        ]
+        return await _gather(calls)
 
     def solve(self, prompt: str, budget: BudgetLike = 512, strategy: str = "direct", **kwargs: Any) -> Solution:
         """Synchronous `asolve`; works in scripts and inside a running event loop."""

@@ -1,0 +1,65 @@
+"""Batch allocation: split a total token budget across prompts by expected marginal gain.
+
+Every prompt starts at the cheapest point of its bin's accuracy-vs-budget curve. Then, as
+long as tokens are left, the upgrade with the largest expected accuracy gain per extra token
+(to any higher point of the prompt's curve that still fits) is taken. Tokens no upgrade can
+use are spread evenly over the prompts, so flat curves give a uniform split. The estimator
+tokens already spent come off the total first, and the shares never sum past it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from controllers.policy import Choice
+from reasoner.errors import BudgetError
+
+
+def allocate(
+    bins: Sequence[str],
+    curves: dict[str, list[Choice]],
+    total: int,
+    spent: Sequence[int] | None = None,
+) -> list[int]:
+    """Tokens per prompt beyond what it `spent` on estimation; they sum to at most `total - sum(spent)`."""
+    if not bins:
+        raise BudgetError("no prompts to allocate a budget to; pass at least one prompt")
+    spent_tokens = list(spent) if spent is not None else [0] * len(bins)
+    if len(spent_tokens) != len(bins):
+        raise BudgetError(f"got {len(spent_tokens)} estimation costs for {len(bins)} prompts")
+    levels = [0] * len(bins)
+    shares = [curves[name][0].budget for name in bins]
+    left = total - sum(spent_tokens) - sum(shares)
+    if left < 0:
+        raise BudgetError(
+            f"a batch budget of {total} tokens cannot give each of {len(bins)} prompts its least "
+            f"configuration ({min(shares)}+ tokens) after {sum(spent_tokens)} estimation tokens; "
+            f"raise it to at least {sum(spent_tokens) + sum(shares)}"
+        )
+    while True:
+        best: tuple[float, int, int] | None = None
+        for index, name in enumerate(bins):
+            curve = curves[name]
+            current = curve[levels[index]]
+            for level in range(levels[index] + 1, len(curve)):
+                extra = curve[level].budget - current.budget
+                gain = (curve[level].accuracy or 0.0) - (current.accuracy or 0.0)
+                if extra <= 0 or extra > left or gain <= 0:
+                    continue
+                rate = gain / extra
+                if best is None or rate > best[0]:
+                    best = (rate, index, level)
+        if best is None:
+            break
+        _, index, level = best
+        extra = curves[bins[index]][level].budget - shares[index]
+        levels[index], shares[index] = level, shares[index] + extra
+        left -= extra
+    for index in range(len(bins)):
+        shares[index] += left // len(bins) + (1 if index < left % len(bins) else 0)
+    return shares
+
+
+def least_batch_budget(bins: Sequence[str], curves: dict[str, list[Choice]], spent: Sequence[int]) -> int:
+    """The smallest total that pays every prompt's cheapest configuration plus its estimation."""
+    return sum(spent) + sum(curves[name][0].budget for name in bins)

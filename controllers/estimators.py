@@ -1,0 +1,184 @@
+"""Difficulty estimators: a number in [0, 1] per prompt, paid for from the solve's own budget.
+
+- `pilot`: a few short sampled attempts; difficulty mixes the disagreement of their answers
+  with their mean token entropy (over the top log-probabilities, normalised to [0, 1]).
+- `self_eval`: one short greedy attempt scored by the self-evaluation scorer (P("No") to
+  "would you do better if you started over?"); difficulty = 1 - score.
+- `probe`: the first few greedy tokens give cheap features (prompt length, their entropy and
+  top probability); a trained `Probe` maps them to P(wrong).
+
+Every request is a trace segment of kind `estimate` under one `estimate` root and is charged
+to the session's ledger under the phase `estimation` (the self-eval score token goes under
+`evaluation`, the scorer's phase). `Estimate.tokens` is what the estimation generated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+from controllers.probe import Probe
+from reasoner import Generation, Session, StrategyError
+from strategies.scoring import SelfEvalScorer
+
+ESTIMATOR_NAMES = ("pilot", "self_eval", "probe")
+TOP_LOGPROBS = 5
+DISAGREEMENT_WEIGHT = 0.6
+
+
+@dataclass
+class Estimate:
+    """What an estimator found: difficulty in [0, 1], its features and its generated tokens."""
+
+    estimator: str
+    difficulty: float
+    tokens: int
+    features: dict[str, float] = field(default_factory=dict)
+    node: int | None = None
+
+
+class Estimator:
+    """Base: `cost_cap` bounds the tokens one estimate may generate."""
+
+    name = "estimator"
+    cost_cap = 0
+
+    async def estimate(self, session: Session, prompt: str) -> Estimate:
+        """Estimate the prompt's difficulty on `session`, charging its tokens there."""
+        before = session.ledger.generated_tokens
+        root = session.trace.add("estimate", phase="estimation", estimator=self.name)
+        difficulty, features = await self._measure(session, prompt, root)
+        tokens = session.ledger.generated_tokens - before
+        difficulty = min(1.0, max(0.0, difficulty))
+        session.trace.update(root, tokens=0, difficulty=difficulty, estimator_tokens=tokens)
+        return Estimate(self.name, difficulty, tokens, features, root)
+
+    async def _measure(self, session: Session, prompt: str, root: int) -> tuple[float, dict[str, float]]:
+        raise NotImplementedError
+
+
+class PilotEstimator(Estimator):
+    """`samples` sampled attempts of at most `max_tokens` each."""
+
+    name = "pilot"
+
+    def __init__(self, samples: int = 3, max_tokens: int = 24, temperature: float = 0.8):
+        self.samples, self.max_tokens, self.temperature = samples, max_tokens, temperature
+        self.cost_cap = samples * max_tokens
+
+    async def _measure(self, session: Session, prompt: str, root: int) -> tuple[float, dict[str, float]]:
+        text_prompt = _direct_prompt(session, prompt)
+        attempts = await asyncio.gather(
+            *(
+                session.generate(
+                    text_prompt,
+                    max_tokens=self.max_tokens,
+                    phase="estimation",
+                    kind="estimate",
+                    parent=root,
+                    edge="spawn",
+                    temperature=self.temperature,
+                    logprobs=TOP_LOGPROBS,
+                )
+                for _ in range(self.samples)
+            )
+        )
+        features = pilot_features(session, list(attempts))
+        weight = DISAGREEMENT_WEIGHT
+        return weight * features["disagreement"] + (1 - weight) * features["entropy"], features
+
+
+class SelfEvalEstimator(Estimator):
+    """One greedy attempt of at most `max_tokens`, then one self-evaluation token."""
+
+    name = "self_eval"
+
+    def __init__(self, max_tokens: int = 32):
+        self.max_tokens = max_tokens
+        self.cost_cap = max_tokens + 1
+        self.scorer = SelfEvalScorer()
+
+    async def _measure(self, session: Session, prompt: str, root: int) -> tuple[float, dict[str, float]]:
+        attempt = await session.generate(
+            _direct_prompt(session, prompt),
+            max_tokens=self.max_tokens,
+            phase="estimation",
+            kind="estimate",
+            parent=root,
+            edge="spawn",
+        )
+        score = await self.scorer.score_generation(session, attempt)
+        return 1.0 - score, {"self_eval_score": score}
+
+
+class ProbeEstimator(Estimator):
+    """`max_tokens` greedy tokens give the features; `probe` (when trained) maps them to P(wrong)."""
+
+    name = "probe"
+
+    def __init__(self, probe: Probe | None = None, max_tokens: int = 8):
+        self.probe, self.max_tokens = probe, max_tokens
+        self.cost_cap = max_tokens
+
+    async def _measure(self, session: Session, prompt: str, root: int) -> tuple[float, dict[str, float]]:
+        first = await session.generate(
+            _direct_prompt(session, prompt),
+            max_tokens=self.max_tokens,
+            phase="estimation",
+            kind="estimate",
+            parent=root,
+            edge="spawn",
+            logprobs=TOP_LOGPROBS,
+        )
+        entropies = [_entropy(step) for step in first.logprobs or []]
+        top = [max(math.exp(value) for value in step.values()) for step in first.logprobs or [] if step]
+        features = {
+            "prompt_tokens": float(len(first.prompt_token_ids)),
+            "prompt_digits": float(sum(character.isdigit() for character in prompt)),
+            "first_entropy": float(sum(entropies) / len(entropies)) if entropies else 1.0,
+            "first_top_prob": float(sum(top) / len(top)) if top else 0.0,
+        }
+        difficulty = self.probe.predict(features) if self.probe is not None else features["first_entropy"]
+        return difficulty, features
+
+
+def make_estimator(name: str, probe: Probe | None = None) -> Estimator:
+    """The estimator called `name`; an unknown name is a `StrategyError` listing the known ones."""
+    if name == "pilot":
+        return PilotEstimator()
+    if name == "self_eval":
+        return SelfEvalEstimator()
+    if name == "probe":
+        return ProbeEstimator(probe)
+    raise StrategyError(f"unknown estimator {name!r}; known: {', '.join(ESTIMATOR_NAMES)}")
+
+
+def pilot_features(session: Session, attempts: list[Generation]) -> dict[str, float]:
+    """Disagreement of the attempts' answers (0: all agree, 1: all differ) and their mean entropy."""
+    answers = [session.extract_answer(attempt.text) for attempt in attempts]
+    counted = Counter(answer for answer in answers if answer is not None)
+    agreeing = max(counted.values(), default=0)
+    spread = len(attempts) - 1
+    disagreement = (len(attempts) - max(agreeing, 1)) / spread if spread else 0.0
+    entropies = [_entropy(step) for attempt in attempts for step in attempt.logprobs or []]
+    return {
+        "disagreement": float(disagreement),
+        "entropy": float(sum(entropies) / len(entropies)) if entropies else 1.0,
+        "answered": float(sum(answer is not None for answer in answers) / len(attempts)),
+    }
+
+
+def _direct_prompt(session: Session, prompt: str) -> str:
+    return session.profile.build_prompt(session.tokenizer, prompt, thinking=False, answer_format=session.answer_format)
+
+
+def _entropy(top: dict[int, float]) -> float:
+    """Entropy of the renormalised top-k distribution, divided by log(k): in [0, 1]."""
+    if len(top) < 2:
+        return 0.0
+    probabilities = [math.exp(value) for value in top.values()]
+    total = sum(probabilities)
+    entropy = -sum(p / total * math.log(p / total) for p in probabilities if p > 0)
+    return entropy / math.log(len(top))

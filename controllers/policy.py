@@ -1,0 +1,296 @@
+"""Policies: difficulty bin -> (strategy, options, budget), and accuracy-vs-budget curves per bin.
+
+A policy holds two difficulty thresholds that cut [0, 1] into the bins `easy`, `normal` and
+`hard`, one `Choice` per bin (what `auto` runs for a prompt of that bin) and, per bin, a curve
+of (budget, accuracy, strategy, options) points that batch allocation climbs.
+
+`learn_policy` fits one from eval records as in compute-optimal scaling (Snell et al., 2024):
+every problem gets a difficulty (the `difficulty` metric of its records when an estimator
+wrote one, else its oracle difficulty: 1 - its accuracy over every record of it); the
+thresholds are the tertiles of those difficulties; per bin the choice is the (strategy,
+budget) with the best accuracy per generated token among those whose accuracy reaches the
+minimum (default: 90% of the best accuracy in the bin).
+
+`default_policy` is used when the user gives none: easy -> `direct` with 256 tokens, normal ->
+`elastic` with 1024, hard -> `self_consistency` (n=4) with 4096, each clamped to the budget the
+solve has left; its curves are priors in the same shape, not measurements.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reasoner.errors import StrategyError, SuiteError
+
+BINS = ("easy", "normal", "hard")
+DEFAULT_THRESHOLDS = (1 / 3, 2 / 3)
+DEFAULT_MIN_ACCURACY_SHARE = 0.9
+POLICY_VERSION = 1
+RECORD_FIELDS = ("problem_id", "strategy", "budget", "correct", "usage", "model")
+
+
+class PolicyError(StrategyError):
+    """A policy file is missing, empty or malformed (the message names the field)."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One configuration: a strategy, its options and its token budget (with its measured figures)."""
+
+    strategy: str
+    budget: int
+    options: dict[str, Any] = field(default_factory=dict)
+    accuracy: float | None = None
+    mean_tokens: float | None = None
+
+
+@dataclass
+class Policy:
+    """Bins, a choice per bin, and an accuracy-vs-budget curve per bin (budgets ascending)."""
+
+    thresholds: tuple[float, float]
+    choices: dict[str, Choice]
+    curves: dict[str, list[Choice]]
+    model: str | None = None
+    source: str = "default"
+
+    def bin_of(self, difficulty: float) -> str:
+        """The bin a difficulty in [0, 1] falls in."""
+        low, high = self.thresholds
+        if difficulty < low:
+            return "easy"
+        return "normal" if difficulty < high else "hard"
+
+    def choose(self, bin_name: str, available: int) -> Choice:
+        """The bin's choice when its budget fits `available`, else the best curve point that fits.
+
+        When not even the cheapest point fits, the cheapest configuration runs with `available`.
+        """
+        choice = self.choices[bin_name]
+        if choice.budget <= available:
+            return choice
+        return self.point_at(bin_name, available)
+
+    def point_at(self, bin_name: str, budget: int) -> Choice:
+        """The most accurate curve point of the bin whose budget is at most `budget`."""
+        curve = self.curves[bin_name]
+        fitting = [point for point in curve if point.budget <= budget]
+        if not fitting:
+            cheapest = curve[0]
+            return Choice(cheapest.strategy, budget, cheapest.options, cheapest.accuracy, cheapest.mean_tokens)
+        return max(fitting, key=lambda point: (point.accuracy or 0.0, -point.budget))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": POLICY_VERSION,
+            "model": self.model,
+            "source": self.source,
+            "thresholds": list(self.thresholds),
+            "bins": {name: asdict(choice) for name, choice in self.choices.items()},
+            "curves": {name: [asdict(point) for point in curve] for name, curve in self.curves.items()},
+        }
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+
+
+def default_policy() -> Policy:
+    """The built-in policy documented in the module docstring."""
+    choices = {
+        "easy": Choice("direct", 256),
+        "normal": Choice("elastic", 1024),
+        "hard": Choice("self_consistency", 4096, {"n": 4}),
+    }
+    curves = {
+        "easy": [Choice("direct", 64, accuracy=0.8), Choice("direct", 256, accuracy=0.9)],
+        "normal": [Choice("direct", 256, accuracy=0.5), Choice("elastic", 1024, accuracy=0.7)],
+        "hard": [
+            Choice("direct", 256, accuracy=0.2),
+            Choice("elastic", 1024, accuracy=0.35),
+            Choice("self_consistency", 4096, {"n": 4}, accuracy=0.5),
+        ],
+    }
+    return Policy(DEFAULT_THRESHOLDS, choices, curves)
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Read a policy written by `Policy.save` (or `reasoner calibrate`); errors name the field."""
+    source = Path(path)
+    if not source.is_file():
+        raise PolicyError(f"no policy file at {source}; write one with `reasoner calibrate RECORDS --out {source}`")
+    text = source.read_text(encoding="utf-8")
+    if not text.strip():
+        raise PolicyError(f"policy file {source} is empty; rerun `reasoner calibrate` to write it")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PolicyError(f"policy file {source} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    return policy_from_json(data, str(source))
+
+
+def policy_from_json(data: Any, where: str = "policy") -> Policy:
+    """Build a policy from its JSON form; a missing or mistyped field is a `PolicyError` naming it."""
+    if not isinstance(data, dict):
+        raise PolicyError(f"{where}: the policy must be a JSON object")
+    thresholds = _field(data, "thresholds", list, where)
+    if len(thresholds) != 2 or not all(isinstance(item, (int, float)) for item in thresholds):
+        raise PolicyError(f"{where}: field 'thresholds' must be two numbers, got {thresholds!r}")
+    low, high = float(thresholds[0]), float(thresholds[1])
+    if not 0.0 <= low <= high <= 1.0:
+        raise PolicyError(f"{where}: field 'thresholds' must satisfy 0 <= low <= high <= 1, got {thresholds!r}")
+    bins = _field(data, "bins", dict, where)
+    curves = _field(data, "curves", dict, where)
+    choices = {name: _choice(_field(bins, name, dict, where, "bins."), f"{where}: bins.{name}") for name in BINS}
+    curve_points: dict[str, list[Choice]] = {}
+    for name in BINS:
+        points = _field(curves, name, list, where, "curves.")
+        if not points:
+            raise PolicyError(f"{where}: field 'curves.{name}' is empty; it needs at least one point")
+        parsed = [_choice(point, f"{where}: curves.{name}[{index}]") for index, point in enumerate(points)]
+        curve_points[name] = sorted(parsed, key=lambda point: point.budget)
+    model = data.get("model")
+    return Policy((low, high), choices, curve_points, model if isinstance(model, str) else None, where)
+
+
+def _field(data: dict[str, Any], name: str, kind: type, where: str, prefix: str = "") -> Any:
+    if name not in data:
+        raise PolicyError(f"{where}: field '{prefix}{name}' is missing; rerun `reasoner calibrate`")
+    value = data[name]
+    if not isinstance(value, kind):
+        raise PolicyError(f"{where}: field '{prefix}{name}' must be a JSON {kind.__name__}, got {value!r}")
+    return value
+
+
+def _choice(data: Any, where: str) -> Choice:
+    if not isinstance(data, dict):
+        raise PolicyError(f"{where} must be an object with strategy and budget")
+    strategy, budget = data.get("strategy"), data.get("budget")
+    if not isinstance(strategy, str) or not strategy:
+        raise PolicyError(f"{where}.strategy must be a strategy name, got {strategy!r}")
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        raise PolicyError(f"{where}.budget must be a positive integer, got {budget!r}")
+    options = data.get("options", {})
+    if not isinstance(options, dict):
+        raise PolicyError(f"{where}.options must be an object, got {options!r}")
+    accuracy, mean_tokens = data.get("accuracy"), data.get("mean_tokens")
+    return Choice(
+        strategy,
+        budget,
+        options,
+        float(accuracy) if isinstance(accuracy, (int, float)) else None,
+        float(mean_tokens) if isinstance(mean_tokens, (int, float)) else None,
+    )
+
+
+def check_records(records: Sequence[dict[str, Any]], model: str | None = None, *, force: bool = False) -> None:
+    """Refuse records calibration cannot use: none, fields missing, or another model than `model`."""
+    if not records:
+        raise SuiteError("no records to calibrate on; run `reasoner eval --out RECORDS.jsonl` first")
+    for record in records:
+        for name in RECORD_FIELDS:
+            if name not in record:
+                raise SuiteError(
+                    f"record {record.get('key', '?')!r} lacks the field {name!r} calibration needs; "
+                    "use records written by `reasoner eval`"
+                )
+        if not isinstance(record["usage"], dict) or "generated_tokens" not in record["usage"]:
+            raise SuiteError(f"record {record['key']!r} lacks usage.generated_tokens; use records from `reasoner eval`")
+    found = sorted({str(record["model"]) for record in records})
+    if model is not None and found != [model] and not force:
+        raise SuiteError(
+            f"records are from model(s) {', '.join(found)}, not {model}; calibrate on records of {model} "
+            "or pass --force"
+        )
+
+
+def learn_policy(
+    records: Sequence[dict[str, Any]],
+    *,
+    model: str | None = None,
+    force: bool = False,
+    min_accuracy: float | None = None,
+    difficulties: dict[str, float] | None = None,
+) -> Policy:
+    """Fit a policy to eval records (see the module docstring).
+
+    `difficulties` maps `suite|problem_id` to a difficulty from an estimator and overrides
+    what the records say.
+    """
+    check_records(records, model, force=force)
+    problem_difficulty = difficulties or _record_difficulties(records)
+    keyed = [(f"{record.get('suite', '')}|{record['problem_id']}", record) for record in records]
+    missing = [key for key, _ in keyed if key not in problem_difficulty]
+    if missing:
+        raise SuiteError(f"no difficulty for problem {missing[0]!r}; estimate every problem of the records")
+    values = np.array(sorted({key: problem_difficulty[key] for key, _ in keyed}.values()))
+    low, high = (float(item) for item in np.quantile(values, [1 / 3, 2 / 3]))
+    if high <= low:
+        high = np.nextafter(low, 1.0)
+    policy = Policy((low, high), {}, {}, model or str(records[0]["model"]), "records")
+    cells: dict[str, dict[str, list[dict[str, Any]]]] = {name: defaultdict(list) for name in BINS}
+    for key, record in keyed:
+        config = json.dumps([record["strategy"], record["budget"], record.get("options") or {}], sort_keys=True)
+        cells[policy.bin_of(problem_difficulty[key])][config].append(record)
+    for name in BINS:
+        measured = [_measure(config, cell) for config, cell in cells[name].items()] or [_measure_all(keyed)]
+        policy.choices[name] = _best_per_token(measured, min_accuracy)
+        policy.curves[name] = _curve(measured)
+    return policy
+
+
+def _record_difficulties(records: Sequence[dict[str, Any]]) -> dict[str, float]:
+    estimated: dict[str, list[float]] = defaultdict(list)
+    outcomes: dict[str, list[float]] = defaultdict(list)
+    for record in records:
+        key = f"{record.get('suite', '')}|{record['problem_id']}"
+        outcomes[key].append(1.0 if record["correct"] else 0.0)
+        value = (record.get("metrics") or {}).get("difficulty")
+        if isinstance(value, (int, float)):
+            estimated[key].append(float(value))
+    if estimated.keys() == outcomes.keys():
+        return {key: float(np.mean(values)) for key, values in estimated.items()}
+    return {key: 1.0 - float(np.mean(values)) for key, values in outcomes.items()}
+
+
+def _measure(config: str, cell: list[dict[str, Any]]) -> Choice:
+    strategy, budget, options = json.loads(config)
+    accuracy = float(np.mean([1.0 if record["correct"] else 0.0 for record in cell]))
+    tokens = float(np.mean([record["usage"]["generated_tokens"] for record in cell]))
+    return Choice(strategy, int(budget), options, accuracy, tokens)
+
+
+def _measure_all(keyed: list[tuple[str, dict[str, Any]]]) -> Choice:
+    """For a bin no record fell in: the cheapest configuration measured over all records."""
+    budget = min(int(record["budget"]) for _, record in keyed)
+    cheapest = [record for _, record in keyed if int(record["budget"]) == budget]
+    first = cheapest[0]
+    config = json.dumps([first["strategy"], budget, first.get("options") or {}], sort_keys=True)
+    return _measure(config, [record for record in cheapest if record["strategy"] == first["strategy"]])
+
+
+def _best_per_token(measured: list[Choice], min_accuracy: float | None) -> Choice:
+    best_accuracy = max(choice.accuracy or 0.0 for choice in measured)
+    floor = DEFAULT_MIN_ACCURACY_SHARE * best_accuracy if min_accuracy is None else min_accuracy
+    eligible = [choice for choice in measured if (choice.accuracy or 0.0) >= floor]
+    if not eligible:
+        return max(measured, key=lambda choice: (choice.accuracy or 0.0, -choice.budget))
+    return max(
+        eligible, key=lambda choice: ((choice.accuracy or 0.0) / max(choice.mean_tokens or 1.0, 1.0), -choice.budget)
+    )
+
+
+def _curve(measured: list[Choice]) -> list[Choice]:
+    """Per distinct budget, the most accurate configuration at or below it: a non-decreasing curve."""
+    points = []
+    for budget in sorted({choice.budget for choice in measured}):
+        fitting = [choice for choice in measured if choice.budget <= budget]
+        best = max(fitting, key=lambda choice: (choice.accuracy or 0.0, -choice.budget))
+        points.append(Choice(best.strategy, budget, best.options, best.accuracy, best.mean_tokens))
+    return points

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from records_support import graded_records, record
+
+from controllers.policy import PolicyError, default_policy, learn_policy, load_policy
+from reasoner import SuiteError
+
+
+def test_learned_policy_picks_the_cheapest_accurate_configuration_per_bin() -> None:
+    policy = learn_policy(graded_records())
+    assert (policy.choices["easy"].strategy, policy.choices["easy"].budget) == ("direct", 64)
+    assert (policy.choices["normal"].strategy, policy.choices["normal"].budget) == ("elastic", 256)
+
+
+def test_learned_curves_never_fall_as_the_budget_grows() -> None:
+    policy = learn_policy(graded_records())
+    for curve in policy.curves.values():
+        accuracies = [point.accuracy or 0.0 for point in curve]
+        assert accuracies == sorted(accuracies)
+        assert [point.budget for point in curve] == sorted(point.budget for point in curve)
+
+
+def test_estimated_difficulty_in_records_decides_the_bins() -> None:
+    records = [dict(item, metrics={"difficulty": 0.9}) for item in graded_records()]
+    for item in records:
+        if item["problem_id"] in ("p0", "p1"):
+            item["metrics"] = {"difficulty": 0.05}
+    policy = learn_policy(records)
+    assert policy.bin_of(0.05) == "easy"
+    assert policy.bin_of(0.9) == "hard"
+
+
+def test_policy_round_trips_through_its_file(tmp_path: Path) -> None:
+    policy = learn_policy(graded_records())
+    path = tmp_path / "policy.json"
+    policy.save(path)
+    loaded = load_policy(path)
+    assert loaded.choices == policy.choices
+    assert loaded.curves == policy.curves
+    assert loaded.thresholds == pytest.approx(policy.thresholds)
+
+
+def test_choice_is_clamped_to_the_budget_left() -> None:
+    policy = default_policy()
+    assert policy.choose("hard", 300).budget <= 300
+    assert policy.choose("easy", 10_000).strategy == "direct"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "is empty"),
+        ("{not json", "is not JSON"),
+        ('{"bins": {}, "curves": {}}', "field 'thresholds' is missing"),
+        ('{"thresholds": [0.2, 0.6], "bins": {}, "curves": {}}', "field 'bins.easy' is missing"),
+        ('{"thresholds": [0.9, 0.1], "bins": {}, "curves": {}}', "0 <= low <= high <= 1"),
+    ],
+)
+def test_malformed_policy_file_names_the_problem(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "policy.json"
+    path.write_text(content)
+    with pytest.raises(PolicyError, match=message):
+        load_policy(path)
+
+
+def test_policy_choice_with_a_bad_budget_names_the_field(tmp_path: Path) -> None:
+    data: dict[str, Any] = default_policy().to_json()
+    data["bins"]["hard"]["budget"] = "lots"
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(PolicyError, match=r"bins.hard.budget must be a positive integer"):
+        load_policy(path)
+
+
+def test_missing_policy_file_says_how_to_make_one(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="reasoner calibrate"):
+        load_policy(tmp_path / "nope.json")
+
+
+def test_calibration_refuses_no_records() -> None:
+    with pytest.raises(SuiteError, match="no records"):
+        learn_policy([])
+
+
+def test_calibration_refuses_records_lacking_a_field() -> None:
+    records = graded_records()
+    del records[3]["correct"]
+    with pytest.raises(SuiteError, match="lacks the field 'correct'"):
+        learn_policy(records)
+
+
+def test_calibration_refuses_records_of_another_model_unless_forced() -> None:
+    records = [*graded_records(), dict(record("p9", "direct", 64, True, 9), model="other-model")]
+    with pytest.raises(SuiteError, match="--force"):
+        learn_policy(records, model="smollm2-135m-instruct")
+    assert learn_policy(records, model="smollm2-135m-instruct", force=True).choices
