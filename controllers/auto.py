@@ -164,12 +164,8 @@ async def run_chosen(session: Session, prompt: str, chosen: Choice, parent: int 
     inner = Session(session.backend, session.tokenizer, session.profile, budget, session.answer_format, session.ledger)
     inner.trace = session.trace
     first_node = session.trace.graph.number_of_nodes()
-    held_back = session.remaining - chosen.budget
-    session.ledger.reserved_tokens += held_back
-    try:
+    with session.ledger.hold(session.remaining - chosen.budget):
         outcome = await strategy.run(inner, prompt)
-    finally:
-        session.ledger.reserved_tokens -= held_back
     if parent is not None:
         graph = session.trace.graph
         for node in range(first_node, graph.number_of_nodes()):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from reasoner.budget import Budget
@@ -92,3 +94,13 @@ class Ledger:
         self.reserved_tokens -= unused
         if aborted:
             self.aborted_tokens_saved += unused
+
+    @contextmanager
+    def hold(self, tokens: int) -> Iterator[None]:
+        """Keep `tokens` out of reach of new requests while the block runs (a sub-budget)."""
+        held = max(0, min(tokens, self.remaining))
+        self.reserved_tokens += held
+        try:
+            yield
+        finally:
+            self.reserved_tokens -= held

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reasoner import Budget, BudgetExhausted
+from reasoner.ledger import Ledger
 from reasoner.profiles import get_profile
 from reasoner.session import Session
 from reasoner.testing import ScriptedBackend
@@ -102,3 +103,13 @@ def test_totals_never_exceed_budget(tokens: int, pattern: list[tuple[int, int, b
     assert ledger.generated_tokens <= tokens
     assert ledger.reserved_tokens == 0
     assert ledger.generated_tokens == sum(data["tokens"] for _, data in session.trace.graph.nodes(data=True))
+
+
+def test_held_tokens_are_out_of_reach_until_released() -> None:
+    ledger = Ledger(Budget(tokens=100))
+    with ledger.hold(70):
+        assert ledger.remaining == 30
+        assert ledger.reserve("a", 50, "answer").granted == 30
+        with pytest.raises(BudgetExhausted):
+            ledger.reserve("b", 1, "answer")
+    assert ledger.remaining == 70
