@@ -124,6 +124,34 @@ def _spawn_without_rerunning_main() -> Iterator[None]:
                 main.__file__ = saved_file
 
 
+def build_async_engine(arguments: dict[str, Any], label: str, stat_loggers: list[Any] | None = None) -> Any:
+    """vLLM's `AsyncLLM` from engine arguments, its processes spawned without re-running `__main__`.
+
+    Every start-up failure becomes an `EngineError` naming `label`. Blocking: call it in a thread.
+    """
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    try:
+        engine_args = AsyncEngineArgs(**arguments)
+    except TypeError as exc:
+        raise EngineError(f"invalid engine_args for {label}: {exc}") from None
+    try:
+        with _spawn_without_rerunning_main():
+            return AsyncLLM.from_engine_args(engine_args, stat_loggers=stat_loggers)
+    except Exception as exc:  # noqa: BLE001 - any start-up failure is the engine's
+        raise EngineError(f"the vLLM engine failed to start for {label}: {exc}") from None
+
+
+def shutdown_engine(engine: Any) -> None:
+    """Shut an `AsyncLLM` down now, and make its later `__del__` harmless."""
+    with contextlib.suppress(Exception):
+        engine.shutdown()
+    # AsyncLLM.__del__ shuts down again; when the object outlives vLLM's module globals
+    # (interpreter teardown) that second call raises. It has nothing left to do.
+    engine.shutdown = _already_shut_down
+
+
 class VLLMBackend(Backend):
     """vLLM's `AsyncLLM` in this process; started lazily, restarted after engine death."""
 
@@ -177,19 +205,8 @@ class VLLMBackend(Backend):
                 _live_backends.add(self)
 
     def _build_engine(self) -> Any:
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
-
         arguments = self.engine_args()
-        try:
-            engine_args = AsyncEngineArgs(**arguments)
-        except TypeError as exc:
-            raise EngineError(f"invalid engine_args: {exc}") from None
-        try:
-            with _spawn_without_rerunning_main():
-                engine = AsyncLLM.from_engine_args(engine_args, stat_loggers=[self._stats.factory])
-        except Exception as exc:  # noqa: BLE001 - any start-up failure is the engine's
-            raise EngineError(f"the vLLM engine failed to start for {self.model.name!r}: {exc}") from None
+        engine = build_async_engine(arguments, repr(self.model.name), stat_loggers=[self._stats.factory])
         config = engine.model_config
         self._capabilities = Capabilities(
             prompt_embeds=bool(arguments.get("enable_prompt_embeds")),
@@ -209,11 +226,7 @@ class VLLMBackend(Backend):
         """Stop the engine and its processes now (safe to call twice, and at exit)."""
         engine, self._engine = self._engine, None
         if engine is not None:
-            with contextlib.suppress(Exception):
-                engine.shutdown()
-            # AsyncLLM.__del__ shuts down again; when the object outlives vLLM's module
-            # globals (interpreter teardown) that second call raises. It has nothing left to do.
-            engine.shutdown = _already_shut_down
+            shutdown_engine(engine)
         _live_backends.discard(self)
 
     def _engine_died(self, cause: BaseException) -> EngineError:

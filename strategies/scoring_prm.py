@@ -31,6 +31,7 @@ from typing import Any, Literal, TypeVar
 from reasoner import Session, StrategyError
 from reasoner.errors import EngineError, PromptError
 from reasoner.models import ResolvedModel, resolve_model
+from reasoner.vllm_backend import build_async_engine, shutdown_engine
 
 T = TypeVar("T")
 Aggregate = Literal["last", "min", "mean", "prod"]
@@ -183,26 +184,13 @@ class PRMScorer:
                 _live_scorers.add(self)
 
     def _build_engine(self) -> Any:
-        from vllm.engine.arg_utils import AsyncEngineArgs
-        from vllm.v1.engine.async_llm import AsyncLLM
-
-        try:
-            arguments = AsyncEngineArgs(**self.engine_args())
-        except TypeError as exc:
-            raise EngineError(f"invalid PRM engine_args: {exc}") from None
-        try:
-            return AsyncLLM.from_engine_args(arguments)
-        except Exception as exc:  # noqa: BLE001 - any start-up failure is the engine's
-            raise EngineError(f"the PRM engine failed to start for {self.model.name!r}: {exc}") from None
+        return build_async_engine(self.engine_args(), f"the PRM {self.model.name!r}")
 
     def close(self) -> None:
         """Stop the PRM engine and its processes; the next score starts a fresh one."""
         engine, self._engine = self._engine, None
         if engine is not None:
-            try:
-                engine.shutdown()
-            finally:
-                engine.shutdown = _already_shut_down
+            shutdown_engine(engine)
         _live_scorers.discard(self)
 
     async def _on_engine_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -295,10 +283,6 @@ class PRMScorer:
 
 def _encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False)) if text else []
-
-
-def _already_shut_down(*args: object, **kwargs: object) -> None:
-    """Stands in for a shut-down engine's `shutdown`, which vLLM's `__del__` calls again."""
 
 
 @atexit.register
