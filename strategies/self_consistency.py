@@ -131,6 +131,42 @@ class SelfConsistencyOptions(StrategyOptions):
     thinking: bool = Field(default=False, description="Prompt each sample to think in a <think> block first.")
 
 
+async def start_sample(
+    session: Session,
+    prompt_ids: list[int],
+    plan: SamplePlan,
+    options: SelfConsistencyOptions,
+    index: int,
+    temperature: float,
+) -> RunningRequest:
+    """Start sample `index` on the shared prompt, with logprobs of its sampled tokens."""
+    return await session.start(
+        prompt_ids,
+        max_tokens=plan.sample_tokens,
+        phase="thinking" if options.thinking else "answer",
+        kind="answer",
+        temperature=temperature,
+        top_p=options.top_p,
+        logprobs=0,
+        sample=index,
+    )
+
+
+async def start_samples(
+    session: Session, prompt_ids: list[int], plan: SamplePlan, options: SelfConsistencyOptions
+) -> list[RunningRequest]:
+    """Start the plan's samples concurrently; stop starting when the budget refuses (at least one)."""
+    requests: list[RunningRequest] = []
+    for index in range(plan.count):
+        try:
+            requests.append(await start_sample(session, prompt_ids, plan, options, index, options.temperature))
+        except BudgetExhausted:
+            if not requests:
+                raise
+            break
+    return requests
+
+
 @register_strategy
 class SelfConsistency(Strategy):
     """Majority vote over concurrent samples; ties go to the more confident answer."""
@@ -142,25 +178,7 @@ class SelfConsistency(Strategy):
     async def run(self, session: Session, prompt: str) -> Outcome:
         plan = plan_samples(session, self.options.n, self.options.sample_tokens)
         prompt_ids = sample_prompt(session, prompt, self.options.thinking)
-        requests: list[RunningRequest] = []
-        for index in range(plan.count):
-            try:
-                requests.append(
-                    await session.start(
-                        prompt_ids,
-                        max_tokens=plan.sample_tokens,
-                        phase="thinking" if self.options.thinking else "answer",
-                        kind="answer",
-                        temperature=self.options.temperature,
-                        top_p=self.options.top_p,
-                        logprobs=0,
-                        sample=index,
-                    )
-                )
-            except BudgetExhausted:
-                if not requests:
-                    raise
-                break
+        requests = await start_samples(session, prompt_ids, plan, self.options)
         generations = await results(requests)
         answers = [session.extract_answer(generation.text) for generation in generations]
         confidences = [mean_logprob(generation) for generation in generations]

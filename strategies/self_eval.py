@@ -56,6 +56,8 @@ from strategies.self_consistency import (
     plan_samples,
     results,
     sample_prompt,
+    start_sample,
+    start_samples,
 )
 
 Scored = tuple[Generation, float | None]
@@ -155,27 +157,10 @@ class _Run:
         self.metrics: dict[str, MetricValue] = {}
 
     async def start(self, index: int, temperature: float) -> RunningRequest:
-        return await self.session.start(
-            self.prompt_ids,
-            max_tokens=self.plan.sample_tokens,
-            phase="thinking" if self.options.thinking else "answer",
-            kind="answer",
-            temperature=temperature,
-            top_p=self.options.top_p,
-            logprobs=0,
-            sample=index,
-        )
+        return await start_sample(self.session, self.prompt_ids, self.plan, self.options, index, temperature)
 
     async def start_all(self) -> list[RunningRequest]:
-        requests: list[RunningRequest] = []
-        for index in range(self.plan.count):
-            try:
-                requests.append(await self.start(index, self.options.temperature))
-            except BudgetExhausted:
-                if not requests:
-                    raise
-                break
-        return requests
+        return await start_samples(self.session, self.prompt_ids, self.plan, self.options)
 
     async def score(self, generation: Generation, upto: int | None = None) -> float | None:
         """The sample's score, or None when the budget (deadline) refuses the scoring request."""
