@@ -101,14 +101,7 @@ class SelfEvalEstimator(Estimator):
         self.scorer = SelfEvalScorer()
 
     async def _measure(self, session: Session, prompt: str, root: int) -> tuple[float, dict[str, float]]:
-        attempt = await session.generate(
-            _direct_prompt(session, prompt),
-            max_tokens=self.max_tokens,
-            phase="estimation",
-            kind="estimate",
-            parent=root,
-            edge="spawn",
-        )
+        attempt = await _greedy_attempt(session, prompt, root, self.max_tokens)
         score = await self.scorer.score_generation(session, attempt)
         return 1.0 - score, {"self_eval_score": score}
 
@@ -123,15 +116,7 @@ class ProbeEstimator(Estimator):
         self.cost_cap = max_tokens
 
     async def _measure(self, session: Session, prompt: str, root: int) -> tuple[float, dict[str, float]]:
-        first = await session.generate(
-            _direct_prompt(session, prompt),
-            max_tokens=self.max_tokens,
-            phase="estimation",
-            kind="estimate",
-            parent=root,
-            edge="spawn",
-            logprobs=TOP_LOGPROBS,
-        )
+        first = await _greedy_attempt(session, prompt, root, self.max_tokens, logprobs=TOP_LOGPROBS)
         entropies = [_entropy(step) for step in first.logprobs or []]
         top = [max(math.exp(value) for value in step.values()) for step in first.logprobs or [] if step]
         features = {
@@ -172,6 +157,21 @@ def pilot_features(session: Session, attempts: list[Generation]) -> dict[str, fl
 
 def _direct_prompt(session: Session, prompt: str) -> str:
     return session.profile.build_prompt(session.tokenizer, prompt, thinking=False, answer_format=session.answer_format)
+
+
+async def _greedy_attempt(
+    session: Session, prompt: str, root: int, max_tokens: int, logprobs: int | None = None
+) -> Generation:
+    """A short greedy direct answer, charged to the `estimation` phase under the estimate node."""
+    return await session.generate(
+        _direct_prompt(session, prompt),
+        max_tokens=max_tokens,
+        phase="estimation",
+        kind="estimate",
+        parent=root,
+        edge="spawn",
+        logprobs=logprobs,
+    )
 
 
 def _entropy(top: dict[int, float]) -> float:
