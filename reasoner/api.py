@@ -7,8 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from reasoner.backend import Backend
 from reasoner.budget import Budget, BudgetLike, as_budget
+from reasoner.engines.base import Backend
 from reasoner.errors import BudgetError, InputError, PromptError
 from reasoner.models import EMBEDDED_MODEL, resolve_model
 from reasoner.profiles import ModelProfile, detect_profile, get_profile
@@ -39,7 +39,7 @@ class Reasoner:
         max_concurrency: int = DEFAULT_CONCURRENCY,
     ):
         if backend is None:
-            from reasoner.vllm_backend import VLLMBackend
+            from reasoner.engines.vllm_local import VLLMBackend
 
             resolved = resolve_model(model)
             backend = VLLMBackend(resolved, engine_args)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reasoner.backend import Tokenizer
+from reasoner.engines.base import Tokenizer
 from reasoner.errors import ModelError
 from reasoner.extract import extract_answer
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from reasoner.backend import Backend, Chunk, EmbedsPrompt, FinishReason, SamplingSpec, Tokenizer, TokensPrompt
 from reasoner.budget import Budget
+from reasoner.engines.base import Backend, Chunk, EmbedsPrompt, FinishReason, SamplingSpec, Tokenizer, TokensPrompt
 from reasoner.errors import CapabilityError, PromptError
 from reasoner.ledger import Ledger, Reservation
 from reasoner.profiles import ModelProfile

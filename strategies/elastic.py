@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pydantic import Field
 
 from reasoner import Budget, BudgetError, Outcome, Session, Strategy, StrategyOptions, register_strategy
-from reasoner.backend import Tokenizer
+from reasoner.engines.base import Tokenizer
 from reasoner.profiles import ModelProfile
 
 DEFAULT_ANSWER_SHARE = 0.25

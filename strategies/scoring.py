@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from reasoner import Generation, Session, StrategyError
-from reasoner.backend import Tokenizer
+from reasoner.engines.base import Tokenizer
 
 SELF_EVAL_QUESTION = 'Would you do better if you started over? ("Yes." or "No.")'
 NEUTRAL_SCORE = 0.5

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from reasoner import Session, StrategyError
+from reasoner.engines.vllm_local import build_async_engine, shutdown_engine
 from reasoner.errors import EngineError, PromptError
 from reasoner.models import ResolvedModel, resolve_model
-from reasoner.vllm_backend import build_async_engine, shutdown_engine
 
 T = TypeVar("T")
 Aggregate = Literal["last", "min", "mean", "prod"]

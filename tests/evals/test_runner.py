@@ -15,7 +15,7 @@ from evals.records import read_records
 from evals.runner import arun_eval, make_plan, parse_budgets
 from evals.suites import load_suite
 from reasoner import BudgetError, Reasoner, StrategyError, SuiteError
-from reasoner.backend import Chunk, Prompt, SamplingSpec
+from reasoner.engines.base import Chunk, Prompt, SamplingSpec
 from reasoner.testing import ScriptedBackend
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from reasoner.backend import (
+from reasoner.engines.base import (
     Backend,
     CacheStats,
     Capabilities,
