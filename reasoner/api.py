@@ -25,7 +25,10 @@ class Reasoner:
     """One model, one engine, many solves. Use as a (async) context manager, or call `close`.
 
     `engine_args` go to vLLM unchanged (tensor_parallel_size, distributed_executor_backend,
-    quantization, max_model_len, ...). `backend` replaces the engine, e.g. with
+    quantization, max_model_len, ...). `endpoint` runs on vLLM OpenAI-compatible servers
+    instead of an in-process engine: one URL, or a list of replicas of one model (`model`
+    then names the served model when a server lists several; `api_key` defaults to
+    `REASONER_API_KEY`). `backend` replaces the engine, e.g. with
     `reasoner.testing.ScriptedBackend` in unit tests.
     """
 
@@ -34,11 +37,21 @@ class Reasoner:
         model: str | None = None,
         *,
         engine_args: dict[str, Any] | None = None,
+        endpoint: str | Sequence[str] | None = None,
+        api_key: str | None = None,
         backend: Backend | None = None,
         profile: str | ModelProfile | None = None,
         max_concurrency: int = DEFAULT_CONCURRENCY,
     ):
-        if backend is None:
+        if endpoint is not None and (backend is not None or engine_args):
+            raise InputError("endpoint= runs on remote servers; it cannot be combined with backend= or engine_args=")
+        if endpoint is not None:
+            from reasoner.engines.remote import RemoteBackend
+            from reasoner.engines.remote_discovery import describe_remote_model
+
+            backend = RemoteBackend(endpoint, model=model, api_key=api_key)
+            self.model_name, model_type = describe_remote_model(backend)
+        elif backend is None:
             from reasoner.engines.vllm_local import VLLMBackend
 
             resolved = resolve_model(model)

@@ -71,6 +71,25 @@ def resolve_model(model: str | None) -> ResolvedModel:
     return ResolvedModel(model, model, _hub_model_type(model), None)
 
 
+def find_local_model(name: str) -> ResolvedModel | None:
+    """`name` as a model on this machine (the embedded one, a folder, the HF cache), else None.
+
+    Never downloads: a remote server's model is found here only when its weights are local too.
+    """
+    if name in EMBEDDED_ALIASES:
+        folder = embedded_model_dir()
+        return resolve_model(name) if (folder / "config.json").is_file() else None
+    path = Path(name).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        folder = path.resolve()
+        display = EMBEDDED_MODEL if folder == embedded_model_dir().resolve() else name
+        return ResolvedModel(display, str(folder), read_model_type(folder), folder)
+    cached = _hub_cache_dir(name) if name.strip() and not name.startswith((".", "/", "~")) else None
+    if cached is not None:
+        return ResolvedModel(name, str(cached), read_model_type(cached), cached)
+    return None
+
+
 def check_model_dir(path: Path) -> Path:
     """Check that `path` is a readable Hugging Face model folder."""
     if not path.exists():

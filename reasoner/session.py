@@ -23,6 +23,7 @@ from reasoner.profiles import ModelProfile
 from reasoner.trace import Trace
 
 _request_counter = itertools.count()
+_solve_counter = itertools.count()
 
 
 @dataclass
@@ -70,11 +71,15 @@ class RunningRequest:
                     session.ledger.record_prompt(chunk.prompt_tokens, chunk.cached_prompt_tokens)
                     gen.prompt_tokens, gen.cached_prompt_tokens = chunk.prompt_tokens, chunk.cached_prompt_tokens
                     first = False
+                elif chunk.cached_prompt_tokens > gen.cached_prompt_tokens:
+                    # A server may report its prefix-cache hits only with the last chunk.
+                    session.ledger.record_prompt(0, chunk.cached_prompt_tokens - gen.cached_prompt_tokens)
+                    gen.cached_prompt_tokens = chunk.cached_prompt_tokens
+                gen.text += chunk.text
                 if chunk.token_ids:
                     session.ledger.record_tokens(self._reservation, len(chunk.token_ids))
                     gen.first_token_at = gen.first_token_at or time.monotonic()
                     gen.token_ids.extend(chunk.token_ids)
-                    gen.text += chunk.text
                     if chunk.logprobs is not None:
                         gen.logprobs = (gen.logprobs or []) + list(chunk.logprobs)
                 if chunk.finished:
@@ -123,7 +128,11 @@ class RunningRequest:
 
 
 class Session:
-    """The engine as one solve sees it: budgeted, counted and traced."""
+    """The engine as one solve sees it: budgeted, counted and traced.
+
+    Its request ids are `<solve_id>/r<n>`, so a backend with replicas can keep one solve's
+    requests together (`engines.base.solve_key`).
+    """
 
     def __init__(
         self,
@@ -141,6 +150,7 @@ class Session:
         self.answer_format = answer_format
         self.ledger = ledger or Ledger(budget)
         self.trace = Trace()
+        self.solve_id = f"s{next(_solve_counter)}"
 
     @property
     def remaining(self) -> int:
@@ -194,7 +204,7 @@ class Session:
                 f"the prompt is {prompt_length} tokens, which leaves no room in the model's "
                 f"{self.backend.capabilities.max_model_len}-token context window; shorten it"
             )
-        request_id = f"r{next(_request_counter)}"
+        request_id = f"{self.solve_id}/r{next(_request_counter)}"
         reservation = self.ledger.reserve(request_id, min(max_tokens, context_room), phase)
         sampling = SamplingSpec(
             max_tokens=reservation.granted,

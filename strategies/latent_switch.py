@@ -292,10 +292,9 @@ class LatentSwitch(Strategy):
                 f"option top_k={self.options.top_k} asks for more logprobs than backend {capabilities.name!r} "
                 f"returns ({capabilities.max_logprobs}); lower top_k"
             )
-        try:
-            return await session.backend.input_embeddings()
-        except NotImplementedError:
+        if not capabilities.input_embeddings:
             raise CapabilityError(
                 f"latent_switch needs the input-embedding matrix ('input_embeddings'), which backend "
-                f"{capabilities.name!r} does not expose"
-            ) from None
+                f"{capabilities.name!r} does not expose; serve a model whose weights are also on this machine"
+            )
+        return await session.backend.input_embeddings()

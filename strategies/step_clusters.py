@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from reasoner import CapabilityError, Session
+from reasoner import Session
 
 
 def mean_pooled(embedding_matrix: np.ndarray, token_ids: Sequence[int]) -> np.ndarray:
@@ -58,9 +58,8 @@ def cluster_identical(steps: Sequence[Sequence[int]]) -> list[int]:
 
 async def cluster_steps(session: Session, steps: Sequence[Sequence[int]], threshold: float) -> list[int]:
     """Cluster labels for steps given as token ids (see the module docstring)."""
-    try:
-        matrix = await session.backend.input_embeddings()
-    except (CapabilityError, NotImplementedError):
+    if not session.backend.capabilities.input_embeddings:
         return cluster_identical(steps)
+    matrix = await session.backend.input_embeddings()
     vectors = np.stack([mean_pooled(matrix, step) for step in steps]) if steps else np.zeros((0, 1))
     return cluster_vectors(vectors, threshold)

@@ -15,6 +15,8 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from reasoner.errors import CapabilityError
+
 FinishReason = Literal["stop", "length", "abort"]
 
 
@@ -76,7 +78,12 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Capabilities:
-    """What a backend can do; strategies check these instead of trying and failing."""
+    """What a backend can do; strategies check these instead of trying and failing.
+
+    `prompt_embeds`: accepts `EmbedsPrompt`. `input_embeddings`: `Backend.input_embeddings()`
+    returns the model's input-embedding matrix (for soft tokens). `max_logprobs`: the most
+    top logprobs one request may ask for. `max_model_len`: prompt plus output, in tokens.
+    """
 
     prompt_embeds: bool
     logprobs: bool
@@ -85,6 +92,7 @@ class Capabilities:
     per_request_seed: bool
     max_model_len: int
     name: str = "backend"
+    input_embeddings: bool = True
 
 
 @dataclass(frozen=True)
@@ -99,6 +107,15 @@ class CacheStats:
     @property
     def hit_rate(self) -> float:
         return self.prefix_cache_hits / self.prefix_cache_queries if self.prefix_cache_queries else 0.0
+
+
+def solve_key(request_id: str) -> str:
+    """The solve a request belongs to: request ids are `<solve>/<n>` (see `Session`).
+
+    A backend with several replicas keeps the requests of one solve on one replica, so the
+    prefixes its samples and branches share hit one prefix cache.
+    """
+    return request_id.rpartition("/")[0] or request_id
 
 
 class Tokenizer(Protocol):
@@ -146,8 +163,8 @@ class Backend(abc.ABC):
         """Stop a running request; its stream then ends with finish_reason `abort`."""
 
     async def input_embeddings(self) -> np.ndarray:
-        """The input-embedding matrix `[vocab, hidden]`, for soft tokens."""
-        raise NotImplementedError(f"{type(self).__name__} does not expose input embeddings")
+        """The input-embedding matrix `[vocab, hidden]`, for soft tokens (when `capabilities.input_embeddings`)."""
+        raise CapabilityError(f"{self.capabilities.name} does not expose the input-embedding matrix")
 
     def cache_stats(self) -> CacheStats:
         """Prefix-cache statistics; zero where the backend keeps none."""

@@ -14,7 +14,6 @@ import os
 import sys
 import weakref
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,7 +30,8 @@ from reasoner.engines.base import (
     TextPrompt,
     TokensPrompt,
 )
-from reasoner.errors import CapabilityError, EngineError, ModelError, PromptError
+from reasoner.engines.weights import read_input_embeddings
+from reasoner.errors import EngineError, ModelError, PromptError
 from reasoner.models import ResolvedModel
 from reasoner.tokenizer import HFTokenizer
 
@@ -216,6 +216,7 @@ class VLLMBackend(Backend):
             per_request_seed=not _on_cpu(),
             max_model_len=int(config.max_model_len),
             name=f"vllm:{self.model.name}",
+            input_embeddings=self.model.local_dir is not None,
         )
         return engine
 
@@ -277,20 +278,8 @@ class VLLMBackend(Backend):
 
     async def input_embeddings(self) -> np.ndarray:
         if self._embeddings is None:
-            self._embeddings = await asyncio.to_thread(self._read_embeddings)
+            self._embeddings = await asyncio.to_thread(read_input_embeddings, self.model)
         return self._embeddings
-
-    def _read_embeddings(self) -> np.ndarray:
-        if self.model.local_dir is None:
-            raise CapabilityError(f"input embeddings need a local model folder; {self.model.name!r} is not one")
-        from safetensors import safe_open
-
-        for shard in sorted(Path(self.model.local_dir).glob("*.safetensors")):
-            with safe_open(str(shard), "pt") as weights:
-                for key in weights.keys():  # noqa: SIM118 - safe_open is not a mapping
-                    if key.endswith(("embed_tokens.weight", "wte.weight", "word_embeddings.weight")):
-                        return weights.get_tensor(key).float().numpy()
-        raise CapabilityError(f"no input-embedding tensor found in {self.model.local_dir}")
 
     def cache_stats(self) -> CacheStats:
         return CacheStats(

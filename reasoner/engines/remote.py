@@ -1,0 +1,366 @@
+"""The remote backend: vLLM OpenAI-compatible servers (one, or a fleet of replicas) over HTTP.
+
+Each request is one streaming `/v1/completions` call with token-id prompts (or base64
+`prompt_embeds`), returned token ids, top logprobs as token ids, stop strings and usage;
+closing the stream aborts the request inside vLLM. Requests of one solve stay on one
+replica (`routing.PrefixAffinity`); a request that fails before its first token is re-sent
+to another replica, one that fails after is charged what it streamed and raises
+`EngineError`. Usage is counted from the token ids the server streamed, so it equals the
+server's own `vllm:generation_tokens_total` for requests that finish (an aborted request may
+have made a few more tokens in the engine while the close travelled, never more than its
+`max_tokens`).
+
+Capabilities are discovered at `start` from every replica and declared: the context length
+from `/v1/models`, the logprobs limit and prompt-embedding support from the errors the
+server gives for requests it refuses before generating anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+import numpy as np
+
+from reasoner.engines.base import (
+    Backend,
+    CacheStats,
+    Capabilities,
+    Chunk,
+    EmbedsPrompt,
+    FinishReason,
+    Prompt,
+    SamplingSpec,
+    TextPrompt,
+    Tokenizer,
+    TokensPrompt,
+    solve_key,
+)
+from reasoner.engines.remote_discovery import discover_capabilities, pick_served_model
+from reasoner.engines.replica import Replica, ReplicaUnavailable, ServedModel, StreamBroken, normalize_endpoint
+from reasoner.engines.routing import PrefixAffinity, RoutingPolicy
+from reasoner.engines.weights import read_input_embeddings
+from reasoner.errors import EngineError, InputError, ModelError, PromptError
+from reasoner.models import ResolvedModel, find_local_model
+
+DEFAULT_READ_TIMEOUT_S = 600.0
+DEFAULT_CONNECT_TIMEOUT_S = 5.0
+DEFAULT_MAX_ATTEMPTS = 3
+MAX_WAIT_FOR_REPLICA_S = 10.0
+_TOKEN_ID_KEY = re.compile(r"^token_id:(-?\d+)$")
+
+
+class RemoteBackend(Backend):
+    """vLLM servers behind their OpenAI-compatible API; see the module docstring.
+
+    `endpoints`: one URL (`http://host:8000` or `.../v1`; a router or load balancer is a
+    one-element fleet) or several replicas serving the same model. `model`: the served model
+    when a server lists several. `api_key`: sent as a bearer token (default
+    `REASONER_API_KEY`). `tokenizer`: a local tokenizer name or folder, when the served
+    model's name does not resolve on this machine. `verify`: TLS verification (a CA bundle
+    path, or False). A request is tried on at most `max_attempts` replicas.
+    """
+
+    def __init__(
+        self,
+        endpoints: str | Sequence[str],
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        tokenizer: str | None = None,
+        policy: RoutingPolicy | None = None,
+        read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        verify: bool | str = True,
+    ):
+        urls = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+        if not urls:
+            raise InputError("endpoint list is empty; pass at least one server URL")
+        self.endpoints = list(dict.fromkeys(normalize_endpoint(url) for url in urls))
+        if max_attempts < 1:
+            raise InputError(f"max_attempts must be at least 1, got {max_attempts}")
+        self.model = model
+        self.api_key = api_key if api_key is not None else os.environ.get("REASONER_API_KEY")
+        self.tokenizer_source = tokenizer
+        self.policy: RoutingPolicy = policy or PrefixAffinity()
+        self.timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
+        self.max_attempts = max_attempts
+        self.verify = verify
+        self.replicas: list[Replica] = []
+        self.served_model: str | None = None
+        self.resent_requests = 0
+        self._client: httpx.AsyncClient | None = None
+        self._start_lock: asyncio.Lock | None = None
+        self._capabilities: Capabilities | None = None
+        self._tokenizer: Tokenizer | None = None
+        self._local_model: ResolvedModel | None = None
+        self._embeddings: np.ndarray | None = None
+        self._aborted: set[str] = set()
+        self._prompt_tokens_seen = 0
+        self._cached_tokens_seen = 0
+
+    @property
+    def capabilities(self) -> Capabilities:
+        if self._capabilities is None:
+            raise EngineError("the remote backend has not started yet; call start() first")
+        return self._capabilities
+
+    @property
+    def running(self) -> bool:
+        return self._client is not None
+
+    def tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            source = self.tokenizer_source or self.model or self.served_model
+            if source is None:
+                raise EngineError("the served model is not known yet; call start() first or pass model=")
+            self._tokenizer = self._load_tokenizer(source)
+        return self._tokenizer
+
+    def _load_tokenizer(self, source: str) -> Tokenizer:
+        from reasoner.tokenizer import HFTokenizer
+
+        local = find_local_model(source)
+        if local is None:
+            raise ModelError(
+                f"the tokenizer of {source!r} is not on this machine; pass tokenizer= with its local folder "
+                "or a Hugging Face id in the local cache"
+            )
+        try:
+            return HFTokenizer(local.source)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load the tokenizer of {source!r}: {exc}") from None
+
+    async def start(self) -> None:
+        if self._client is not None:
+            return
+        self._start_lock = self._start_lock or asyncio.Lock()
+        async with self._start_lock:
+            if self._client is None:
+                await self._connect()
+
+    async def _connect(self) -> None:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+        client = httpx.AsyncClient(timeout=self.timeout, limits=limits, headers=headers, verify=self.verify)
+        replicas = [Replica(url, client) for url in self.endpoints]
+        try:
+            listed = await asyncio.gather(*(self._listing(replica) for replica in replicas))
+            up = [(replica, models) for replica, models in zip(replicas, listed, strict=True) if models is not None]
+            if not up:
+                reasons = "; ".join(f"{replica.root_url}: {replica.last_error}" for replica in replicas)
+                raise EngineError(f"no server answered ({reasons})")
+            served = pick_served_model(self.model, [models for _, models in up])
+            self._local_model = find_local_model(self.tokenizer_source or served.id)
+            self._capabilities = await discover_capabilities(served, [replica for replica, _ in up], self._local_model)
+        except BaseException:
+            await client.aclose()
+            raise
+        self.served_model = served.id
+        self.replicas = replicas
+        self._client = client
+
+    async def _listing(self, replica: Replica) -> list[ServedModel] | None:
+        try:
+            return await replica.models()
+        except ReplicaUnavailable as exc:
+            replica.mark_down(str(exc))
+            return None
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        self.replicas = []
+        if client is not None:
+            await client.aclose()
+
+    async def generate(self, request_id: str, prompt: Prompt, sampling: SamplingSpec) -> AsyncIterator[Chunk]:
+        if self._client is None or self.served_model is None:
+            raise EngineError("the remote backend is not running; call start() first")
+        payload, prompt_length = self._payload(prompt, sampling)
+        work = prompt_length + sampling.max_tokens
+        key = solve_key(request_id)
+        failures: list[str] = []
+        try:
+            while True:
+                replica = await self._route(key, failures)
+                replica.begin(work)
+                streamed = 0
+                try:
+                    async with replica.completion_stream(payload) as events:
+                        async for chunk in self._chunks(request_id, events, prompt_length):
+                            streamed += len(chunk.token_ids)
+                            yield chunk
+                    return
+                except (ReplicaUnavailable, StreamBroken) as exc:
+                    if streamed:
+                        raise EngineError(
+                            f"request {request_id} failed after {streamed} tokens on {replica.root_url}: {exc}"
+                        ) from None
+                    replica.mark_down(str(exc), getattr(exc, "retry_after_s", None))
+                    failures.append(f"{replica.root_url}: {exc}")
+                finally:
+                    replica.end(work)
+                if len(failures) >= self.max_attempts:
+                    raise EngineError(f"request {request_id} failed on {len(failures)} tries: {'; '.join(failures)}")
+                self.resent_requests += 1
+        finally:
+            self._aborted.discard(request_id)
+
+    async def _route(self, key: str, failures: list[str]) -> Replica:
+        """An up replica for solve `key`: probe the ones whose back-off passed, wait briefly if none."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MAX_WAIT_FOR_REPLICA_S
+        while True:
+            now = time.monotonic()
+            due = [replica for replica in self.replicas if replica.due_for_probe(now)]
+            if due:
+                await asyncio.gather(*(replica.probe() for replica in due))
+            up = [replica for replica in self.replicas if replica.is_up]
+            if up:
+                return self.policy.choose(key, up)
+            downs = [replica.down_until for replica in self.replicas if replica.down_until is not None]
+            pause = max(0.05, min(downs) - time.monotonic())
+            if loop.time() + pause > deadline:
+                reasons = "; ".join(failures) or "; ".join(f"{r.root_url}: {r.last_error}" for r in self.replicas)
+                raise EngineError(f"no server is up ({reasons})")
+            await asyncio.sleep(pause)
+
+    async def _chunks(
+        self, request_id: str, events: AsyncIterator[dict[str, Any]], prompt_length: int
+    ) -> AsyncIterator[Chunk]:
+        finish: FinishReason | None = None
+        prompt_tokens, cached = prompt_length, 0
+        async for event in events:
+            usage = event.get("usage")
+            if isinstance(usage, dict):
+                prompt_tokens = int(usage.get("prompt_tokens") or prompt_tokens)
+                details = usage.get("prompt_tokens_details")
+                cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+            for choice in event.get("choices") or ():
+                token_ids = tuple(int(token) for token in choice.get("token_ids") or ())
+                text = str(choice.get("text") or "")
+                if choice.get("finish_reason"):
+                    finish = _finish_reason(str(choice["finish_reason"]))
+                if token_ids or text:
+                    logprobs = _logprobs(choice.get("logprobs"))
+                    yield Chunk(token_ids, text, logprobs, False, None, prompt_tokens, 0)
+            if request_id in self._aborted:
+                finish = "abort"
+                break
+        if finish is None:
+            raise StreamBroken("the stream ended before the request finished")
+        self._prompt_tokens_seen += prompt_tokens
+        self._cached_tokens_seen += cached
+        yield Chunk((), "", None, True, finish, prompt_tokens, cached)
+
+    def _payload(self, prompt: Prompt, sampling: SamplingSpec) -> tuple[dict[str, Any], int]:
+        payload: dict[str, Any] = {
+            "model": self.served_model,
+            "max_tokens": sampling.max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": sampling.top_k,
+            "min_p": 0.0,
+            "repetition_penalty": 1.0,
+            "presence_penalty": 0.0,
+            "frequency_penalty": 0.0,
+            "stop": list(sampling.stop),
+            "stop_token_ids": list(sampling.stop_token_ids),
+            "include_stop_str_in_output": sampling.include_stop_str_in_output,
+            "add_special_tokens": False,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "return_token_ids": True,
+        }
+        if sampling.logprobs is not None:
+            payload["logprobs"] = sampling.logprobs
+            payload["return_tokens_as_token_ids"] = True
+        if isinstance(prompt, TokensPrompt):
+            payload["prompt"] = list(prompt.token_ids)
+            return payload, len(prompt.token_ids)
+        if isinstance(prompt, TextPrompt):
+            payload["prompt"] = prompt.text
+            return payload, 0
+        if isinstance(prompt, EmbedsPrompt):
+            payload["prompt_embeds"] = encode_prompt_embeds(prompt.embeds)
+            return payload, int(prompt.embeds.shape[0])
+        raise TypeError(f"unsupported prompt type {type(prompt).__name__}")
+
+    async def abort(self, request_id: str) -> None:
+        """Stop a request: its stream is closed at its next event, which aborts it in vLLM."""
+        self._aborted.add(request_id)
+
+    async def input_embeddings(self) -> np.ndarray:
+        if self._embeddings is None:
+            if self._local_model is None:
+                raise EngineError("the remote backend has not started yet; call start() first")
+            self._embeddings = await asyncio.to_thread(read_input_embeddings, self._local_model)
+        return self._embeddings
+
+    def cache_stats(self) -> CacheStats:
+        """Prompt tokens sent and prompt tokens the servers reported as prefix-cache hits."""
+        return CacheStats(prefix_cache_queries=self._prompt_tokens_seen, prefix_cache_hits=self._cached_tokens_seen)
+
+    async def server_metrics(self) -> dict[str, dict[str, float]]:
+        """Each replica's Prometheus counters (`vllm:generation_tokens_total`, ...), summed over labels."""
+        if self._client is None:
+            raise EngineError("the remote backend is not running; call start() first")
+        pages = await asyncio.gather(*(replica.metrics_text() for replica in self.replicas))
+        return {replica.root_url: parse_metrics(page) for replica, page in zip(self.replicas, pages, strict=True)}
+
+
+def encode_prompt_embeds(embeds: np.ndarray) -> str:
+    """Prompt embeddings as vLLM reads them: a `torch.save`d bfloat16 tensor, base64-encoded."""
+    import torch
+
+    if embeds.ndim != 2 or embeds.shape[0] < 1:
+        raise PromptError(f"prompt embeddings must be [length, hidden] with length >= 1, got {embeds.shape}")
+    tensor = torch.from_numpy(np.ascontiguousarray(embeds, dtype=np.float32)).to(torch.bfloat16)
+    buffer = io.BytesIO()
+    torch.save(tensor, buffer)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def parse_metrics(page: str) -> dict[str, float]:
+    """Prometheus text to {metric name: value summed over its label sets}."""
+    totals: dict[str, float] = {}
+    for line in page.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name_part, _, value = line.rpartition(" ")
+        name = name_part.split("{", 1)[0].strip()
+        try:
+            totals[name] = totals.get(name, 0.0) + float(value)
+        except ValueError:
+            continue
+    return totals
+
+
+def _logprobs(raw: Any) -> tuple[dict[int, float], ...] | None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("top_logprobs"), list):
+        return None
+    positions = []
+    for entry in raw["top_logprobs"]:
+        row: dict[int, float] = {}
+        for key, value in (entry or {}).items():
+            found = _TOKEN_ID_KEY.match(str(key))
+            if found is not None:
+                row[int(found.group(1))] = float(value)
+        positions.append(row)
+    return tuple(positions)
+
+
+def _finish_reason(reason: str) -> FinishReason:
+    if reason == "length":
+        return "length"
+    if reason == "abort":
+        return "abort"
+    return "stop"
