@@ -6,7 +6,10 @@ import argparse
 import sys
 
 from controllers.policy import learn_policy
+from evals.cli import endpoints_from
 from evals.records import read_records
+from reasoner.engines.remote import RemoteBackend
+from reasoner.engines.remote_discovery import describe_remote_model
 from reasoner.errors import InputError, SuiteError
 from reasoner.models import EMBEDDED_ALIASES, EMBEDDED_MODEL
 
@@ -21,6 +24,9 @@ def run_calibrate_command(args: argparse.Namespace) -> int:
     if not records:
         raise SuiteError(f"no records in {', '.join(args.records)}; run `reasoner eval --out FILE` first")
     model = EMBEDDED_MODEL if args.model is None or args.model in EMBEDDED_ALIASES else args.model
+    endpoints = endpoints_from(args)
+    if endpoints is not None and args.model is None:
+        model, _ = describe_remote_model(RemoteBackend(endpoints))
     policy = learn_policy(records, model=model, force=args.force, min_accuracy=args.min_accuracy)
     try:
         policy.save(args.out)

@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a strategy option, e.g. -o temperature=0.7 (repeatable)",
     )
     solve.add_argument("--json", action="store_true", help="print the Solution as JSON instead of the rich view")
+    add_endpoint_argument(solve)
 
     _add_eval_and_report_parsers(commands)
     _add_calibrate_parser(commands)
@@ -104,6 +105,8 @@ def _add_eval_and_report_parsers(commands: Any) -> None:
         help="a strategy option for every strategy, or STRATEGY.KEY=VALUE for one (repeatable)",
     )
 
+    add_endpoint_argument(run)
+
     report = commands.add_parser("report", help="compare strategies from eval records")
     report.add_argument("records", nargs="+", help="records files written by `reasoner eval`")
     report.add_argument(
@@ -124,6 +127,25 @@ def _add_calibrate_parser(commands: Any) -> None:
         help="least accuracy a bin's choice must reach (default: 90%% of the best in the bin)",
     )
     calibrate.add_argument("--force", action="store_true", help="use records of another model than --model")
+    add_endpoint_argument(calibrate)
+
+
+def add_endpoint_argument(parser: argparse.ArgumentParser) -> None:
+    """`--endpoint URL` (repeatable): run on vLLM OpenAI-compatible servers instead of a local engine."""
+    parser.add_argument(
+        "--endpoint",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a vLLM server (http://host:8000/v1) to run on instead of a local engine; repeat it for replicas "
+        "(default: $REASONER_ENDPOINT, comma-separated; the API key comes from $REASONER_API_KEY)",
+    )
+
+
+def endpoints_from(args: argparse.Namespace) -> list[str] | None:
+    """The servers to run on: `--endpoint` values, else `REASONER_ENDPOINT`, else None (local engine)."""
+    given = list(args.endpoint) or [url for url in os.environ.get("REASONER_ENDPOINT", "").split(",") if url.strip()]
+    return given or None
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
@@ -184,7 +206,7 @@ def _solve(args: argparse.Namespace) -> int:
     )
     options = parse_options(args.option)
     console = Console(stderr=True)
-    with Reasoner(args.model) as reasoner:
+    with Reasoner(args.model, endpoint=endpoints_from(args)) as reasoner:
         reasoner.validate(args.prompt, budget, args.strategy, answer_format=args.answer_format, **options)
         with console.status(f"Starting the vLLM engine for {reasoner.model_name} ..."):
             reasoner.start()

@@ -12,7 +12,7 @@ import sys
 
 from rich.console import Console
 
-from evals.cli import EXIT_ENGINE_ERROR, parse_options
+from evals.cli import EXIT_ENGINE_ERROR, endpoints_from, parse_options
 from evals.progress import EvalProgress
 from evals.records import RecordWriter
 from evals.report import load_report, render_csv, render_json, render_markdown, render_rich
@@ -47,7 +47,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     _warn_malformed(problems, err)
     RecordWriter(args.out).open().close()
-    result = asyncio.run(_run(args.model, plan, problems, args.out, err))
+    result = asyncio.run(_run(Reasoner(args.model, endpoint=endpoints_from(args)), plan, problems, args.out, err))
     accuracy = "n/a" if result.accuracy is None else f"{result.accuracy:.1%}"
     sys.stdout.write(
         f"wrote {result.written} records to {args.out} ({result.skipped} already there), "
@@ -62,8 +62,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run(model: str | None, plan: EvalPlan, problems: SuiteProblems, out: str, err: Console) -> EvalResult:
-    async with Reasoner(model) as reasoner:
+async def _run(reasoner: Reasoner, plan: EvalPlan, problems: SuiteProblems, out: str, err: Console) -> EvalResult:
+    async with reasoner:
         check_plan(reasoner, plan, problems)
         with err.status(f"Starting the vLLM engine for {reasoner.model_name} ..."):
             await reasoner.astart()

@@ -100,7 +100,8 @@ class ScriptedBackend(Backend):
 
     `script` is a text (every request gets it), a list of texts (consumed in order, the last
     repeated), or a function from the prompt text to a script. `delay_s` sleeps between
-    tokens so concurrent requests interleave in time.
+    tokens so concurrent requests interleave in time. `prompt_embeds` and `input_embeddings`
+    set the declared capabilities of those names.
     """
 
     def __init__(
@@ -109,6 +110,7 @@ class ScriptedBackend(Backend):
         *,
         max_model_len: int = 4096,
         prompt_embeds: bool = True,
+        input_embeddings: bool = True,
         block_size: int = 1,
         delay_s: float = 0.0,
         hidden_size: int = 8,
@@ -135,6 +137,7 @@ class ScriptedBackend(Backend):
             per_request_seed=True,
             max_model_len=max_model_len,
             name="scripted",
+            input_embeddings=input_embeddings,
         )
 
     @property
@@ -162,6 +165,8 @@ class ScriptedBackend(Backend):
         self._aborted.add(request_id)
 
     async def input_embeddings(self) -> np.ndarray:
+        if not self._capabilities.input_embeddings:
+            return await super().input_embeddings()
         rows = [
             np.random.default_rng(token).standard_normal(self.hidden_size)
             for token in range(self.tokenizer_.vocab_size)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reasoner import Budget, CapabilityError
+from reasoner import Budget
 from reasoner.profiles import get_profile
 from reasoner.session import Session
 from reasoner.testing import ScriptedBackend
@@ -39,13 +39,8 @@ async def test_steps_are_clustered_by_the_policy_model_input_embeddings() -> Non
     assert await cluster_steps(session, steps, threshold=0.01) == [0, 0, 1]
 
 
-class NoEmbeddingsBackend(ScriptedBackend):
-    async def input_embeddings(self) -> np.ndarray:
-        raise CapabilityError("no embeddings here")
-
-
 async def test_without_embeddings_only_identical_steps_share_a_cluster() -> None:
-    backend = NoEmbeddingsBackend()
+    backend = ScriptedBackend(input_embeddings=False)
     session = Session(backend, backend.tokenizer(), get_profile("smollm2"), Budget(tokens=10))
     assert await cluster_steps(session, [[1, 2], [1, 3], [1, 2]], threshold=2.0) == [0, 1, 0]
     assert cluster_identical([[5], [5], [6]]) == [0, 0, 1]
