@@ -53,7 +53,7 @@ from reasoner.models import ResolvedModel, find_local_model
 DEFAULT_READ_TIMEOUT_S = 600.0
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_MAX_ATTEMPTS = 3
-MAX_WAIT_FOR_REPLICA_S = 10.0
+DEFAULT_REPLICA_WAIT_S = 10.0
 _TOKEN_ID_KEY = re.compile(r"^token_id:(-?\d+)$")
 
 
@@ -63,9 +63,11 @@ class RemoteBackend(Backend):
     `endpoints`: one URL (`http://host:8000` or `.../v1`; a router or load balancer is a
     one-element fleet) or several replicas serving the same model. `model`: the served model
     when a server lists several. `api_key`: sent as a bearer token (default
-    `REASONER_API_KEY`). `tokenizer`: a local tokenizer name or folder, when the served
-    model's name does not resolve on this machine. `verify`: TLS verification (a CA bundle
-    path, or False). A request is tried on at most `max_attempts` replicas.
+    `REASONER_API_KEY`). `tokenizer`: a local tokenizer name or folder (or a `Tokenizer`),
+    when the served model's name does not resolve on this machine. `verify`: TLS verification (a CA bundle
+    path, or False). A request is tried at most `max_attempts` times; when no replica
+    is up it waits up to `replica_wait_s` for one to come back. `transport`
+    replaces httpx's network transport (e.g. `httpx.MockTransport` in tests).
     """
 
     def __init__(
@@ -74,12 +76,14 @@ class RemoteBackend(Backend):
         *,
         model: str | None = None,
         api_key: str | None = None,
-        tokenizer: str | None = None,
+        tokenizer: str | Tokenizer | None = None,
         policy: RoutingPolicy | None = None,
         read_timeout_s: float = DEFAULT_READ_TIMEOUT_S,
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        replica_wait_s: float = DEFAULT_REPLICA_WAIT_S,
         verify: bool | str = True,
+        transport: httpx.AsyncBaseTransport | None = None,
     ):
         urls = [endpoints] if isinstance(endpoints, str) else list(endpoints)
         if not urls:
@@ -89,18 +93,20 @@ class RemoteBackend(Backend):
             raise InputError(f"max_attempts must be at least 1, got {max_attempts}")
         self.model = model
         self.api_key = api_key if api_key is not None else os.environ.get("REASONER_API_KEY")
-        self.tokenizer_source = tokenizer
+        self.tokenizer_source = tokenizer if isinstance(tokenizer, str) else None
+        self._tokenizer: Tokenizer | None = None if isinstance(tokenizer, str) else tokenizer
         self.policy: RoutingPolicy = policy or PrefixAffinity()
         self.timeout = httpx.Timeout(read_timeout_s, connect=connect_timeout_s)
         self.max_attempts = max_attempts
+        self.replica_wait_s = replica_wait_s
         self.verify = verify
+        self.transport = transport
         self.replicas: list[Replica] = []
         self.served_model: str | None = None
         self.resent_requests = 0
         self._client: httpx.AsyncClient | None = None
         self._start_lock: asyncio.Lock | None = None
         self._capabilities: Capabilities | None = None
-        self._tokenizer: Tokenizer | None = None
         self._local_model: ResolvedModel | None = None
         self._embeddings: np.ndarray | None = None
         self._aborted: set[str] = set()
@@ -150,7 +156,9 @@ class RemoteBackend(Backend):
     async def _connect(self) -> None:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
-        client = httpx.AsyncClient(timeout=self.timeout, limits=limits, headers=headers, verify=self.verify)
+        client = httpx.AsyncClient(
+            timeout=self.timeout, limits=limits, headers=headers, verify=self.verify, transport=self.transport
+        )
         replicas = [Replica(url, client) for url in self.endpoints]
         try:
             listed = await asyncio.gather(*(self._listing(replica) for replica in replicas))
@@ -217,7 +225,7 @@ class RemoteBackend(Backend):
     async def _route(self, key: str, failures: list[str]) -> Replica:
         """An up replica for solve `key`: probe the ones whose back-off passed, wait briefly if none."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + MAX_WAIT_FOR_REPLICA_S
+        deadline = loop.time() + self.replica_wait_s
         while True:
             now = time.monotonic()
             due = [replica for replica in self.replicas if replica.due_for_probe(now)]

@@ -52,3 +52,18 @@ def test_models_lists_the_embedded_model(capsys: pytest.CaptureFixture[str]) -> 
     code = main(["models"])
     assert code == 0
     assert "smollm2-135m" in capsys.readouterr().out
+
+
+def test_an_endpoint_that_is_not_a_url_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "solve", "What is 1 + 1?", "--endpoint", "ftp://example.org")
+    assert code == 2
+    assert err.count("\n") == 1 and "not an http(s) URL" in err
+
+
+def test_an_unreachable_endpoint_from_the_environment_exits_3_naming_it(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REASONER_ENDPOINT", "http://127.0.0.1:9/v1")
+    code, _, err = run_cli(capsys, "solve", "What is 1 + 1?")
+    assert code == 3
+    assert err.count("\n") == 1 and "127.0.0.1:9" in err

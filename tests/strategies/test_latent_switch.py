@@ -179,6 +179,13 @@ async def test_a_backend_without_prompt_embeddings_is_refused_naming_the_capabil
     assert backend.requests == []
 
 
+async def test_a_backend_without_the_embedding_matrix_is_refused_before_any_request() -> None:
+    backend = ScriptedBackend([sure()], input_embeddings=False)
+    with pytest.raises(CapabilityError, match="input_embeddings"):
+        await solve(backend, 32)
+    assert backend.requests == []
+
+
 @pytest.mark.parametrize(
     ("option", "value"),
     [("top_k", 0), ("threshold", 0.0), ("threshold", 1.0), ("max_switches", -1), ("rule", "coin")],
