@@ -208,11 +208,11 @@ class RemoteBackend(Backend):
                             yield chunk
                     return
                 except (ReplicaUnavailable, StreamBroken) as exc:
+                    replica.mark_down(str(exc), getattr(exc, "retry_after_s", None))
                     if streamed:
                         raise EngineError(
                             f"request {request_id} failed after {streamed} tokens on {replica.root_url}: {exc}"
                         ) from None
-                    replica.mark_down(str(exc), getattr(exc, "retry_after_s", None))
                     failures.append(f"{replica.root_url}: {exc}")
                 finally:
                     replica.end(work)

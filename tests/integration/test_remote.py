@@ -1,0 +1,108 @@
+"""Every strategy over real `vllm serve` processes of the embedded model: one server, then two replicas.
+
+Usage is exact over HTTP: the sum of the solves' generated tokens equals the servers' own
+`vllm:generation_tokens_total` delta.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from reasoner import EngineError, Reasoner, Solution
+from reasoner.engines.remote import RemoteBackend
+from reasoner.engines.vllm_server import VLLMServer
+
+pytestmark = pytest.mark.engine
+
+GENERATED = "vllm:generation_tokens_total"
+QUESTION = "What is 12 + 30?"
+STRATEGIES = {
+    "direct": {},
+    "elastic": {},
+    "mode": {"mode": "low"},
+    "latent_switch": {},
+    "self_eval": {},
+    "self_consistency": {"n": 4},
+    "parallel": {},
+    "tree_search": {},
+}
+
+
+async def generated_on_servers(reasoner: Reasoner) -> dict[str, float]:
+    backend = reasoner.backend
+    assert isinstance(backend, RemoteBackend)
+    return {url: counters[GENERATED] for url, counters in (await backend.server_metrics()).items()}
+
+
+async def test_every_strategy_runs_over_an_endpoint_and_usage_equals_the_server_counter(
+    vllm_server: VLLMServer,
+) -> None:
+    async with Reasoner(endpoint=vllm_server.url) as reasoner:
+        await reasoner.astart()
+        assert reasoner.model_name == "smollm2-135m-instruct"
+        assert reasoner.backend.capabilities.prompt_embeds
+        before = await generated_on_servers(reasoner)
+        solutions = {
+            name: await reasoner.asolve(QUESTION, budget=160, strategy=name, **options)
+            for name, options in STRATEGIES.items()
+        }
+        after = await generated_on_servers(reasoner)
+    for name, solution in solutions.items():
+        assert 0 < solution.usage.generated_tokens <= 160, name
+    assert solutions["self_consistency"].usage.cached_prompt_tokens > 0  # samples share the prompt's KV
+    assert solutions["latent_switch"].metrics["latent_steps"] > 0
+    spent = sum(solution.usage.generated_tokens for solution in solutions.values())
+    assert spent == after[vllm_server.root_url] - before[vllm_server.root_url]
+
+
+async def test_two_replicas_are_both_used_and_their_counters_sum_to_the_usage(
+    vllm_server: VLLMServer, second_vllm_server: VLLMServer
+) -> None:
+    async with Reasoner(endpoint=[vllm_server.url, second_vllm_server.url]) as reasoner:
+        await reasoner.astart()
+        before = await generated_on_servers(reasoner)
+        prompts = [f"What is {index} + {index + 3}?" for index in range(6)]
+        solutions = await reasoner.asolve_many(
+            prompts, budget=96, strategy="self_consistency", budget_per_prompt=True, n=3
+        )
+        after = await generated_on_servers(reasoner)
+        backend = reasoner.backend
+        assert isinstance(backend, RemoteBackend)
+        assert all(replica.requests_sent > 0 for replica in backend.replicas)
+    spent = sum(solution.usage.generated_tokens for solution in solutions)
+    assert spent == sum(after.values()) - sum(before.values())
+    assert all(after[url] > before[url] for url in before)
+
+
+async def test_a_replica_killed_mid_run_gives_typed_errors_at_most_and_the_other_goes_on(
+    vllm_server: VLLMServer, second_vllm_server: VLLMServer
+) -> None:
+    async with Reasoner(endpoint=[vllm_server.url, second_vllm_server.url]) as reasoner:
+        await reasoner.astart()
+        prompts = ["Count from 1 to 200, one number per line."] * 8
+        calls = [asyncio.ensure_future(reasoner.asolve(prompt, budget=300)) for prompt in prompts]
+        await asyncio.sleep(3.0)
+        second_vllm_server.kill()
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        after = await reasoner.asolve(QUESTION, budget=64)
+        backend = reasoner.backend
+        assert isinstance(backend, RemoteBackend)
+        assert backend.replicas[1].requests_sent > 0
+        assert not backend.replicas[1].is_up
+    assert all(isinstance(outcome, (Solution, EngineError)) for outcome in outcomes), outcomes
+    assert any(isinstance(outcome, Solution) for outcome in outcomes)
+    for outcome in outcomes:
+        if isinstance(outcome, Solution):
+            assert outcome.usage.generated_tokens <= 300
+    assert after.usage.generated_tokens > 0
+
+
+def test_the_cli_solves_over_an_endpoint(vllm_server: VLLMServer, capsys: pytest.CaptureFixture[str]) -> None:
+    from evals.cli import main
+
+    code = main(["solve", QUESTION, "--budget", "64", "--endpoint", vllm_server.url, "--json"])
+    assert code == 0
+    solution = Solution.model_validate_json(capsys.readouterr().out)
+    assert solution.usage.generated_tokens > 0
