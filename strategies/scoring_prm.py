@@ -20,16 +20,20 @@ the ledger (neither generated nor prompt tokens); each score is a trace segment 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import itertools
 import math
-import weakref
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from reasoner import Session, StrategyError
-from reasoner.engines.vllm_local import build_async_engine, shutdown_engine
+from reasoner.engines.lifecycle import (
+    build_async_engine,
+    engine_error,
+    shutdown_engine,
+    track_engine_owner,
+    untrack_engine_owner,
+)
 from reasoner.errors import EngineError, PromptError
 from reasoner.models import ResolvedModel, resolve_model
 
@@ -46,7 +50,6 @@ PRM_ENGINE_DEFAULTS: dict[str, Any] = {
 }
 _MARK = "\x00STEPS\x00"
 _request_counter = itertools.count()
-_live_scorers: weakref.WeakSet[PRMScorer] = weakref.WeakSet()
 
 
 @dataclass(frozen=True)
@@ -181,17 +184,21 @@ class PRMScorer:
             if self._engine is None:
                 self._engine = await asyncio.to_thread(self._build_engine)
                 self.starts += 1
-                _live_scorers.add(self)
+                track_engine_owner(self)
 
     def _build_engine(self) -> Any:
         return build_async_engine(self.engine_args(), f"the PRM {self.model.name!r}")
 
     def close(self) -> None:
         """Stop the PRM engine and its processes; the next score starts a fresh one."""
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        """Same as `close` (the name the engine lifecycle calls at interpreter exit)."""
         engine, self._engine = self._engine, None
         if engine is not None:
             shutdown_engine(engine)
-        _live_scorers.discard(self)
+        untrack_engine_owner(self)
 
     async def _on_engine_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run on the event loop that owns the engine; the first loop to use the scorer owns it.
@@ -247,16 +254,16 @@ class PRMScorer:
                 {"prompt_token_ids": ids}, PoolingParams(task="token_classify"), request_id=request_id
             ):
                 output = chunk
-        except (EngineDeadError, EngineGenerateError) as exc:
-            if engine.errored or isinstance(exc, EngineDeadError):
-                self.close()
-            raise EngineError(f"the PRM engine failed: {exc}") from None
-        except ValueError as exc:
-            raise EngineError(f"the PRM engine refused the request: {exc}") from None
+        except (EngineDeadError, EngineGenerateError, ValueError) as exc:
+            raise engine_error(engine, exc, "the PRM request", self._engine_died, refused=EngineError) from None
         if output is None:
             raise EngineError("the PRM engine returned no output")
         data = output.outputs.data.float()
         return [[float(value) for value in row] for row in data.reshape(len(ids), -1).tolist()]
+
+    def _engine_died(self, cause: BaseException) -> EngineError:
+        self.close()
+        return EngineError(f"the PRM engine died ({type(cause).__name__}: {cause}); the next score starts a fresh one")
 
     def _positive(self, row: list[float]) -> float:
         value = row[0] if len(row) == 1 else row[self.prm_format.positive_label]
@@ -283,9 +290,3 @@ class PRMScorer:
 
 def _encode(tokenizer: Any, text: str) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False)) if text else []
-
-
-@atexit.register
-def _close_live_scorers() -> None:
-    for scorer in list(_live_scorers):
-        scorer.close()

@@ -8,12 +8,9 @@ dropped so the next `start` builds a fresh one.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import os
-import sys
-import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -30,8 +27,15 @@ from reasoner.engines.base import (
     TextPrompt,
     TokensPrompt,
 )
+from reasoner.engines.lifecycle import (
+    build_async_engine,
+    engine_error,
+    shutdown_engine,
+    track_engine_owner,
+    untrack_engine_owner,
+)
 from reasoner.engines.weights import read_input_embeddings
-from reasoner.errors import EngineError, ModelError, PromptError
+from reasoner.errors import EngineError, ModelError
 from reasoner.models import ResolvedModel
 from reasoner.tokenizer import HFTokenizer
 
@@ -51,8 +55,6 @@ ALWAYS: dict[str, Any] = {
     "max_logprobs": 64,
     "seed": 0,
 }
-
-_live_backends: weakref.WeakSet[VLLMBackend] = weakref.WeakSet()
 
 
 def default_engine_args(on_cpu: bool) -> dict[str, Any]:
@@ -97,59 +99,6 @@ class _CacheStatsRecorder:
                 pass
 
         return Logger(vllm_config, engine_index)
-
-
-@contextlib.contextmanager
-def _spawn_without_rerunning_main() -> Iterator[None]:
-    """Start engine processes without re-running the user's `__main__` in them.
-
-    vLLM spawns its engine processes; `multiprocessing` re-imports the parent's main module
-    in each child, which re-runs a script that has no `if __name__ == "__main__"` guard.
-    Hiding the main module's file and spec while the engine starts leaves the children
-    nothing to re-import, so plain scripts work.
-    """
-    main = sys.modules.get("__main__")
-    saved_spec = getattr(main, "__spec__", None)
-    saved_file = getattr(main, "__file__", None)
-    if main is not None:
-        main.__spec__ = None
-        if saved_file is not None:
-            del main.__file__
-    try:
-        yield
-    finally:
-        if main is not None:
-            main.__spec__ = saved_spec
-            if saved_file is not None:
-                main.__file__ = saved_file
-
-
-def build_async_engine(arguments: dict[str, Any], label: str, stat_loggers: list[Any] | None = None) -> Any:
-    """vLLM's `AsyncLLM` from engine arguments, its processes spawned without re-running `__main__`.
-
-    Every start-up failure becomes an `EngineError` naming `label`. Blocking: call it in a thread.
-    """
-    from vllm.engine.arg_utils import AsyncEngineArgs
-    from vllm.v1.engine.async_llm import AsyncLLM
-
-    try:
-        engine_args = AsyncEngineArgs(**arguments)
-    except TypeError as exc:
-        raise EngineError(f"invalid engine_args for {label}: {exc}") from None
-    try:
-        with _spawn_without_rerunning_main():
-            return AsyncLLM.from_engine_args(engine_args, stat_loggers=stat_loggers)
-    except Exception as exc:  # noqa: BLE001 - any start-up failure is the engine's
-        raise EngineError(f"the vLLM engine failed to start for {label}: {exc}") from None
-
-
-def shutdown_engine(engine: Any) -> None:
-    """Shut an `AsyncLLM` down now, and make its later `__del__` harmless."""
-    with contextlib.suppress(Exception):
-        engine.shutdown()
-    # AsyncLLM.__del__ shuts down again; when the object outlives vLLM's module globals
-    # (interpreter teardown) that second call raises. It has nothing left to do.
-    engine.shutdown = _already_shut_down
 
 
 class VLLMBackend(Backend):
@@ -202,7 +151,7 @@ class VLLMBackend(Backend):
         async with self._start_lock:
             if self._engine is None:
                 self._engine = await asyncio.to_thread(self._build_engine)
-                _live_backends.add(self)
+                track_engine_owner(self)
 
     def _build_engine(self) -> Any:
         arguments = self.engine_args()
@@ -228,7 +177,7 @@ class VLLMBackend(Backend):
         engine, self._engine = self._engine, None
         if engine is not None:
             shutdown_engine(engine)
-        _live_backends.discard(self)
+        untrack_engine_owner(self)
 
     def _engine_died(self, cause: BaseException) -> EngineError:
         self.shutdown()
@@ -260,12 +209,8 @@ class VLLMBackend(Backend):
                     prompt_tokens=prompt_length,
                     cached_prompt_tokens=int(output.num_cached_tokens or 0),
                 )
-        except (EngineDeadError, EngineGenerateError) as exc:
-            if engine.errored or isinstance(exc, EngineDeadError):
-                raise self._engine_died(exc) from None
-            raise EngineError(f"request {request_id} failed in the engine: {exc.__cause__ or exc}") from None
-        except ValueError as exc:
-            raise PromptError(f"the engine refused request {request_id}: {exc}") from None
+        except (EngineDeadError, EngineGenerateError, ValueError) as exc:
+            raise engine_error(engine, exc, f"request {request_id}", self._engine_died) from None
         finally:
             if not finished and self._engine is engine:
                 with contextlib.suppress(Exception):
@@ -288,10 +233,6 @@ class VLLMBackend(Backend):
             kv_cache_usage=self._stats.kv_cache_usage,
             extra={"preemptions": float(self._stats.preemptions)},
         )
-
-
-def _already_shut_down(*args: object, **kwargs: object) -> None:
-    return None
 
 
 def _on_cpu() -> bool:
@@ -352,9 +293,3 @@ def _finish_reason(reason: str | None) -> FinishReason:
     if reason == "abort":
         return "abort"
     return "stop"
-
-
-@atexit.register
-def _shutdown_live_backends() -> None:
-    for backend in list(_live_backends):
-        backend.shutdown()

@@ -1,0 +1,121 @@
+"""The life of an in-process vLLM engine, shared by the policy backend and the PRM scorer.
+
+Build it (in a thread; its processes spawned without re-running the user's `__main__`),
+track its owner so it is shut down at interpreter exit, shut it down so a later `__del__`
+is harmless, and map vLLM's request errors to the toolkit's: a dead engine is dropped by
+its owner (the next call starts a fresh one), a refused input is the caller's error.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import sys
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+from reasoner.errors import EngineError, PromptError, ReasonerError
+
+
+class EngineOwner(Protocol):
+    """Something that holds an engine and can shut it down (a backend, a scorer)."""
+
+    def shutdown(self) -> None: ...
+
+
+_live_owners: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def track_engine_owner(owner: EngineOwner) -> None:
+    """Shut `owner`'s engine down at interpreter exit unless it is shut down before."""
+    _live_owners.add(owner)
+
+
+def untrack_engine_owner(owner: EngineOwner) -> None:
+    _live_owners.discard(owner)
+
+
+@contextlib.contextmanager
+def _spawn_without_rerunning_main() -> Iterator[None]:
+    """Start engine processes without re-running the user's `__main__` in them.
+
+    vLLM spawns its engine processes; `multiprocessing` re-imports the parent's main module
+    in each child, which re-runs a script that has no `if __name__ == "__main__"` guard.
+    Hiding the main module's file and spec while the engine starts leaves the children
+    nothing to re-import, so plain scripts work.
+    """
+    main = sys.modules.get("__main__")
+    saved_spec = getattr(main, "__spec__", None)
+    saved_file = getattr(main, "__file__", None)
+    if main is not None:
+        main.__spec__ = None
+        if saved_file is not None:
+            del main.__file__
+    try:
+        yield
+    finally:
+        if main is not None:
+            main.__spec__ = saved_spec
+            if saved_file is not None:
+                main.__file__ = saved_file
+
+
+def build_async_engine(arguments: dict[str, Any], label: str, stat_loggers: list[Any] | None = None) -> Any:
+    """vLLM's `AsyncLLM` from engine arguments, its processes spawned without re-running `__main__`.
+
+    Every start-up failure becomes an `EngineError` naming `label`. Blocking: call it in a thread.
+    """
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    try:
+        engine_args = AsyncEngineArgs(**arguments)
+    except TypeError as exc:
+        raise EngineError(f"invalid engine_args for {label}: {exc}") from None
+    try:
+        with _spawn_without_rerunning_main():
+            return AsyncLLM.from_engine_args(engine_args, stat_loggers=stat_loggers)
+    except Exception as exc:  # noqa: BLE001 - any start-up failure is the engine's
+        raise EngineError(f"the vLLM engine failed to start for {label}: {exc}") from None
+
+
+def shutdown_engine(engine: Any) -> None:
+    """Shut an `AsyncLLM` down now, and make its later `__del__` harmless."""
+    with contextlib.suppress(Exception):
+        engine.shutdown()
+    # AsyncLLM.__del__ shuts down again; when the object outlives vLLM's module globals
+    # (interpreter teardown) that second call raises. It has nothing left to do.
+    engine.shutdown = _already_shut_down
+
+
+def engine_error(
+    engine: Any,
+    exc: BaseException,
+    what: str,
+    on_death: Callable[[BaseException], EngineError],
+    refused: type[ReasonerError] = PromptError,
+) -> ReasonerError:
+    """The toolkit's error for a vLLM error raised while running `what` on `engine`.
+
+    A dead engine (`EngineDeadError`, or an errored engine) is `on_death(exc)`: its owner
+    drops it and says so. Input the engine refused (`ValueError`) is `refused`. Anything
+    else the engine raised for the request is an `EngineError`.
+    """
+    from vllm.v1.engine.exceptions import EngineDeadError
+
+    if isinstance(exc, ValueError):
+        return refused(f"the engine refused {what}: {exc}")
+    if isinstance(exc, EngineDeadError) or getattr(engine, "errored", False):
+        return on_death(exc)
+    return EngineError(f"{what} failed in the engine: {exc.__cause__ or exc}")
+
+
+def _already_shut_down(*args: object, **kwargs: object) -> None:
+    return None
+
+
+@atexit.register
+def _shut_down_live_engines() -> None:
+    for owner in list(_live_owners):
+        owner.shutdown()
