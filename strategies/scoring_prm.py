@@ -34,8 +34,9 @@ from reasoner.engines.lifecycle import (
     track_engine_owner,
     untrack_engine_owner,
 )
-from reasoner.errors import EngineError, PromptError
-from reasoner.models import ResolvedModel, resolve_model
+from reasoner.engines.remote_pooling import PoolingEndpoint
+from reasoner.errors import EngineError, ModelError, PromptError
+from reasoner.models import ResolvedModel, find_local_model, resolve_model
 
 T = TypeVar("T")
 Aggregate = Literal["last", "min", "mean", "prod"]
@@ -130,7 +131,11 @@ def aggregate_rewards(rewards: Sequence[float], how: str) -> float:
 
 
 class PRMScorer:
-    """Scores a response by a process reward model on its own vLLM pooling engine.
+    """Scores a response by a process reward model on its own vLLM pooling engine, or on a server.
+
+    With `endpoint`, the PRM runs on a vLLM pooling server (`vllm serve PRM --runner pooling`,
+    plus the format's `--convert`/`--hf-overrides` when it has classifier tokens) and `model`
+    names its tokenizer on this machine (and the served model when the server lists several).
 
     The engine starts on the first score and stops at `close()` (or at interpreter exit);
     vLLM's errors leave as `EngineError`, and a failed engine is dropped so the next score
@@ -147,12 +152,18 @@ class PRMScorer:
         aggregate: Aggregate = "min",
         engine_args: dict[str, Any] | None = None,
         name: str = "prm",
+        endpoint: str | None = None,
+        api_key: str | None = None,
     ):
         if aggregate not in AGGREGATES:
             raise StrategyError(f"unknown aggregate {aggregate!r}; use one of {', '.join(AGGREGATES)}")
         if not step_separator:
             raise StrategyError("step_separator is empty; pass the text that ends a step, e.g. '\\n\\n'")
-        self.model: ResolvedModel = resolve_model(model)
+        if endpoint is not None and engine_args:
+            raise StrategyError("a PRM endpoint runs on its server; engine_args do not apply to it")
+        self._remote = PoolingEndpoint(endpoint, model=model, api_key=api_key) if endpoint is not None else None
+        self.model: ResolvedModel = resolve_model(model) if endpoint is None else _tokenizer_model(model)
+        self._remote_tokenizer: Any = None
         self.prm_format = prm_format
         self.step_separator = step_separator
         self.aggregate = aggregate
@@ -223,16 +234,23 @@ class PRMScorer:
         return await self._on_engine_loop(self._step_rewards(question, steps))
 
     async def _step_rewards(self, question: str, steps: Sequence[str]) -> tuple[list[float], int]:
-        await self._start()
-        engine = self._engine
-        ids, positions = self.prm_format.render(engine.tokenizer, question, steps)
-        limit = int(engine.model_config.max_model_len)
-        if len(ids) > limit:
+        limit: int | None
+        if self._remote is None:
+            await self._start()
+            engine = self._engine
+            tokenizer, limit = engine.tokenizer, int(engine.model_config.max_model_len)
+        else:
+            tokenizer, limit = await self._endpoint_tokenizer(), (await self._remote.served_model()).max_model_len
+        ids, positions = self.prm_format.render(tokenizer, question, steps)
+        if limit is not None and len(ids) > limit:
             raise PromptError(
                 f"the PRM prompt is {len(ids)} tokens, over the PRM's {limit}-token window; "
                 "raise max_model_len in engine_args or score shorter responses"
             )
-        rows = await self._token_probabilities(engine, ids)
+        if self._remote is None:
+            rows = await self._token_probabilities(engine, ids)
+        else:
+            rows = await self._remote.token_probabilities(ids)
         if len(rows) == len(ids):
             picked = [rows[position] for position in positions]
         elif len(rows) == len(positions):
@@ -242,6 +260,17 @@ class PRMScorer:
                 f"the PRM returned {len(rows)} rows for a {len(ids)}-token prompt with {len(positions)} steps"
             )
         return [self._positive(row) for row in picked], len(ids)
+
+    async def _endpoint_tokenizer(self) -> Any:
+        """The PRM's tokenizer, loaded on this machine, for a PRM served by an endpoint."""
+        if self._remote_tokenizer is None:
+            from transformers import AutoTokenizer
+
+            try:
+                self._remote_tokenizer = await asyncio.to_thread(AutoTokenizer.from_pretrained, self.model.source)
+            except (OSError, ValueError) as exc:
+                raise ModelError(f"cannot load the tokenizer of the PRM {self.model.name!r}: {exc}") from None
+        return self._remote_tokenizer
 
     async def _token_probabilities(self, engine: Any, ids: list[int]) -> list[list[float]]:
         from vllm import PoolingParams
@@ -286,6 +315,11 @@ class PRMScorer:
             prm_prompt_tokens=prompt_tokens,
         )
         return value
+
+
+def _tokenizer_model(model: str) -> ResolvedModel:
+    """The PRM served by an endpoint, as found on this machine for its tokenizer (its name otherwise)."""
+    return find_local_model(model) or ResolvedModel(model, model, None, None)
 
 
 def _encode(tokenizer: Any, text: str) -> list[int]:

@@ -40,3 +40,14 @@ def second_vllm_server(vllm_server: VLLMServer) -> Iterator[VLLMServer]:
     server = embedded_model_server()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def prm_server() -> Iterator[VLLMServer]:
+    """The embedded model as a Math-Shepherd-style PRM ("-"/"+" LM-head rows) on a pooling server."""
+    overrides = '{"classifier_from_token": ["-", "+"], "method": "no_post_processing"}'
+    pooling = ("--runner", "pooling", "--convert", "classify", "--hf-overrides", overrides)
+    args = (*CPU_SERVER_ARGS, "--max-model-len", "2048", *pooling)
+    server = VLLMServer(resolve_model(None).source, args, env=SERVER_ENV).start()
+    yield server
+    server.stop()

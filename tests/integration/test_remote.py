@@ -13,6 +13,8 @@ import pytest
 from reasoner import EngineError, Reasoner, Solution
 from reasoner.engines.remote import RemoteBackend
 from reasoner.engines.vllm_server import VLLMServer
+from reasoner.models import resolve_model
+from strategies.scoring_prm import PRMFormat, PRMScorer
 
 pytestmark = pytest.mark.engine
 
@@ -55,6 +57,22 @@ async def test_every_strategy_runs_over_an_endpoint_and_usage_equals_the_server_
     assert solutions["latent_switch"].metrics["latent_steps"] > 0
     spent = sum(solution.usage.generated_tokens for solution in solutions.values())
     assert spent == after[vllm_server.root_url] - before[vllm_server.root_url]
+
+
+async def test_tree_search_scores_with_a_prm_served_by_a_pooling_endpoint(
+    vllm_server: VLLMServer, prm_server: VLLMServer
+) -> None:
+    plus_minus = PRMFormat("plus-minus", step_tag=" ки", chat=False, classifier_tokens=("-", "+"))
+    scorer = PRMScorer(resolve_model(None).source, prm_format=plus_minus, endpoint=prm_server.url, name="remote_prm")
+    rewards, prompt_tokens = await scorer.step_rewards("What is 2 + 3?", ["2 + 3 = 5.", "So 5.", "Answer: 5"])
+    assert len(rewards) == 3 and all(0.0 <= reward <= 1.0 for reward in rewards)
+    assert prompt_tokens > 10
+    async with Reasoner(endpoint=vllm_server.url) as reasoner:
+        solution = await reasoner.asolve(
+            "What is 7 + 5?", 200, "tree_search", scorer=scorer, width=2, expand=2, max_depth=2, step_tokens=24
+        )
+    evals = [attrs for _, attrs in solution.trace.nodes(data=True) if attrs.get("scorer") == "remote_prm"]
+    assert evals and solution.metrics["scorer_errors"] == 0
 
 
 async def test_two_replicas_are_both_used_and_their_counters_sum_to_the_usage(
