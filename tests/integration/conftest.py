@@ -42,9 +42,12 @@ def second_vllm_server(vllm_server: VLLMServer) -> Iterator[VLLMServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def prm_server() -> Iterator[VLLMServer]:
-    """The embedded model as a Math-Shepherd-style PRM ("-"/"+" LM-head rows) on a pooling server."""
+    """The embedded model as a Math-Shepherd-style PRM ("-"/"+" LM-head rows) on a pooling server.
+
+    Started for its one test and stopped after it, so no more than two servers run at once.
+    """
     overrides = '{"classifier_from_token": ["-", "+"], "method": "no_post_processing"}'
     pooling = ("--runner", "pooling", "--convert", "classify", "--hf-overrides", overrides)
     args = (*CPU_SERVER_ARGS, "--max-model-len", "2048", *pooling)
