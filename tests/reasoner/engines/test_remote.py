@@ -113,6 +113,7 @@ async def test_a_stream_that_dies_mid_way_is_charged_what_it_streamed_and_raises
     assert session.ledger.generated_tokens == 3
     assert session.ledger.reserved_tokens == 0
     assert sum(len(server.completions) for server in fleet.servers) == 1  # not re-sent once tokens came
+    assert sum(not replica.is_up for replica in backend.replicas) == 1  # the replica that broke is down
 
 
 async def test_when_every_replica_is_down_the_solve_gets_an_engine_error() -> None:
