@@ -44,12 +44,14 @@ from reasoner.engines.base import (
     solve_key,
 )
 from reasoner.engines.remote_discovery import discover_capabilities, pick_served_model
+from reasoner.engines.remote_tokenizer import ServerTokenizer
 from reasoner.engines.replica import Replica, ReplicaUnavailable, ServedModel, StreamBroken, normalize_endpoint
 from reasoner.engines.routing import PrefixAffinity, RoutingPolicy
 from reasoner.engines.weights import read_input_embeddings
 from reasoner.errors import EngineError, InputError, ModelError, PromptError
 from reasoner.models import ResolvedModel, find_local_model
 
+SERVER_TOKENIZER = "server"
 DEFAULT_READ_TIMEOUT_S = 600.0
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_MAX_ATTEMPTS = 3
@@ -64,10 +66,11 @@ class RemoteBackend(Backend):
     one-element fleet) or several replicas serving the same model. `model`: the served model
     when a server lists several. `api_key`: sent as a bearer token (default
     `REASONER_API_KEY`). `tokenizer`: a local tokenizer name or folder (or a `Tokenizer`),
-    when the served model's name does not resolve on this machine. `verify`: TLS verification (a CA bundle
-    path, or False). A request is tried at most `max_attempts` times; when no replica
-    is up it waits up to `replica_wait_s` for one to come back. `transport`
-    replaces httpx's network transport (e.g. `httpx.MockTransport` in tests).
+    when the served model's name does not resolve on this machine; without a local copy, or
+    with `tokenizer="server"`, the server's `/tokenize` is used (a blocking call per new text).
+    `verify`: TLS verification (a CA bundle path, or False). A request is tried at most
+    `max_attempts` times; when no replica is up it waits up to `replica_wait_s` for one to
+    come back. `transport` replaces httpx's network transport (`httpx.MockTransport` in tests).
     """
 
     def __init__(
@@ -134,16 +137,25 @@ class RemoteBackend(Backend):
     def _load_tokenizer(self, source: str) -> Tokenizer:
         from reasoner.tokenizer import HFTokenizer
 
-        local = find_local_model(source)
+        local = None if source == SERVER_TOKENIZER else find_local_model(source)
         if local is None:
-            raise ModelError(
-                f"the tokenizer of {source!r} is not on this machine; pass tokenizer= with its local folder "
-                "or a Hugging Face id in the local cache"
-            )
+            return self._server_tokenizer()
         try:
             return HFTokenizer(local.source)
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load the tokenizer of {source!r}: {exc}") from None
+
+    def _server_tokenizer(self) -> Tokenizer:
+        up = [replica for replica in self.replicas if replica.is_up]
+        if not up or self.served_model is None:
+            raise EngineError("the server's tokenizer is reachable only once the backend has started")
+        transport = self.transport if isinstance(self.transport, httpx.BaseTransport) else None
+        return ServerTokenizer(
+            up[0].root_url, self.served_model, headers=self._headers(), verify=self.verify, transport=transport
+        )
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     async def start(self) -> None:
         if self._client is not None:
@@ -154,7 +166,7 @@ class RemoteBackend(Backend):
                 await self._connect()
 
     async def _connect(self) -> None:
-        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        headers = self._headers()
         limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
         client = httpx.AsyncClient(
             timeout=self.timeout, limits=limits, headers=headers, verify=self.verify, transport=self.transport

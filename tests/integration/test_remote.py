@@ -14,6 +14,7 @@ from reasoner import EngineError, Reasoner, Solution
 from reasoner.engines.remote import RemoteBackend
 from reasoner.engines.vllm_server import VLLMServer
 from reasoner.models import resolve_model
+from reasoner.tokenizer import HFTokenizer
 from strategies.scoring_prm import PRMFormat, PRMScorer
 
 pytestmark = pytest.mark.engine
@@ -57,6 +58,21 @@ async def test_every_strategy_runs_over_an_endpoint_and_usage_equals_the_server_
     assert solutions["latent_switch"].metrics["latent_steps"] > 0
     spent = sum(solution.usage.generated_tokens for solution in solutions.values())
     assert spent == after[vllm_server.root_url] - before[vllm_server.root_url]
+
+
+async def test_the_servers_tokenizer_renders_and_encodes_like_the_local_one(vllm_server: VLLMServer) -> None:
+    backend = RemoteBackend(vllm_server.url, tokenizer="server")
+    async with Reasoner(backend=backend, profile="smollm2") as reasoner:
+        await reasoner.astart()
+        remote = backend.tokenizer()
+        local = HFTokenizer(resolve_model(None).source)
+        messages = [{"role": "user", "content": QUESTION}]
+        rendered = local.chat_prompt(messages)
+        assert remote.chat_prompt(messages) == rendered
+        assert remote.encode(rendered) == local.encode(rendered)
+        assert remote.decode(local.encode(rendered)) == rendered
+        solution = await reasoner.asolve(QUESTION, budget=64)
+    assert solution.usage.generated_tokens > 0
 
 
 async def test_tree_search_scores_with_a_prm_served_by_a_pooling_endpoint(
