@@ -28,8 +28,12 @@ from reasoner.models import resolve_model
 
 QUESTIONS = [f"What is {a} + {b}? Explain briefly." for a in range(3, 67, 8) for b in range(5, 45, 5)]
 SEARCH_QUESTIONS = [
-    f"A shop sells {a} apples and then {b} more. How many apples in all?"
-    for a, b in [(12, 7), (23, 9), (31, 14), (8, 27), (45, 6), (17, 18), (29, 33), (11, 40)]
+    # A context of its own per question (~150 tokens, several KV blocks) that all of a solve's
+    # requests share and no other solve does: where a solve's requests land decides its hits.
+    "Here are some numbers: "
+    + ", ".join(str((seed * 7919 + index * 104729) % 997) for index in range(60))
+    + ". What is the first number plus the last number?"
+    for seed in range(1, 9)
 ]
 SERVER_ARGS = (*CPU_SERVER_ARGS, "--max-model-len", "2048", "--enable-prompt-tokens-details", "--max-num-seqs", "64")
 SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING", "VLLM_SERVER_DEV_MODE": "1"}
@@ -114,7 +118,7 @@ async def cache_hits(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--budget", type=int, default=256, help="per-solve budget of the cache-hit runs")
     args = parser.parse_args()
