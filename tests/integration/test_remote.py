@@ -30,6 +30,7 @@ STRATEGIES = {
     "self_consistency": {"n": 4},
     "parallel": {},
     "tree_search": {},
+    "auto": {},
 }
 
 
