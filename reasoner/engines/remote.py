@@ -259,18 +259,16 @@ class RemoteBackend(Backend):
         finish: FinishReason | None = None
         prompt_tokens, cached = prompt_length, 0
         async for event in events:
-            usage = event.get("usage")
-            if isinstance(usage, dict):
-                prompt_tokens = int(usage.get("prompt_tokens") or prompt_tokens)
-                details = usage.get("prompt_tokens_details")
-                cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
-            for choice in event.get("choices") or ():
-                token_ids = tuple(int(token) for token in choice.get("token_ids") or ())
-                text = str(choice.get("text") or "")
-                if choice.get("finish_reason"):
-                    finish = _finish_reason(str(choice["finish_reason"]))
+            try:
+                usage, outputs = _parse_event(event)
+            except (AttributeError, KeyError, TypeError, ValueError):
+                raise StreamBroken(f"the server sent a malformed event for request {request_id}") from None
+            if usage is not None:
+                prompt_tokens, cached = usage[0] or prompt_tokens, usage[1]
+            for token_ids, text, logprobs, reason in outputs:
+                if reason is not None:
+                    finish = reason
                 if token_ids or text:
-                    logprobs = _logprobs(choice.get("logprobs"))
                     yield Chunk(token_ids, text, logprobs, False, None, prompt_tokens, 0)
             if request_id in self._aborted:
                 finish = "abort"
@@ -362,6 +360,26 @@ def parse_metrics(page: str) -> dict[str, float]:
         except ValueError:
             continue
     return totals
+
+
+_Output = tuple[tuple[int, ...], str, tuple[dict[int, float], ...] | None, FinishReason | None]
+
+
+def _parse_event(event: dict[str, Any]) -> tuple[tuple[int, int] | None, list[_Output]]:
+    """One server-sent event: (prompt tokens, cached prompt tokens) when it has usage, and its outputs."""
+    usage = event.get("usage")
+    figures = None
+    if isinstance(usage, dict):
+        details = usage.get("prompt_tokens_details")
+        cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+        figures = (int(usage.get("prompt_tokens") or 0), cached)
+    outputs: list[_Output] = []
+    for choice in event.get("choices") or ():
+        token_ids = tuple(int(token) for token in choice.get("token_ids") or ())
+        reason = choice.get("finish_reason")
+        finish = _finish_reason(str(reason)) if reason else None
+        outputs.append((token_ids, str(choice.get("text") or ""), _logprobs(choice.get("logprobs")), finish))
+    return figures, outputs
 
 
 def _logprobs(raw: Any) -> tuple[dict[int, float], ...] | None:

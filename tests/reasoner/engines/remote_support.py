@@ -34,6 +34,7 @@ class FakeServer:
     retry_after: str | None = None
     break_after: int | None = None
     delay_s: float = 0.0
+    malformed: bool = False
     api_key: str | None = None
     generated_tokens: int = 0
     completions: list[dict[str, Any]] = field(default_factory=list)
@@ -80,7 +81,8 @@ class _Stream(httpx.AsyncByteStream):
             server.generated_tokens += 1
             last = index == count - 1
             reason = ("length" if count == body["max_tokens"] else "stop") if last else None
-            choice = {"index": 0, "text": WORDS[index], "token_ids": [100 + index], "finish_reason": reason}
+            token: object = "not-a-token-id" if server.malformed else 100 + index
+            choice = {"index": 0, "text": WORDS[index], "token_ids": [token], "finish_reason": reason}
             yield _event({"choices": [choice]})
         usage = {
             "prompt_tokens": len(prompt),

@@ -116,6 +116,12 @@ async def test_a_stream_that_dies_mid_way_is_charged_what_it_streamed_and_raises
     assert sum(not replica.is_up for replica in backend.replicas) == 1  # the replica that broke is down
 
 
+async def test_a_malformed_event_from_the_server_is_an_engine_error_not_a_foreign_one() -> None:
+    fleet = FakeFleet(malformed=True)
+    with pytest.raises(EngineError, match="malformed event"):
+        await reasoner_on(fleet).asolve(PROMPT, budget=64)
+
+
 async def test_when_every_replica_is_down_the_solve_gets_an_engine_error() -> None:
     fleet = FakeFleet(2)
     reasoner = reasoner_on(fleet, replica_wait_s=0.1)
