@@ -18,10 +18,7 @@ server gives for requests it refuses before generating anything.
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import os
-import re
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -34,21 +31,19 @@ from reasoner.engines.base import (
     CacheStats,
     Capabilities,
     Chunk,
-    EmbedsPrompt,
     FinishReason,
     Prompt,
     SamplingSpec,
-    TextPrompt,
     Tokenizer,
-    TokensPrompt,
     solve_key,
 )
 from reasoner.engines.remote_discovery import discover_capabilities, pick_served_model
+from reasoner.engines.remote_protocol import completion_payload, parse_event, parse_metrics
 from reasoner.engines.remote_tokenizer import ServerTokenizer
 from reasoner.engines.replica import Replica, ReplicaUnavailable, ServedModel, StreamBroken, normalize_endpoint
 from reasoner.engines.routing import PrefixAffinity, RoutingPolicy
 from reasoner.engines.weights import read_input_embeddings
-from reasoner.errors import EngineError, InputError, ModelError, PromptError
+from reasoner.errors import EngineError, InputError, ModelError
 from reasoner.models import ResolvedModel, find_local_model
 
 SERVER_TOKENIZER = "server"
@@ -56,7 +51,6 @@ DEFAULT_READ_TIMEOUT_S = 600.0
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_REPLICA_WAIT_S = 10.0
-_TOKEN_ID_KEY = re.compile(r"^token_id:(-?\d+)$")
 
 
 class RemoteBackend(Backend):
@@ -204,7 +198,7 @@ class RemoteBackend(Backend):
     async def generate(self, request_id: str, prompt: Prompt, sampling: SamplingSpec) -> AsyncIterator[Chunk]:
         if self._client is None or self.served_model is None:
             raise EngineError("the remote backend is not running; call start() first")
-        payload, prompt_length = self._payload(prompt, sampling)
+        payload, prompt_length = completion_payload(self.served_model, prompt, sampling)
         work = prompt_length + sampling.max_tokens
         key = solve_key(request_id)
         failures: list[str] = []
@@ -260,7 +254,7 @@ class RemoteBackend(Backend):
         prompt_tokens, cached = prompt_length, 0
         async for event in events:
             try:
-                usage, outputs = _parse_event(event)
+                usage, outputs = parse_event(event)
             except (AttributeError, KeyError, TypeError, ValueError):
                 raise StreamBroken(f"the server sent a malformed event for request {request_id}") from None
             if usage is not None:
@@ -278,39 +272,6 @@ class RemoteBackend(Backend):
         self._prompt_tokens_seen += prompt_tokens
         self._cached_tokens_seen += cached
         yield Chunk((), "", None, True, finish, prompt_tokens, cached)
-
-    def _payload(self, prompt: Prompt, sampling: SamplingSpec) -> tuple[dict[str, Any], int]:
-        payload: dict[str, Any] = {
-            "model": self.served_model,
-            "max_tokens": sampling.max_tokens,
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "top_k": sampling.top_k,
-            "min_p": 0.0,
-            "repetition_penalty": 1.0,
-            "presence_penalty": 0.0,
-            "frequency_penalty": 0.0,
-            "stop": list(sampling.stop),
-            "stop_token_ids": list(sampling.stop_token_ids),
-            "include_stop_str_in_output": sampling.include_stop_str_in_output,
-            "add_special_tokens": False,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "return_token_ids": True,
-        }
-        if sampling.logprobs is not None:
-            payload["logprobs"] = sampling.logprobs
-            payload["return_tokens_as_token_ids"] = True
-        if isinstance(prompt, TokensPrompt):
-            payload["prompt"] = list(prompt.token_ids)
-            return payload, len(prompt.token_ids)
-        if isinstance(prompt, TextPrompt):
-            payload["prompt"] = prompt.text
-            return payload, 0
-        if isinstance(prompt, EmbedsPrompt):
-            payload["prompt_embeds"] = encode_prompt_embeds(prompt.embeds)
-            return payload, int(prompt.embeds.shape[0])
-        raise TypeError(f"unsupported prompt type {type(prompt).__name__}")
 
     async def abort(self, request_id: str) -> None:
         """Stop a request: its stream is closed at its next event, which aborts it in vLLM."""
@@ -333,72 +294,3 @@ class RemoteBackend(Backend):
             raise EngineError("the remote backend is not running; call start() first")
         pages = await asyncio.gather(*(replica.metrics_text() for replica in self.replicas))
         return {replica.root_url: parse_metrics(page) for replica, page in zip(self.replicas, pages, strict=True)}
-
-
-def encode_prompt_embeds(embeds: np.ndarray) -> str:
-    """Prompt embeddings as vLLM reads them: a `torch.save`d bfloat16 tensor, base64-encoded."""
-    import torch
-
-    if embeds.ndim != 2 or embeds.shape[0] < 1:
-        raise PromptError(f"prompt embeddings must be [length, hidden] with length >= 1, got {embeds.shape}")
-    tensor = torch.from_numpy(np.ascontiguousarray(embeds, dtype=np.float32)).to(torch.bfloat16)
-    buffer = io.BytesIO()
-    torch.save(tensor, buffer)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def parse_metrics(page: str) -> dict[str, float]:
-    """Prometheus text to {metric name: value summed over its label sets}."""
-    totals: dict[str, float] = {}
-    for line in page.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        name_part, _, value = line.rpartition(" ")
-        name = name_part.split("{", 1)[0].strip()
-        try:
-            totals[name] = totals.get(name, 0.0) + float(value)
-        except ValueError:
-            continue
-    return totals
-
-
-_Output = tuple[tuple[int, ...], str, tuple[dict[int, float], ...] | None, FinishReason | None]
-
-
-def _parse_event(event: dict[str, Any]) -> tuple[tuple[int, int] | None, list[_Output]]:
-    """One server-sent event: (prompt tokens, cached prompt tokens) when it has usage, and its outputs."""
-    usage = event.get("usage")
-    figures = None
-    if isinstance(usage, dict):
-        details = usage.get("prompt_tokens_details")
-        cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
-        figures = (int(usage.get("prompt_tokens") or 0), cached)
-    outputs: list[_Output] = []
-    for choice in event.get("choices") or ():
-        token_ids = tuple(int(token) for token in choice.get("token_ids") or ())
-        reason = choice.get("finish_reason")
-        finish = _finish_reason(str(reason)) if reason else None
-        outputs.append((token_ids, str(choice.get("text") or ""), _logprobs(choice.get("logprobs")), finish))
-    return figures, outputs
-
-
-def _logprobs(raw: Any) -> tuple[dict[int, float], ...] | None:
-    if not isinstance(raw, dict) or not isinstance(raw.get("top_logprobs"), list):
-        return None
-    positions = []
-    for entry in raw["top_logprobs"]:
-        row: dict[int, float] = {}
-        for key, value in (entry or {}).items():
-            found = _TOKEN_ID_KEY.match(str(key))
-            if found is not None:
-                row[int(found.group(1))] = float(value)
-        positions.append(row)
-    return tuple(positions)
-
-
-def _finish_reason(reason: str) -> FinishReason:
-    if reason == "length":
-        return "length"
-    if reason == "abort":
-        return "abort"
-    return "stop"

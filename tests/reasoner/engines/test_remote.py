@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-import numpy as np
 import pytest
 from remote_support import MODEL, WORDS, FakeFleet
 
 from reasoner import Budget, CapabilityError, EngineError, InputError, ModelError, Reasoner, Session
-from reasoner.engines.remote import RemoteBackend, encode_prompt_embeds, parse_metrics
+from reasoner.engines.remote import RemoteBackend
 from reasoner.engines.remote_discovery import describe_remote_model
 from reasoner.profiles import get_profile
 
@@ -177,20 +176,3 @@ def test_an_unreachable_endpoint_is_an_engine_error_naming_it() -> None:
     backend = RemoteBackend("http://127.0.0.1:9/v1")
     with pytest.raises(EngineError, match="127.0.0.1:9"):
         describe_remote_model(backend)
-
-
-def test_prompt_embeddings_travel_as_a_base64_torch_tensor() -> None:
-    import base64
-    import io
-
-    import torch
-
-    embeds = np.arange(12, dtype=np.float32).reshape(3, 4)
-    tensor = torch.load(io.BytesIO(base64.b64decode(encode_prompt_embeds(embeds))), weights_only=True)
-    assert tuple(tensor.shape) == (3, 4) and tensor.dtype == torch.bfloat16
-    assert np.allclose(tensor.float().numpy(), embeds)
-
-
-def test_prometheus_counters_are_summed_over_label_sets() -> None:
-    page = '# HELP x\nvllm:generation_tokens_total{engine="0"} 5.0\nvllm:generation_tokens_total{engine="1"} 2.0\n'
-    assert parse_metrics(page)["vllm:generation_tokens_total"] == 7.0
