@@ -120,7 +120,7 @@ async def test_a_replica_killed_mid_run_gives_typed_errors_at_most_and_the_other
         backend = reasoner.backend
         assert isinstance(backend, RemoteBackend)
         prompts = ["Count from 1 to 300, one number per line."] * 8
-        calls = [asyncio.ensure_future(reasoner.asolve(prompt, budget=BUDGET)) for prompt in prompts]
+        calls = [asyncio.ensure_future(reasoner.asolve(prompt, budget=budget)) for prompt in prompts]
         while backend.replicas[1].in_flight == 0 and not all(call.done() for call in calls):
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)  # let its requests stream a while
@@ -133,7 +133,7 @@ async def test_a_replica_killed_mid_run_gives_typed_errors_at_most_and_the_other
     assert any(isinstance(outcome, Solution) for outcome in outcomes)
     for outcome in outcomes:
         if isinstance(outcome, Solution):
-            assert outcome.usage.generated_tokens <= BUDGET
+            assert outcome.usage.generated_tokens <= budget
     assert after.usage.generated_tokens > 0
 
 
