@@ -114,7 +114,7 @@ async def test_two_replicas_are_both_used_and_their_counters_sum_to_the_usage(
 async def test_a_replica_killed_mid_run_gives_typed_errors_at_most_and_the_other_goes_on(
     vllm_server: VLLMServer, second_vllm_server: VLLMServer
 ) -> None:
-    BUDGET = 600
+    budget = 600
     async with Reasoner(endpoint=[vllm_server.url, second_vllm_server.url]) as reasoner:
         await reasoner.astart()
         backend = reasoner.backend
