@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib.resources import files
-from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
 from reasoner.errors import SuiteError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable  # Python 3.11+; only for type checking
 
 PACKAGED_DATA: Traversable = files("evals") / "data"
 """The folder of data files shipped inside the `evals` package."""
@@ -66,7 +68,7 @@ def read_jsonl(source: Path | Traversable) -> Iterator[JsonlLine]:
         raise SuiteError(f"cannot read suite data {source}: {detail}") from None
 
 
-def _lines(handle: IO[bytes], source: Path | Traversable) -> Iterator[JsonlLine]:
+def _lines(handle: Iterable[bytes], source: Path | Traversable) -> Iterator[JsonlLine]:
     for number, raw_line in enumerate(handle, start=1):
         if b"\x00" in raw_line:
             raise SuiteError(f"suite data {source} is a binary file (NUL byte on line {number}); pass a JSONL file")

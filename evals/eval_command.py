@@ -13,7 +13,7 @@ import sys
 from rich.console import Console
 
 from evals.cli import EXIT_ENGINE_ERROR, parse_options
-from evals.progress import EvalProgress
+from evals.progress import EvalProgress, engine_start_status
 from evals.records import RecordWriter
 from evals.report import load_report, render_csv, render_json, render_markdown, render_rich
 from evals.runner import EvalPlan, EvalResult, arun_eval, check_plan, make_plan, parse_budgets
@@ -47,7 +47,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     _warn_malformed(problems, err)
     RecordWriter(args.out).open().close()
-    result = asyncio.run(_run(args.model, plan, problems, args.out, err))
+    result = asyncio.run(_run(args.model, args.verbose, plan, problems, args.out, err))
     accuracy = "n/a" if result.accuracy is None else f"{result.accuracy:.1%}"
     sys.stdout.write(
         f"wrote {result.written} records to {args.out} ({result.skipped} already there), "
@@ -62,10 +62,12 @@ def run_eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run(model: str | None, plan: EvalPlan, problems: SuiteProblems, out: str, err: Console) -> EvalResult:
-    async with Reasoner(model) as reasoner:
+async def _run(
+    model: str | None, verbose: bool, plan: EvalPlan, problems: SuiteProblems, out: str, err: Console
+) -> EvalResult:
+    async with Reasoner(model, verbose=verbose) as reasoner:
         check_plan(reasoner, plan, problems)
-        with err.status(f"Starting the vLLM engine for {reasoner.model_name} ..."):
+        with engine_start_status(err, reasoner.model_name):
             await reasoner.astart()
         with EvalProgress(err) as progress:
             return await arun_eval(reasoner, plan, problems, out, on_start=progress.begin, on_record=progress.update)

@@ -1,4 +1,5 @@
-"""A rich progress display for eval runs: results done, accuracy so far, tokens per second."""
+"""Rich displays on stderr: the engine start-up status line, and eval progress (results done,
+accuracy so far, tokens per second). Both draw only on a terminal."""
 
 from __future__ import annotations
 
@@ -6,7 +7,23 @@ import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+
+def engine_start_status(console: Console, model_name: str) -> Progress:
+    """A transient status line with a spinner and the elapsed time while the engine starts.
+
+    Use as a context manager around the start.
+    """
+    status = Progress(
+        SpinnerColumn(),
+        TextColumn(f"Starting the vLLM engine for {model_name}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    status.add_task("start", total=None)
+    return status
 
 
 class EvalProgress:

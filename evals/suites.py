@@ -21,13 +21,15 @@ import textwrap
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evals import hub_data, procedural
 from evals.data_files import packaged_file, read_jsonl
 from reasoner.errors import SuiteError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable  # Python 3.11+; only for type checking
 
 DATA_ENV = "REASONER_DATA"
 DEFAULT_DATA_DIR = Path("~/.cache/reasoner/data")

@@ -2,7 +2,9 @@
 
 vLLM's exceptions stop here: everything the engine raises leaves this module as an
 `EngineError` (or a `PromptError` for input the engine refused), and a dead engine is
-dropped so the next `start` builds a fresh one.
+dropped so the next `start` builds a fresh one (also when it died while idle). Unless
+verbose, the engine's processes write their output to a log file (`engine_output`), and
+they die with this process even when it is killed (`watchdog`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from reasoner.engines.base import (
     TextPrompt,
     TokensPrompt,
 )
+from reasoner.engines.engine_output import engine_output_to_log, silence_engine_death_tracebacks
+from reasoner.engines.watchdog import watch_new_children
 from reasoner.errors import CapabilityError, EngineError, ModelError, PromptError
 from reasoner.models import ResolvedModel
 from reasoner.tokenizer import HFTokenizer
@@ -124,8 +128,11 @@ def _spawn_without_rerunning_main() -> Iterator[None]:
                 main.__file__ = saved_file
 
 
-def build_async_engine(arguments: dict[str, Any], label: str, stat_loggers: list[Any] | None = None) -> Any:
-    """vLLM's `AsyncLLM` from engine arguments, its processes spawned without re-running `__main__`.
+def build_async_engine(
+    arguments: dict[str, Any], label: str, stat_loggers: list[Any] | None = None, *, quiet: bool = True
+) -> Any:
+    """vLLM's `AsyncLLM` from engine arguments, its processes spawned without re-running `__main__`,
+    watched so they die with this process, and (when `quiet`) writing to a log file.
 
     Every start-up failure becomes an `EngineError` naming `label`. Blocking: call it in a thread.
     """
@@ -136,15 +143,30 @@ def build_async_engine(arguments: dict[str, Any], label: str, stat_loggers: list
         engine_args = AsyncEngineArgs(**arguments)
     except TypeError as exc:
         raise EngineError(f"invalid engine_args for {label}: {exc}") from None
+    output = engine_output_to_log(label) if quiet else contextlib.nullcontext(None)
+    log: Path | None = None
     try:
-        with _spawn_without_rerunning_main():
-            return AsyncLLM.from_engine_args(engine_args, stat_loggers=stat_loggers)
+        with _spawn_without_rerunning_main(), watch_new_children(), output as log:
+            engine = AsyncLLM.from_engine_args(engine_args, stat_loggers=stat_loggers)
     except Exception as exc:  # noqa: BLE001 - any start-up failure is the engine's
-        raise EngineError(f"the vLLM engine failed to start for {label}: {exc}") from None
+        where = f" (engine log: {log})" if log is not None else ""
+        raise EngineError(f"the vLLM engine failed to start for {label}: {exc}{where}") from None
+    if quiet:
+        silence_engine_death_tracebacks()
+    # Shut engines down at exit before vLLM's own finalizers kill their processes under them.
+    atexit.unregister(_shutdown_live_backends)
+    atexit.register(_shutdown_live_backends)
+    return engine
 
 
 def shutdown_engine(engine: Any) -> None:
-    """Shut an `AsyncLLM` down now, and make its later `__del__` harmless."""
+    """Shut an `AsyncLLM` down now, and make its later `__del__` harmless.
+
+    Its output handler is cancelled first, so it never sees the engine die under it (vLLM
+    would print that as a traceback, at every normal exit of a script).
+    """
+    with contextlib.suppress(Exception):
+        _cancel_output_handler(engine)
     with contextlib.suppress(Exception):
         engine.shutdown()
     # AsyncLLM.__del__ shuts down again; when the object outlives vLLM's module globals
@@ -155,8 +177,9 @@ def shutdown_engine(engine: Any) -> None:
 class VLLMBackend(Backend):
     """vLLM's `AsyncLLM` in this process; started lazily, restarted after engine death."""
 
-    def __init__(self, model: ResolvedModel, engine_args: dict[str, Any] | None = None):
+    def __init__(self, model: ResolvedModel, engine_args: dict[str, Any] | None = None, *, verbose: bool = False):
         self.model = model
+        self.verbose = verbose
         self._user_engine_args = dict(engine_args or {})
         self._engine: Any = None
         self._stats = _CacheStatsRecorder()
@@ -196,6 +219,9 @@ class VLLMBackend(Backend):
         return self._tokenizer
 
     async def start(self) -> None:
+        if self._engine is not None and self._engine.errored:
+            self.shutdown()  # it died while idle: start a fresh one now, not after a failed call
+            self.restarts += 1
         if self._engine is not None:
             return
         self._start_lock = self._start_lock or asyncio.Lock()
@@ -206,7 +232,9 @@ class VLLMBackend(Backend):
 
     def _build_engine(self) -> Any:
         arguments = self.engine_args()
-        engine = build_async_engine(arguments, repr(self.model.name), stat_loggers=[self._stats.factory])
+        engine = build_async_engine(
+            arguments, repr(self.model.name), stat_loggers=[self._stats.factory], quiet=not self.verbose
+        )
         config = engine.model_config
         self._capabilities = Capabilities(
             prompt_embeds=bool(arguments.get("enable_prompt_embeds")),
@@ -303,6 +331,27 @@ class VLLMBackend(Backend):
 
 def _already_shut_down(*args: object, **kwargs: object) -> None:
     return None
+
+
+def _cancel_output_handler(engine: Any) -> None:
+    """Cancel the engine's output-handler task and, from another thread, wait until it ended."""
+    handler = getattr(engine, "output_handler", None)
+    if handler is None or handler.done():
+        return
+    loop = handler.get_loop()
+    try:
+        current = asyncio.get_running_loop()
+    except RuntimeError:
+        current = None
+    if current is loop or not loop.is_running():
+        handler.cancel()
+        return
+
+    async def cancel() -> None:
+        handler.cancel()
+        await asyncio.wait([handler], timeout=5)
+
+    asyncio.run_coroutine_threadsafe(cancel(), loop).result(timeout=10)
 
 
 def _on_cpu() -> bool:

@@ -20,7 +20,7 @@ def scripted_engine(monkeypatch: pytest.MonkeyPatch) -> ScriptedBackend:
     """`reasoner eval` on the scripted backend instead of the real engine."""
     backend = ScriptedBackend("Final answer: 23")
 
-    def make(model: str | None) -> Reasoner:
+    def make(model: str | None, **kwargs: object) -> Reasoner:
         return Reasoner(backend=backend, profile="smollm2")
 
     monkeypatch.setattr(eval_command, "Reasoner", make)
@@ -112,7 +112,7 @@ def test_failed_results_are_counted_and_exit_3(
         return "Final answer: 1"
 
     backend._script = respond
-    monkeypatch.setattr(eval_command, "Reasoner", lambda model: Reasoner(backend=backend, profile="smollm2"))
+    monkeypatch.setattr(eval_command, "Reasoner", lambda model, **kwargs: Reasoner(backend=backend, profile="smollm2"))
     code, _, err = run_cli(capsys, *eval_args(tmp_path / "o.jsonl", "--limit", "2"))
     assert code == 3
     assert "4 results failed and were not written" in err

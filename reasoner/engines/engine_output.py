@@ -1,0 +1,114 @@
+"""The engine's own output goes to a log file, not to the user's terminal (unless verbose).
+
+vLLM's engine processes (EngineCore, workers, multiprocessing's resource tracker) write
+import notices, warnings, progress bars and C++ log lines to the stdout and stderr they
+inherit. While an engine starts, `engine_output_to_log` points this process's file
+descriptors 1 and 2 at a fresh log file under `REASONER_HOME/logs`, so every process
+spawned meanwhile writes there for its whole life; this process's own Python streams are
+kept on the terminal for that time (a status line keeps drawing), and restored after.
+The newest `KEPT_LOGS` logs are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from reasoner.models import reasoner_home
+
+KEPT_LOGS = 10
+_STREAMS = (("stdout", 1), ("stderr", 2))
+
+
+def engine_log_dir() -> Path:
+    """Where engine logs are written."""
+    return reasoner_home() / "logs"
+
+
+class _EngineDeathNoise(logging.Filter):
+    """Drops vLLM's traceback for an engine that stopped: the backend reports it as an `EngineError`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "output_handler failed" not in record.getMessage()
+
+
+def silence_engine_death_tracebacks() -> None:
+    """Keep vLLM's `AsyncLLM output_handler failed` traceback off the terminal (idempotent)."""
+    logger = logging.getLogger("vllm.v1.engine.async_llm")
+    if not any(isinstance(existing, _EngineDeathNoise) for existing in logger.filters):
+        logger.addFilter(_EngineDeathNoise())
+
+
+@contextlib.contextmanager
+def engine_output_to_log(label: str) -> Iterator[Path | None]:
+    """While the block runs, processes started by this one write their output to a log file.
+
+    Yields the log's path, or None when no log could be opened (then nothing is redirected).
+    """
+    log_file = _open_log(label)
+    if log_file is None:
+        yield None
+        return
+    path, log_fd = log_file
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = {fd: os.dup(fd) for _, fd in _STREAMS}
+    originals: dict[str, TextIO] = {}
+    for name, fd in _STREAMS:
+        stream = getattr(sys, name)
+        if _writes_to(stream, fd):
+            originals[name] = stream
+            setattr(sys, name, _stream_on(saved[fd], stream))
+    try:
+        for _, fd in _STREAMS:
+            os.dup2(log_fd, fd)
+        yield path
+    finally:
+        for name, stream in originals.items():
+            with contextlib.suppress(Exception):
+                getattr(sys, name).flush()
+            setattr(sys, name, stream)
+        for _, fd in _STREAMS:
+            os.dup2(saved[fd], fd)
+            os.close(saved[fd])
+        os.close(log_fd)
+
+
+def _open_log(label: str) -> tuple[Path, int] | None:
+    folder = engine_log_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        _prune(folder)
+        path = folder / f"engine-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.write(log_fd, f"reasoner: engine log for {label}\n".encode())
+    except OSError:
+        return None
+    return path, log_fd
+
+
+def _prune(folder: Path) -> None:
+    """Delete all but the newest `KEPT_LOGS - 1` logs (the new one makes `KEPT_LOGS`)."""
+    with contextlib.suppress(OSError):
+        logs = sorted(folder.glob("engine-*.log"), key=lambda log: log.stat().st_mtime)
+        for old in logs[: max(0, len(logs) - KEPT_LOGS + 1)]:
+            old.unlink(missing_ok=True)
+
+
+def _writes_to(stream: object, fd: int) -> bool:
+    try:
+        return bool(stream.fileno() == fd)  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _stream_on(fd: int, like: TextIO) -> TextIO:
+    """A line-buffered text stream on a duplicate of `fd`, encoded like `like`."""
+    return open(os.dup(fd), "w", buffering=1, encoding=like.encoding, errors=like.errors or "strict")
