@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from reasoner.budget import Budget, BudgetLike, as_budget
+from reasoner.deadline import deadline_outcome
 from reasoner.engines.base import Backend
 from reasoner.errors import BudgetError, InputError, ModelError, PromptError, StrategyError
+from reasoner.ledger import BudgetExhausted
 from reasoner.models import EMBEDDED_MODEL, resolve_model
 from reasoner.profiles import ModelProfile, detect_profile, get_profile
 from reasoner.runtime import LoopThread
@@ -212,7 +214,12 @@ class Reasoner:
         async with self._limiter:
             await self.backend.start()
             session = Session(self.backend, self.backend.tokenizer(), self.profile, resolved_budget, answer_format)
-            outcome = await strategy_obj.run(session, prompt)
+            try:
+                outcome = await strategy_obj.run(session, prompt)
+            except BudgetExhausted:
+                if not session.ledger.deadline_passed():
+                    raise
+                outcome = deadline_outcome(session)
         return Solution(
             answer=outcome.answer,
             text=outcome.text,

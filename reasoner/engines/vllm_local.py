@@ -136,18 +136,20 @@ def build_async_engine(
 
     Every start-up failure becomes an `EngineError` naming `label`. Blocking: call it in a thread.
     """
-    from vllm.engine.arg_utils import AsyncEngineArgs
-    from vllm.v1.engine.async_llm import AsyncLLM
-
-    try:
-        engine_args = AsyncEngineArgs(**arguments)
-    except TypeError as exc:
-        raise EngineError(f"invalid engine_args for {label}: {exc}") from None
     output = engine_output_to_log(label) if quiet else contextlib.nullcontext(None)
     log: Path | None = None
     try:
         with _spawn_without_rerunning_main(), watch_new_children(), output as log:
+            from vllm.engine.arg_utils import AsyncEngineArgs  # its import notices go to the log too
+            from vllm.v1.engine.async_llm import AsyncLLM
+
+            try:
+                engine_args = AsyncEngineArgs(**arguments)
+            except TypeError as exc:
+                raise EngineError(f"invalid engine_args for {label}: {exc}") from None
             engine = AsyncLLM.from_engine_args(engine_args, stat_loggers=stat_loggers)
+    except EngineError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any start-up failure is the engine's
         where = f" (engine log: {log})" if log is not None else ""
         raise EngineError(f"the vLLM engine failed to start for {label}: {exc}{where}") from None
