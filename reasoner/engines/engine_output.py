@@ -38,8 +38,17 @@ class _EngineDeathNoise(logging.Filter):
         return "output_handler failed" not in record.getMessage()
 
 
-def silence_engine_death_tracebacks() -> None:
-    """Keep vLLM's `AsyncLLM output_handler failed` traceback off the terminal (idempotent)."""
+def quiet_vllm_logger() -> None:
+    """In this process, vLLM logs errors only (unless `VLLM_LOGGING_LEVEL` says otherwise), and never
+    its `AsyncLLM output_handler failed` traceback. Idempotent.
+
+    vLLM's logging is configured here first, so its handler holds the real stdout, not the
+    stand-in `engine_output_to_log` puts there while an engine starts.
+    """
+    import vllm.logger  # noqa: F401 - configures vLLM's logging now
+
+    if "VLLM_LOGGING_LEVEL" not in os.environ:
+        logging.getLogger("vllm").setLevel(logging.ERROR)
     logger = logging.getLogger("vllm.v1.engine.async_llm")
     if not any(isinstance(existing, _EngineDeathNoise) for existing in logger.filters):
         logger.addFilter(_EngineDeathNoise())
