@@ -185,3 +185,17 @@ def test_help_documents_eval_and_report(capsys: pytest.CaptureFixture[str]) -> N
         code, stdout, _ = run_cli(capsys, command, "--help")
         assert code == 0
         assert flag in stdout
+
+
+def test_eval_runs_a_benchmark_suite_from_the_packaged_data_without_data_flag(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    scripted_engine: ScriptedBackend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("REASONER_DATA", raising=False)
+    args = ["eval", "--suite", "gsm8k", "--strategies", "direct", "--budgets", "64", "--limit", "5"]
+    code, stdout, _ = run_cli(capsys, *args, "--out", str(tmp_path / "gsm8k.jsonl"))
+    assert code == 0
+    assert "wrote 5 records" in stdout
+    assert {record["suite"] for record in read_records(tmp_path / "gsm8k.jsonl").records} == {"gsm8k"}
