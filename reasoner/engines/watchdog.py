@@ -26,19 +26,39 @@ _watchdog: subprocess.Popen[bytes] | None = None
 
 
 @contextlib.contextmanager
-def watch_new_children() -> Iterator[None]:
-    """Child processes this process starts while the block runs die with it."""
-    before = {child.pid for child in psutil.Process().children()}
+def watch_new_children(poll_s: float = 0.5) -> Iterator[None]:
+    """Child processes this process starts while the block runs die with it.
+
+    New children are handed to the watchdog every `poll_s` seconds while the block runs (an
+    engine start takes long enough to be killed during it), and once more at its end.
+    """
+    me = psutil.Process()
+    known = {child.pid for child in me.children()}
+    stop = threading.Event()
+
+    def hand_over_new() -> None:
+        new = [child for child in me.children() if child.pid not in known]
+        known.update(child.pid for child in new)
+        if new:
+            watch(new)
+
+    def poll() -> None:
+        while not stop.wait(poll_s):
+            hand_over_new()
+
+    poller = threading.Thread(target=poll, name="reasoner-watch-children", daemon=True)
+    poller.start()
     try:
         yield
     finally:
-        new = [child for child in psutil.Process().children() if child.pid not in before]
-        if new:
-            watch(new)
+        stop.set()
+        poller.join()
+        hand_over_new()
 
 
 def watch(processes: list[psutil.Process]) -> None:
     """Have the watchdog kill `processes` (and their descendants) when this process dies."""
+    processes = [process for process in processes if _watchdog is None or process.pid != _watchdog.pid]
     lines = []
     for process in processes:
         with contextlib.suppress(psutil.Error):
