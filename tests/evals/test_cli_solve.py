@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import io
+import time
 from pathlib import Path
 
 import pytest
 from cli_support import run_cli
+from rich.console import Console
 
 from evals.cli import main
+from evals.progress import engine_start_status
 
 
 @pytest.mark.parametrize(
@@ -52,3 +56,16 @@ def test_models_lists_the_embedded_model(capsys: pytest.CaptureFixture[str]) -> 
     code = main(["models"])
     assert code == 0
     assert "smollm2-135m" in capsys.readouterr().out
+
+
+def test_the_engine_start_status_line_shows_the_elapsed_time_on_a_terminal_only() -> None:
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
+    with engine_start_status(terminal, "smollm2-135m-instruct"):
+        time.sleep(0.3)
+    drawn = terminal.file.getvalue()  # type: ignore[attr-defined]
+    assert "Starting the vLLM engine for smollm2-135m-instruct" in drawn
+    assert "0:00:00" in drawn
+    piped = Console(file=io.StringIO())
+    with engine_start_status(piped, "smollm2-135m-instruct"):
+        time.sleep(0.1)
+    assert piped.file.getvalue() == ""  # type: ignore[attr-defined]
