@@ -6,11 +6,13 @@ inherit. While an engine starts, `engine_output_to_log` points this process's fi
 descriptors 1 and 2 at a fresh log file under `REASONER_HOME/logs`, so every process
 spawned meanwhile writes there for its whole life; this process's own Python streams are
 kept on the terminal for that time (a status line keeps drawing), and restored after.
-The newest `KEPT_LOGS` logs are kept.
+The newest `KEPT_LOGS` logs are kept. vLLM's own logger in this process logs errors only,
+and its traceback for an engine shut down under its output handler is prevented.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -18,7 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from reasoner.models import reasoner_home
 
@@ -52,6 +54,29 @@ def quiet_vllm_logger() -> None:
     logger = logging.getLogger("vllm.v1.engine.async_llm")
     if not any(isinstance(existing, _EngineDeathNoise) for existing in logger.filters):
         logger.addFilter(_EngineDeathNoise())
+
+
+def cancel_output_handler(engine: Any) -> None:
+    """Cancel an `AsyncLLM`'s output-handler task before the engine is shut down, and from another
+    thread wait until it ended, so it never sees the engine die under it (vLLM would print that as
+    a traceback, at every normal exit of a script)."""
+    handler = getattr(engine, "output_handler", None)
+    if handler is None or handler.done():
+        return
+    loop = handler.get_loop()
+    try:
+        current = asyncio.get_running_loop()
+    except RuntimeError:
+        current = None
+    if current is loop or not loop.is_running():
+        handler.cancel()
+        return
+
+    async def cancel() -> None:
+        handler.cancel()
+        await asyncio.wait([handler], timeout=5)
+
+    asyncio.run_coroutine_threadsafe(cancel(), loop).result(timeout=10)
 
 
 @contextlib.contextmanager

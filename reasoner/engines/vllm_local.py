@@ -33,7 +33,7 @@ from reasoner.engines.base import (
     TextPrompt,
     TokensPrompt,
 )
-from reasoner.engines.engine_output import engine_output_to_log, quiet_vllm_logger
+from reasoner.engines.engine_output import cancel_output_handler, engine_output_to_log, quiet_vllm_logger
 from reasoner.engines.watchdog import watch_new_children
 from reasoner.errors import CapabilityError, EngineError, ModelError, PromptError
 from reasoner.models import ResolvedModel
@@ -162,13 +162,9 @@ def build_async_engine(
 
 
 def shutdown_engine(engine: Any) -> None:
-    """Shut an `AsyncLLM` down now, and make its later `__del__` harmless.
-
-    Its output handler is cancelled first, so it never sees the engine die under it (vLLM
-    would print that as a traceback, at every normal exit of a script).
-    """
+    """Shut an `AsyncLLM` down now (its output handler first), and make its later `__del__` harmless."""
     with contextlib.suppress(Exception):
-        _cancel_output_handler(engine)
+        cancel_output_handler(engine)
     with contextlib.suppress(Exception):
         engine.shutdown()
     # AsyncLLM.__del__ shuts down again; when the object outlives vLLM's module globals
@@ -333,27 +329,6 @@ class VLLMBackend(Backend):
 
 def _already_shut_down(*args: object, **kwargs: object) -> None:
     return None
-
-
-def _cancel_output_handler(engine: Any) -> None:
-    """Cancel the engine's output-handler task and, from another thread, wait until it ended."""
-    handler = getattr(engine, "output_handler", None)
-    if handler is None or handler.done():
-        return
-    loop = handler.get_loop()
-    try:
-        current = asyncio.get_running_loop()
-    except RuntimeError:
-        current = None
-    if current is loop or not loop.is_running():
-        handler.cancel()
-        return
-
-    async def cancel() -> None:
-        handler.cancel()
-        await asyncio.wait([handler], timeout=5)
-
-    asyncio.run_coroutine_threadsafe(cancel(), loop).result(timeout=10)
 
 
 def _on_cpu() -> bool:
