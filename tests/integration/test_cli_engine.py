@@ -52,16 +52,16 @@ def engine_processes(root: int) -> list[psutil.Process]:
 
 
 def test_kill_9_of_a_verbose_eval_leaves_no_engine_process(tmp_path: Path) -> None:
-    out = tmp_path / "arith.jsonl"
+    out, stderr = tmp_path / "arith.jsonl", tmp_path / "stderr.txt"
     args = ["eval", "--suite", "arith", "--strategies", "direct", "--budgets", "64", "--limit", "200"]
-    cli = subprocess.Popen(
-        [sys.executable, "-m", "evals.cli", *args, "--out", str(out), "--concurrency", "2", "-v"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=REPO,
-        env=cli_env(),
-    )
+    with stderr.open("w") as stderr_file:
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "evals.cli", *args, "--out", str(out), "--concurrency", "2", "-v"],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr_file,
+            cwd=REPO,
+            env=cli_env(),
+        )
     try:
         deadline = time.monotonic() + 400
         while not (out.is_file() and out.read_text().count("\n") >= 1):
@@ -76,5 +76,5 @@ def test_kill_9_of_a_verbose_eval_leaves_no_engine_process(tmp_path: Path) -> No
     finally:
         if cli.poll() is None:
             cli.kill()
-        stderr = cli.communicate(timeout=60)[1]
-    assert "EngineCore" in stderr  # -v: the engine's own logs on the terminal
+            cli.wait(timeout=30)
+    assert "EngineCore" in stderr.read_text()  # -v: the engine's own logs on the terminal
