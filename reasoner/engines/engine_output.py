@@ -4,8 +4,8 @@ vLLM's engine processes (EngineCore, workers, multiprocessing's resource tracker
 import notices, warnings, progress bars and C++ log lines to the stdout and stderr they
 inherit. While an engine starts, `engine_output_to_log` points this process's file
 descriptors 1 and 2 at a fresh log file under `REASONER_HOME/logs`, so every process
-spawned meanwhile writes there for its whole life; this process's own Python streams are
-kept on the terminal for that time (a status line keeps drawing), and restored after.
+spawned meanwhile writes there for its whole life; this process's `sys.stderr` is kept on
+the terminal for that time (a status line keeps drawing), and everything is restored after.
 The newest `KEPT_LOGS` logs are kept. vLLM's own logger in this process logs errors only,
 and its traceback for an engine shut down under its output handler is prevented.
 """
@@ -25,7 +25,6 @@ from typing import Any, TextIO
 from reasoner.models import reasoner_home
 
 KEPT_LOGS = 10
-_STREAMS = (("stdout", 1), ("stderr", 2))
 
 
 def engine_log_dir() -> Path:
@@ -42,13 +41,9 @@ class _EngineDeathNoise(logging.Filter):
 
 def quiet_vllm_logger() -> None:
     """In this process, vLLM logs errors only (unless `VLLM_LOGGING_LEVEL` says otherwise), and never
-    its `AsyncLLM output_handler failed` traceback. Idempotent.
-
-    vLLM's logging is configured here first, so its handler holds the real stdout, not the
-    stand-in `engine_output_to_log` puts there while an engine starts.
+    its `AsyncLLM output_handler failed` traceback. Idempotent; call it after an engine started
+    (vLLM sets its logger's level when it builds one).
     """
-    import vllm.logger  # noqa: F401 - configures vLLM's logging now
-
     if "VLLM_LOGGING_LEVEL" not in os.environ:
         logging.getLogger("vllm").setLevel(logging.ERROR)
     logger = logging.getLogger("vllm.v1.engine.async_llm")
@@ -83,6 +78,8 @@ def cancel_output_handler(engine: Any) -> None:
 def engine_output_to_log(label: str) -> Iterator[Path | None]:
     """While the block runs, processes started by this one write their output to a log file.
 
+    So does this process through its file descriptors and through vLLM's loggers (a notice
+    logged before vLLM configures its logging too); `sys.stderr` stays on the terminal.
     Yields the log's path, or None when no log could be opened (then nothing is redirected).
     """
     log_file = _open_log(label)
@@ -93,23 +90,25 @@ def engine_output_to_log(label: str) -> Iterator[Path | None]:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
-    saved = {fd: os.dup(fd) for _, fd in _STREAMS}
-    originals: dict[str, TextIO] = {}
-    for name, fd in _STREAMS:
-        stream = getattr(sys, name)
-        if _writes_to(stream, fd):
-            originals[name] = stream
-            setattr(sys, name, _stream_on(saved[fd], stream))
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    terminal_stderr = sys.stderr
+    if _writes_to(terminal_stderr, 2):
+        sys.stderr = _stream_on(saved[2], terminal_stderr.encoding, terminal_stderr.errors)
+    vllm_logger = logging.getLogger("vllm")
+    to_log = logging.StreamHandler(_stream_on(log_fd))
+    vllm_logger.addHandler(to_log)
     try:
-        for _, fd in _STREAMS:
+        for fd in (1, 2):
             os.dup2(log_fd, fd)
         yield path
     finally:
-        for name, stream in originals.items():
-            with contextlib.suppress(Exception):
-                getattr(sys, name).flush()
-            setattr(sys, name, stream)
-        for _, fd in _STREAMS:
+        vllm_logger.removeHandler(to_log)
+        to_log.stream.close()
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        sys.stderr = terminal_stderr
+        for fd in (1, 2):
             os.dup2(saved[fd], fd)
             os.close(saved[fd])
         os.close(log_fd)
@@ -143,6 +142,6 @@ def _writes_to(stream: object, fd: int) -> bool:
         return False
 
 
-def _stream_on(fd: int, like: TextIO) -> TextIO:
-    """A line-buffered text stream on a duplicate of `fd`, encoded like `like`."""
-    return open(os.dup(fd), "w", buffering=1, encoding=like.encoding, errors=like.errors or "strict")
+def _stream_on(fd: int, encoding: str = "utf-8", errors: str | None = "backslashreplace") -> TextIO:
+    """A line-buffered text stream on a duplicate of `fd`."""
+    return open(os.dup(fd), "w", buffering=1, encoding=encoding, errors=errors or "strict")

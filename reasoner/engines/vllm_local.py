@@ -136,8 +136,6 @@ def build_async_engine(
 
     Every start-up failure becomes an `EngineError` naming `label`. Blocking: call it in a thread.
     """
-    if quiet:
-        quiet_vllm_logger()
     output = engine_output_to_log(label) if quiet else contextlib.nullcontext(None)
     log: Path | None = None
     try:
@@ -155,6 +153,8 @@ def build_async_engine(
     except Exception as exc:  # noqa: BLE001 - any start-up failure is the engine's
         where = f" (engine log: {log})" if log is not None else ""
         raise EngineError(f"the vLLM engine failed to start for {label}: {exc}{where}") from None
+    if quiet:
+        quiet_vllm_logger()
     # Shut engines down at exit before vLLM's own finalizers kill their processes under them.
     atexit.unregister(_shutdown_live_backends)
     atexit.register(_shutdown_live_backends)

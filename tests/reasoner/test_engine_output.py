@@ -11,10 +11,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 STARTS_A_NOISY_CHILD = """
-import subprocess, sys
+import logging, subprocess, sys
 from reasoner.engines.engine_output import engine_output_to_log
 
 with engine_output_to_log("test") as log:
+    logging.getLogger("vllm.triton_utils.importing").warning("VLLM IMPORT NOTICE")
     subprocess.run([sys.executable, "-c", "import sys; print('CHILD OUT'); print('CHILD ERR', file=sys.stderr)"])
     print("PARENT STATUS", file=sys.stderr, flush=True)
 print("LOG", log, flush=True)
@@ -36,9 +37,11 @@ def test_spawned_processes_write_to_the_log_and_not_the_terminal(tmp_path: Path)
     result = run(tmp_path)
     assert result.returncode == 0, result.stderr
     assert "CHILD" not in result.stdout + result.stderr
+    assert "VLLM IMPORT NOTICE" not in result.stdout + result.stderr
     log = Path(result.stdout.split("LOG ", 1)[1].strip())
     assert log.parent == tmp_path / "logs"
-    assert "CHILD OUT" in log.read_text() and "CHILD ERR" in log.read_text()
+    for line in ("CHILD OUT", "CHILD ERR", "VLLM IMPORT NOTICE"):
+        assert line in log.read_text()
 
 
 def test_this_process_keeps_writing_to_the_terminal_while_the_engine_starts(tmp_path: Path) -> None:
