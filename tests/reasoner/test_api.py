@@ -10,6 +10,7 @@ from reasoner import (
     Budget,
     BudgetError,
     EngineError,
+    InputError,
     ModelError,
     Outcome,
     PromptError,
@@ -189,3 +190,8 @@ async def test_a_deadline_that_stops_a_strategy_still_gives_the_answer_found_so_
     assert solution.answer == "5"
     assert solution.metrics["deadline_reached"] is True
     assert solution.usage.requests == 1
+
+
+def test_engine_args_that_are_not_a_dict_are_refused_before_any_model_work() -> None:
+    with pytest.raises(InputError, match="engine_args must be a dict"):
+        Reasoner("/no/such/model", engine_args=["tensor_parallel_size=2"])  # type: ignore[arg-type]
