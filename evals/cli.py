@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     solve.add_argument("--json", action="store_true", help="print the Solution as JSON instead of the rich view")
     add_endpoint_argument(solve)
+    add_verbose_flag(solve)
 
     _add_eval_and_report_parsers(commands)
     _add_calibrate_parser(commands)
@@ -96,6 +97,7 @@ def _add_eval_and_report_parsers(commands: Any) -> None:
     run.add_argument("--data", default=None, help="folder or JSONL file with the suite data (default: $REASONER_DATA)")
     run.add_argument("--model", default=None, help="HF model id or local folder (default: the embedded SmolLM2-135M)")
     run.add_argument("--concurrency", type=int, default=16, help="solves in flight at once (default 16)")
+    add_verbose_flag(run)
     run.add_argument(
         "-o",
         "--option",
@@ -148,6 +150,16 @@ def endpoints_from(args: argparse.Namespace) -> list[str] | None:
     return given or None
 
 
+def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
+    """`-v/--verbose`: the engine's own logs on the terminal instead of in a log file."""
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show the vLLM engine's own logs (default: written to a log file under $REASONER_HOME/logs)",
+    )
+
+
 def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     """`KEY=VALUE` strings to a dict; values are read as JSON when they parse, else kept as text."""
     from reasoner.errors import InputError
@@ -166,8 +178,8 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `reasoner` console script."""
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
     args = build_parser().parse_args(argv)
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO" if getattr(args, "verbose", False) else "ERROR")
     from reasoner.errors import EngineError, ReasonerError
 
     try:
@@ -198,17 +210,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _solve(args: argparse.Namespace) -> int:
+    from evals.progress import engine_start_status
     from evals.render import render_solution
     from reasoner import Budget, Reasoner
+    from reasoner.api import validate_request
 
     budget = Budget(
         tokens=args.budget, thinking=args.thinking, answer=args.answer, samples=args.samples, deadline_s=args.deadline
     )
     options = parse_options(args.option)
+    validate_request(args.prompt, budget, args.strategy, args.answer_format, options)  # before any model work
     console = Console(stderr=True)
-    with Reasoner(args.model, endpoint=endpoints_from(args)) as reasoner:
+    with Reasoner(args.model, endpoint=endpoints_from(args), verbose=args.verbose) as reasoner:
         reasoner.validate(args.prompt, budget, args.strategy, answer_format=args.answer_format, **options)
-        with console.status(f"Starting the vLLM engine for {reasoner.model_name} ..."):
+        with engine_start_status(console, reasoner.model_name):
             reasoner.start()
         with console.status("Solving ..."):
             solution = reasoner.solve(args.prompt, budget, args.strategy, answer_format=args.answer_format, **options)

@@ -13,7 +13,7 @@ import sys
 from rich.console import Console
 
 from evals.cli import EXIT_ENGINE_ERROR, endpoints_from, parse_options
-from evals.progress import EvalProgress
+from evals.progress import EvalProgress, engine_start_status
 from evals.records import RecordWriter
 from evals.report import load_report, render_csv, render_json, render_markdown, render_rich
 from evals.runner import EvalPlan, EvalResult, arun_eval, check_plan, make_plan, parse_budgets
@@ -47,7 +47,8 @@ def run_eval_command(args: argparse.Namespace) -> int:
     err = Console(stderr=True)
     _warn_malformed(problems, err)
     RecordWriter(args.out).open().close()
-    result = asyncio.run(_run(Reasoner(args.model, endpoint=endpoints_from(args)), plan, problems, args.out, err))
+    reasoner = Reasoner(args.model, endpoint=endpoints_from(args), verbose=args.verbose)
+    result = asyncio.run(_run(reasoner, plan, problems, args.out, err))
     accuracy = "n/a" if result.accuracy is None else f"{result.accuracy:.1%}"
     sys.stdout.write(
         f"wrote {result.written} records to {args.out} ({result.skipped} already there), "
@@ -65,7 +66,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
 async def _run(reasoner: Reasoner, plan: EvalPlan, problems: SuiteProblems, out: str, err: Console) -> EvalResult:
     async with reasoner:
         check_plan(reasoner, plan, problems)
-        with err.status(f"Starting the vLLM engine for {reasoner.model_name} ..."):
+        with engine_start_status(err, reasoner.model_name):
             await reasoner.astart()
         with EvalProgress(err) as progress:
             return await arun_eval(reasoner, plan, problems, out, on_start=progress.begin, on_record=progress.update)

@@ -1,12 +1,32 @@
-"""A rich progress display for eval runs: results done, accuracy so far, tokens per second."""
+"""Rich displays on stderr: the engine start-up status line, and eval progress (results done,
+accuracy so far, tokens per second). Both draw only on a terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from contextlib import AbstractContextManager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+
+def engine_start_status(console: Console, model_name: str) -> AbstractContextManager[object]:
+    """A transient status line with a spinner and the elapsed time while the engine starts, on a
+    terminal (elsewhere nothing). Use as a context manager around the start.
+    """
+    if not console.is_terminal:
+        return contextlib.nullcontext()
+    status = Progress(
+        SpinnerColumn(),
+        TextColumn(f"Starting the vLLM engine for {model_name}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    status.add_task("start", total=None)
+    return status
 
 
 class EvalProgress:

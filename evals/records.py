@@ -2,7 +2,9 @@
 
 A run killed mid-write leaves at most one half-written last line. Reading skips it (and any
 other malformed line, counted with its line number); opening the file to append again cuts
-it off first, so the next record starts on a fresh line and nothing is duplicated.
+it off first, so the next record starts on a fresh line and nothing is duplicated. A file
+that is not a records file (a line that is not a record, or a last line that is not the
+start of one) is refused before anything is written or cut: a user's file is never changed.
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ from typing import IO, Any
 
 from reasoner.errors import SuiteError
 
+_TORN_RECORD_START = b'{"key": '
 
-def record_key(suite: str, problem_id: str, strategy: str, budget: int, options: dict[str, Any]) -> str:
-    """The identity of one result: a rerun skips keys already in the file."""
+
+def record_key(
+    suite: str, problem_id: str, strategy: str, budget: int, options: dict[str, Any], model: str = ""
+) -> str:
+    """The identity of one result: a rerun skips keys already in the file (the same model's only)."""
     options_text = json.dumps(options, sort_keys=True, separators=(",", ":"))
-    return f"{suite}|{problem_id}|{strategy}|{budget}|{options_text}"
+    return f"{suite}|{problem_id}|{strategy}|{budget}|{options_text}|{model}"
 
 
 @dataclass
@@ -71,6 +77,7 @@ class RecordWriter:
 
     def open(self) -> RecordWriter:
         """Open for appending (creating folders), first cutting off a half-written last line."""
+        check_records_file(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             _drop_partial_last_line(self.path)
@@ -98,6 +105,40 @@ class RecordWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def check_records_file(path: Path) -> None:
+    """Refuse an existing file that is not a records file, so that appending cannot damage it.
+
+    Every complete line must be a record (a JSON object with a string `key`); a last line
+    without its newline must be the start of one (what a killed run leaves).
+    """
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return
+        with path.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                if not raw.endswith(b"\n"):
+                    if raw.startswith(_TORN_RECORD_START):
+                        return
+                    raise _not_records(path, number)
+                try:
+                    record = json.loads(raw)
+                except ValueError:
+                    raise _not_records(path, number) from None
+                if not isinstance(record, dict) or not isinstance(record.get("key"), str):
+                    raise _not_records(path, number)
+    except OSError as exc:
+        raise SuiteError(f"cannot read records {path}: {exc.strerror or exc}; pass a readable --out path") from None
+
+
+def _not_records(path: Path, line: int) -> SuiteError:
+    return SuiteError(
+        f"{path} is not a records file (line {line} is not an eval record); it was left unchanged, "
+        "pass a new --out path"
+    )
 
 
 def _drop_partial_last_line(path: Path) -> None:

@@ -171,7 +171,8 @@ async def arun_eval(
         for budget in plan.budgets:
             for strategy in plan.strategies:
                 for problem in problems:
-                    key = record_key(plan.suite, problem.id, strategy, budget, plan.options_for(strategy))
+                    options = plan.options_for(strategy)
+                    key = record_key(plan.suite, problem.id, strategy, budget, options, reasoner.model_name)
                     if key in done:
                         result.skipped += 1
                     else:

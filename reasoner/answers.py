@@ -77,7 +77,8 @@ def normalize_answer(answer: str, answer_format: str = "math") -> str:
 
     math: wrappers (`\\boxed{}`, `$...$`, `\\text{}`), spacing commands, degree and percent
     signs, a leading currency sign, thousands separators, unit words after a number,
-    a trailing period and a leading `x =` before a number are stripped; plain numbers are
+    a trailing period and a leading `x =` before a number are stripped, a final equation
+    whose right-hand side is a number is that number (`10 + 4 = 14` -> `14`); plain numbers are
     canonical (`0.50`, `1/2`, `\\frac{2}{4}` -> `0.5`; `6/3` -> `2`; `2/6` -> `1/3`).
     code: trailing spaces and blank edge lines dropped. text: whitespace collapsed,
     trailing period dropped, case folded.
@@ -140,7 +141,15 @@ def _normalize_math(answer: str) -> str:
     text = _ASSIGNMENT.sub("", text)
     text = " ".join(text.split())
     text = _SPACE_AROUND_SYMBOL.sub(r"\1", text).rstrip(".")
-    return _canonical_number(text) or text
+    return _canonical_number(text) or _equation_value(text) or text
+
+
+def _equation_value(text: str) -> str | None:
+    """The number a final equation states (`10+4=14` -> `14`), so it votes with a bare `14`."""
+    left, equals, right = text.rpartition("=")
+    if not equals or not left or left.endswith(("<", ">", "!", "\\le", "\\ge", "\\ne")):
+        return None
+    return _canonical_number(right)
 
 
 def _unwrap(text: str) -> str:

@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from reasoner.budget import Budget, BudgetLike, as_budget
+from reasoner.deadline import deadline_outcome
 from reasoner.engines.base import Backend
-from reasoner.errors import BudgetError, InputError, PromptError
+from reasoner.errors import BudgetError, InputError, ModelError, PromptError, StrategyError
+from reasoner.ledger import BudgetExhausted
 from reasoner.models import EMBEDDED_MODEL, resolve_model
 from reasoner.profiles import ModelProfile, detect_profile, get_profile
 from reasoner.runtime import LoopThread
@@ -29,7 +31,8 @@ class Reasoner:
     instead of an in-process engine: one URL, or a list of replicas of one model (`model`
     then names the served model when a server lists several; `api_key` defaults to
     `REASONER_API_KEY`). `backend` replaces the engine, e.g. with
-    `reasoner.testing.ScriptedBackend` in unit tests.
+    `reasoner.testing.ScriptedBackend` in unit tests. `verbose=True` shows the engine's own
+    logs; by default its processes write them to a log file under `REASONER_HOME/logs`.
     """
 
     def __init__(
@@ -42,7 +45,12 @@ class Reasoner:
         backend: Backend | None = None,
         profile: str | ModelProfile | None = None,
         max_concurrency: int = DEFAULT_CONCURRENCY,
+        verbose: bool = False,
     ):
+        if model is not None and not isinstance(model, str):
+            raise ModelError(f"model must be a Hugging Face id or a local folder (a string), got {model!r}")
+        if engine_args is not None and not isinstance(engine_args, dict):
+            raise InputError(f"engine_args must be a dict of vLLM engine arguments, got {type(engine_args).__name__}")
         if endpoint is not None and (backend is not None or engine_args):
             raise InputError("endpoint= runs on remote servers; it cannot be combined with backend= or engine_args=")
         if endpoint is not None:
@@ -55,7 +63,7 @@ class Reasoner:
             from reasoner.engines.vllm_local import VLLMBackend
 
             resolved = resolve_model(model)
-            backend = VLLMBackend(resolved, engine_args)
+            backend = VLLMBackend(resolved, engine_args, verbose=verbose)
             self.model_name = resolved.name
             model_type = resolved.model_type
         else:
@@ -206,13 +214,9 @@ class Reasoner:
         self, prompt: str, budget: BudgetLike, strategy: str, *, answer_format: str = "math", **options: Any
     ) -> tuple[Budget, Strategy]:
         """Check a request without running it: the typed error a solve would raise, raised now."""
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise PromptError("the prompt is empty; pass the question to solve")
-        if answer_format not in ANSWER_FORMATS:
-            raise InputError(f"answer_format {answer_format!r} is not one of {', '.join(ANSWER_FORMATS)}")
-        resolved_budget = as_budget(budget)
+        resolved_budget, strategy_obj = validate_request(prompt, budget, strategy, answer_format, options)
         check_budget_fits_profile(resolved_budget, self.profile)
-        return resolved_budget, get_strategy(strategy).from_options(options)
+        return resolved_budget, strategy_obj
 
     async def _solve(
         self, prompt: str, budget: BudgetLike, strategy: str, answer_format: str, options: dict[str, Any]
@@ -223,7 +227,12 @@ class Reasoner:
         async with self._limiter:
             await self.backend.start()
             session = Session(self.backend, self.backend.tokenizer(), self.profile, resolved_budget, answer_format)
-            outcome = await strategy_obj.run(session, prompt)
+            try:
+                outcome = await strategy_obj.run(session, prompt)
+            except BudgetExhausted:
+                if not session.ledger.deadline_passed():
+                    raise
+                outcome = deadline_outcome(session)
         return Solution(
             answer=outcome.answer,
             text=outcome.text,
@@ -236,6 +245,35 @@ class Reasoner:
             metrics=outcome.metrics,
             options=strategy_obj.options.model_dump(),
         )
+
+
+def validate_request(
+    prompt: str, budget: BudgetLike, strategy: str, answer_format: str, options: dict[str, Any]
+) -> tuple[Budget, Strategy]:
+    """The checks of a request that need no model: prompt, answer format, budget, strategy and options."""
+    check_prompt(prompt)
+    if answer_format not in ANSWER_FORMATS:
+        raise InputError(f"answer_format {answer_format!r} is not one of {', '.join(ANSWER_FORMATS)}")
+    resolved_budget = as_budget(budget)
+    if not isinstance(strategy, str):
+        raise StrategyError(f"strategy must be a strategy name, got {strategy!r}")
+    return resolved_budget, get_strategy(strategy).from_options(options)
+
+
+def check_prompt(prompt: object) -> None:
+    """Refuse a prompt that is not text, is empty, or is not valid Unicode (lone surrogates, which
+    is what undecodable bytes on a command line become)."""
+    if not isinstance(prompt, str):
+        raise PromptError(f"the prompt must be a string, got {type(prompt).__name__}")
+    if not prompt.strip():
+        raise PromptError("the prompt is empty; pass the question to solve")
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PromptError(
+            f"the prompt is not valid UTF-8 text (an undecodable byte or lone surrogate at character {exc.start}); "
+            "pass UTF-8 text"
+        ) from None
 
 
 def check_budget_fits_profile(budget: Budget, profile: ModelProfile) -> None:

@@ -7,6 +7,9 @@ import re
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _ANSWER_LINE = re.compile(r"(?:final answer|the answer is|answer)\s*(?:is)?\s*[:：]?\s*(.+)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+_COMPARISON_BEFORE = ("<", ">", "!", "\\le", "\\ge", "\\ne")
+_CURRENCY_BEFORE_NUMBER = re.compile(r"^\$\s*(?=[-+]?\d[\d,.]*(?:\s|$))")
+_NUMBER_THEN_WORDS = re.compile(r"^(?P<number>[-+]?\d[\d,]*(?:\.\d+)?(?:/\d+)?\s*%?)\s+[A-Za-z][A-Za-z\s.,'-]*$")
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
 
@@ -39,6 +42,20 @@ def answer_after_marker(text: str) -> str | None:
     return _clean(found)
 
 
+def answer_value(answer: str) -> str:
+    """The value a marked answer states: the right-hand side of a final equation (`10 + 4 = 14` ->
+    `14`), with a currency sign, units and trailing words around a number dropped (`$14 a day` -> `14`)."""
+    text = answer.strip()
+    left, equals, right = text.rpartition("=")
+    if equals and right.strip() and left.strip() and not left.rstrip().endswith(_COMPARISON_BEFORE):
+        text = right.strip()
+    text = _CURRENCY_BEFORE_NUMBER.sub("", text)
+    number = _NUMBER_THEN_WORDS.match(text)
+    if number:
+        text = number.group("number")
+    return _clean(text)
+
+
 def last_number(text: str) -> str | None:
     """The last number in the text, without thousands separators."""
     numbers = _NUMBER.findall(text)
@@ -64,7 +81,7 @@ def extract_math(text: str) -> str | None:
     marked = answer_after_marker(text)
     if marked:
         inner = last_boxed(marked)
-        return inner or marked
+        return inner or answer_value(marked) or marked
     return last_number(text)
 
 

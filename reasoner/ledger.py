@@ -56,11 +56,14 @@ class Ledger:
             return False
         return time.monotonic() - self.started_at >= self.budget.deadline_s
 
-    def reserve(self, request_id: str, wanted: int, phase: str) -> Reservation:
-        """Grant up to `wanted` tokens; raise `BudgetExhausted` when none can be granted."""
+    def reserve(self, request_id: str, wanted: int, phase: str, *, final: bool = False) -> Reservation:
+        """Grant up to `wanted` tokens; raise `BudgetExhausted` when none can be granted.
+
+        A `final` request (a strategy's last, answering one) may start after the deadline.
+        """
         if wanted < 1:
             raise BudgetError(f"a request must ask for at least 1 token, asked for {wanted}")
-        if self.deadline_passed():
+        if self.deadline_passed() and not final:
             raise BudgetExhausted(f"deadline of {self.budget.deadline_s}s passed; no new request starts")
         granted = min(wanted, self.remaining)
         if granted < 1:

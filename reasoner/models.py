@@ -51,6 +51,8 @@ def embedded_model_dir() -> Path:
 
 def resolve_model(model: str | None) -> ResolvedModel:
     """Resolve a model name: None or an embedded alias, a local folder, or a Hugging Face id."""
+    if model is not None and not isinstance(model, str):
+        raise ModelError(f"model must be a Hugging Face id or a local folder (a string), got {model!r}")
     if model is None or model in EMBEDDED_ALIASES:
         folder = provision_embedded_model()
         return ResolvedModel(EMBEDDED_MODEL, str(folder), read_model_type(folder), folder)

@@ -179,12 +179,14 @@ class Session:
         stop_token_ids: Sequence[int] = (),
         logprobs: int | None = None,
         include_stop: bool = False,
+        final: bool = False,
         **node_attrs: object,
     ) -> RunningRequest:
         """Start a request: text, token ids or input embeddings `[length, hidden]`.
 
         `max_tokens` is clamped to the context window and to what the ledger grants; the
-        ledger raises `BudgetExhausted` when it can grant nothing.
+        ledger raises `BudgetExhausted` when it can grant nothing. A `final` request (the
+        strategy's answer) may still start after the budget's deadline.
         """
         if isinstance(prompt, np.ndarray):
             if not self.backend.capabilities.prompt_embeds:
@@ -205,7 +207,7 @@ class Session:
                 f"{self.backend.capabilities.max_model_len}-token context window; shorten it"
             )
         request_id = f"{self.solve_id}/r{next(_request_counter)}"
-        reservation = self.ledger.reserve(request_id, min(max_tokens, context_room), phase)
+        reservation = self.ledger.reserve(request_id, min(max_tokens, context_room), phase, final=final)
         sampling = SamplingSpec(
             max_tokens=reservation.granted,
             temperature=temperature,

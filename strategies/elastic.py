@@ -13,7 +13,8 @@ and `Budget.answer` override it; with one of them given, the other gets what is 
 
 Metrics: `thinking_tokens`, `answer_tokens`, `thinking_cut` (the model did not end its
 thinking itself), `extensions` (Wait extensions used), `thinking_budget`, `answer_budget`,
-`answer_cached_prompt_tokens` (prefix-cache hits of the answer request).
+`answer_cached_prompt_tokens` (prefix-cache hits of the answer request), `deadline_reached`
+(the budget's `deadline_s` passed while thinking: thinking was cut there and the answer forced).
 
 The answer is read from the lead-in and the reply up to any end-of-thinking delimiter the
 model writes again after its block was already closed (what follows such a stray close is
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pydantic import Field
 
 from reasoner import Budget, BudgetError, Outcome, Session, Strategy, StrategyOptions, register_strategy
+from reasoner.deadline import result_by_deadline
 from reasoner.engines.base import Tokenizer
 from reasoner.profiles import ModelProfile
 
@@ -71,6 +73,7 @@ class _Thinking:
     extensions: int = 0
     closed_naturally: bool = False
     last_node: int | None = None
+    deadline_reached: bool = False
 
 
 def split_budget(budget: Budget, profile: ModelProfile) -> tuple[int, int]:
@@ -112,6 +115,7 @@ async def run_elastic(session: Session, prompt: str, plan: ThinkingPlan) -> Outc
         lead_in=lead_in,
         temperature=plan.temperature,
         top_p=plan.top_p,
+        final=True,
     )
     reply = lead_in.rsplit(profile.think_close, 1)[-1] + answer.text.split(profile.think_close, 1)[0]
     return Outcome(
@@ -125,6 +129,7 @@ async def run_elastic(session: Session, prompt: str, plan: ThinkingPlan) -> Outc
             "thinking_budget": plan.thinking_budget,
             "answer_budget": plan.answer_budget,
             "answer_cached_prompt_tokens": answer.cached_prompt_tokens,
+            "deadline_reached": thinking.deadline_reached,
         },
     )
 
@@ -134,7 +139,10 @@ async def _think(session: Session, plan: ThinkingPlan, thinking: _Thinking) -> N
     close = session.profile.think_close
     while True:
         left = plan.thinking_budget - thinking.tokens
-        generation = await session.generate(
+        if session.ledger.deadline_passed():
+            thinking.deadline_reached = True
+            return
+        running = await session.start(
             thinking.token_ids,
             max_tokens=left,
             phase="thinking",
@@ -145,10 +153,11 @@ async def _think(session: Session, plan: ThinkingPlan, thinking: _Thinking) -> N
             temperature=plan.temperature,
             top_p=plan.top_p,
         )
+        generation, thinking.deadline_reached = await result_by_deadline(session, running)
         thinking.tokens += len(generation.token_ids)
         thinking.text += generation.text
         thinking.last_node = generation.node
-        if generation.cut_by_limit:
+        if generation.cut_by_limit or thinking.deadline_reached:
             thinking.token_ids += generation.token_ids
             return
         kept, tail = open_thinking_prefix(session.tokenizer, generation.token_ids, generation.text)

@@ -1,6 +1,7 @@
 """The life of an in-process vLLM engine, shared by the policy backend and the PRM scorer.
 
-Build it (in a thread; its processes spawned without re-running the user's `__main__`),
+Build it (in a thread; its processes spawned without re-running the user's `__main__`, watched
+so they die with this process, their output in a log file unless verbose),
 track its owner so it is shut down at interpreter exit, shut it down so a later `__del__`
 is harmless, and map vLLM's request errors to the toolkit's: a dead engine is dropped by
 its owner (the next call starts a fresh one), a refused input is the caller's error.
@@ -13,8 +14,11 @@ import contextlib
 import sys
 import weakref
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Protocol
 
+from reasoner.engines.engine_output import cancel_output_handler, engine_output_to_log, quiet_vllm_logger
+from reasoner.engines.watchdog import watch_new_children
 from reasoner.errors import EngineError, PromptError, ReasonerError
 
 
@@ -61,27 +65,43 @@ def _spawn_without_rerunning_main() -> Iterator[None]:
                 main.__file__ = saved_file
 
 
-def build_async_engine(arguments: dict[str, Any], label: str, stat_loggers: list[Any] | None = None) -> Any:
-    """vLLM's `AsyncLLM` from engine arguments, its processes spawned without re-running `__main__`.
+def build_async_engine(
+    arguments: dict[str, Any], label: str, stat_loggers: list[Any] | None = None, *, quiet: bool = True
+) -> Any:
+    """vLLM's `AsyncLLM` from engine arguments, its processes spawned without re-running `__main__`,
+    watched so they die with this process, and (when `quiet`) writing to a log file.
 
     Every start-up failure becomes an `EngineError` naming `label`. Blocking: call it in a thread.
     """
-    from vllm.engine.arg_utils import AsyncEngineArgs
-    from vllm.v1.engine.async_llm import AsyncLLM
+    output = engine_output_to_log(label) if quiet else contextlib.nullcontext(None)
+    log: Path | None = None
+    try:
+        with _spawn_without_rerunning_main(), watch_new_children(), output as log:
+            from vllm.engine.arg_utils import AsyncEngineArgs  # its import notices go to the log too
+            from vllm.v1.engine.async_llm import AsyncLLM
 
-    try:
-        engine_args = AsyncEngineArgs(**arguments)
-    except TypeError as exc:
-        raise EngineError(f"invalid engine_args for {label}: {exc}") from None
-    try:
-        with _spawn_without_rerunning_main():
-            return AsyncLLM.from_engine_args(engine_args, stat_loggers=stat_loggers)
+            try:
+                engine_args = AsyncEngineArgs(**arguments)
+            except TypeError as exc:
+                raise EngineError(f"invalid engine_args for {label}: {exc}") from None
+            engine = AsyncLLM.from_engine_args(engine_args, stat_loggers=stat_loggers)
+    except EngineError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any start-up failure is the engine's
-        raise EngineError(f"the vLLM engine failed to start for {label}: {exc}") from None
+        where = f" (engine log: {log})" if log is not None else ""
+        raise EngineError(f"the vLLM engine failed to start for {label}: {exc}{where}") from None
+    if quiet:
+        quiet_vllm_logger()
+    # Shut engines down at exit before vLLM's own finalizers kill their processes under them.
+    atexit.unregister(_shut_down_live_engines)
+    atexit.register(_shut_down_live_engines)
+    return engine
 
 
 def shutdown_engine(engine: Any) -> None:
-    """Shut an `AsyncLLM` down now, and make its later `__del__` harmless."""
+    """Shut an `AsyncLLM` down now (its output handler first), and make its later `__del__` harmless."""
+    with contextlib.suppress(Exception):
+        cancel_output_handler(engine)
     with contextlib.suppress(Exception):
         engine.shutdown()
     # AsyncLLM.__del__ shuts down again; when the object outlives vLLM's module globals

@@ -2,7 +2,9 @@
 
 vLLM's exceptions stop here: everything the engine raises leaves this module as an
 `EngineError` (or a `PromptError` for input the engine refused), and a dead engine is
-dropped so the next `start` builds a fresh one.
+dropped so the next `start` builds a fresh one (also when it died while idle). Unless
+verbose, the engine's processes write their output to a log file (`engine_output`), and
+they die with this process even when it is killed (`watchdog`).
 """
 
 from __future__ import annotations
@@ -104,8 +106,9 @@ class _CacheStatsRecorder:
 class VLLMBackend(Backend):
     """vLLM's `AsyncLLM` in this process; started lazily, restarted after engine death."""
 
-    def __init__(self, model: ResolvedModel, engine_args: dict[str, Any] | None = None):
+    def __init__(self, model: ResolvedModel, engine_args: dict[str, Any] | None = None, *, verbose: bool = False):
         self.model = model
+        self.verbose = verbose
         self._user_engine_args = dict(engine_args or {})
         self._engine: Any = None
         self._stats = _CacheStatsRecorder()
@@ -145,6 +148,9 @@ class VLLMBackend(Backend):
         return self._tokenizer
 
     async def start(self) -> None:
+        if self._engine is not None and self._engine.errored:
+            self.shutdown()  # it died while idle: start a fresh one now, not after a failed call
+            self.restarts += 1
         if self._engine is not None:
             return
         self._start_lock = self._start_lock or asyncio.Lock()
@@ -155,7 +161,9 @@ class VLLMBackend(Backend):
 
     def _build_engine(self) -> Any:
         arguments = self.engine_args()
-        engine = build_async_engine(arguments, repr(self.model.name), stat_loggers=[self._stats.factory])
+        engine = build_async_engine(
+            arguments, repr(self.model.name), stat_loggers=[self._stats.factory], quiet=not self.verbose
+        )
         config = engine.model_config
         self._capabilities = Capabilities(
             prompt_embeds=bool(arguments.get("enable_prompt_embeds")),

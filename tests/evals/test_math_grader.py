@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
 
 import pytest
 
 from evals import grade_math
+from evals.data_files import packaged_rows
 from evals.math_grader import reference_answer
-
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 @pytest.mark.parametrize(
@@ -64,18 +61,16 @@ def test_an_empty_reference_grades_everything_wrong() -> None:
 
 
 def _sample(name: str, size: int) -> list[dict[str, str]]:
-    rows = [json.loads(line) for line in (DATA / name).read_text().splitlines() if line.strip()]
+    rows = packaged_rows(name)
     return random.Random(0).sample(rows, size)
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="benchmark data not present")
 def test_gsm8k_reference_solutions_grade_correct_against_themselves() -> None:
-    rows = _sample("gsm8k_test.jsonl", 40)
+    rows = _sample("gsm8k_test.jsonl.gz", 40)
     assert all(grade_math(row["answer"], row["answer"]) for row in rows)
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="benchmark data not present")
 def test_math500_reference_solutions_grade_correct_against_their_answers() -> None:
-    rows = _sample("math500_test.jsonl", 40)
+    rows = _sample("math500_test.jsonl.gz", 40)
     correct = sum(grade_math(row["solution"], row["answer"]) for row in rows)
     assert correct >= 39

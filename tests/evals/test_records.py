@@ -74,3 +74,25 @@ def test_record_key_ignores_option_order_but_not_values() -> None:
     assert first == record_key("arith", "p1", "direct", 64, {"b": 2, "a": 1})
     assert first != record_key("arith", "p1", "direct", 64, {"a": 1, "b": 3})
     assert first != record_key("arith", "p1", "direct", 128, {"a": 1, "b": 2})
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"my notes\nline two without newline",
+        b"my notes\n",
+        b'{"key": "one"}\nnot a record\n{"key": "two"}\n',
+        b'[1, 2]\n{"key": "tw',
+        b"\xff\xfe binary \x00\x01",
+    ],
+)
+def test_a_file_that_is_not_a_records_file_is_refused_and_left_byte_identical(tmp_path: Path, content: bytes) -> None:
+    out = tmp_path / "notes.txt"
+    out.write_bytes(content)
+    with pytest.raises(SuiteError, match="is not a records file .*left unchanged"):
+        RecordWriter(out).open()
+    assert out.read_bytes() == content
+
+
+def test_record_key_names_the_model() -> None:
+    assert record_key("arith", "p1", "direct", 64, {}, "model-a") != record_key("arith", "p1", "direct", 64, {}, "b")

@@ -222,3 +222,20 @@ async def test_real_engine_run_writes_a_record_per_problem(engine_reasoner: Reas
         assert usage["prompt_tokens"] > 0
         assert record["trace"]["tokens"]["answer"] == usage["generated_tokens"]
         assert record["model"] != "scripted"
+
+
+async def test_a_rerun_on_another_model_does_not_skip_the_first_models_results(tmp_path: Path) -> None:
+    out = tmp_path / "run.jsonl"
+    problems = load_suite("arith", limit=2)
+    plan = make_plan("arith", ["direct"], [16])
+    first = Reasoner("model-a", backend=ScriptedBackend("Final answer: 5"), profile="smollm2")
+    second = Reasoner("model-b", backend=ScriptedBackend("Final answer: 5"), profile="smollm2")
+    assert (await arun_eval(first, plan, problems, out)).written == 2
+    assert (await arun_eval(second, plan, problems, out)).written == 2
+    assert (await arun_eval(second, plan, problems, out)).skipped == 2
+    assert sorted(record["model"] for record in read_records(out).records) == [
+        "model-a",
+        "model-a",
+        "model-b",
+        "model-b",
+    ]

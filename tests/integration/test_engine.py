@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import psutil
 import pytest
@@ -84,3 +85,24 @@ def test_engine_death_is_an_engine_error_and_the_next_call_restarts(engine_reaso
         asyncio.run(solve_while_killing())
     solution = engine_reasoner.solve("What is 1 + 1?", budget=16)
     assert solution.usage.generated_tokens > 0
+
+
+def test_an_engine_that_died_while_idle_is_restarted_by_the_next_call(engine_reasoner: Reasoner) -> None:
+    engine_cores = [
+        process
+        for process in psutil.Process().children(recursive=True)
+        if "EngineCore" in " ".join(process.cmdline()) or "EngineCore" in process.name()
+    ]
+    assert engine_cores, "no EngineCore process found to kill"
+    for process in engine_cores:
+        process.kill()
+    psutil.wait_procs(engine_cores, timeout=30)
+    engine = engine_reasoner.backend.engine  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while not engine.errored and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert engine.errored, "vLLM never noticed its engine died"
+    restarts = engine_reasoner.backend.restarts  # type: ignore[attr-defined]
+    solution = engine_reasoner.solve("What is 1 + 1?", budget=16)
+    assert solution.usage.generated_tokens > 0
+    assert engine_reasoner.backend.restarts == restarts + 1  # type: ignore[attr-defined]

@@ -107,3 +107,10 @@ def test_text_and_code_compare_by_key_only() -> None:
     assert same_answer("Paris.", "paris", "text")
     assert not same_answer("0.5", "1/2", "text")
     assert not same_answer("x = 1", "x=1", "code")
+
+
+def test_a_final_equation_votes_with_its_value() -> None:
+    assert same_answer("10 + 4 = 14", "14")
+    assert same_answer("2 \\cdot 7 = 14", "14.0")
+    assert not same_answer("10 + 4 = 14", "10")
+    assert not same_answer("x \\ge 3", "3")

@@ -10,11 +10,16 @@ from reasoner import (
     Budget,
     BudgetError,
     EngineError,
+    InputError,
     ModelError,
+    Outcome,
     PromptError,
     Reasoner,
+    Session,
     Solution,
+    Strategy,
     StrategyError,
+    register_strategy,
 )
 from reasoner.testing import ScriptedBackend
 
@@ -150,3 +155,43 @@ def test_unknown_hub_model_offline_is_a_model_error(monkeypatch: pytest.MonkeyPa
 def test_unknown_hub_model_is_a_model_error() -> None:
     with pytest.raises(ModelError, match="no-such-org/no-such-model"):
         Reasoner("no-such-org/no-such-model")
+
+
+@pytest.mark.parametrize("prompt", ["caf\udce9 2 + 3?", "\ud800 lone high surrogate", b"bytes 2 + 3"])
+async def test_a_prompt_that_is_not_utf8_text_is_a_prompt_error(scripted_reasoner: Reasoner, prompt: object) -> None:
+    with pytest.raises(PromptError, match="UTF-8|must be a string"):
+        await scripted_reasoner.asolve(prompt, budget=64)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("model", [123, 1.5, ["smollm2"]])
+def test_a_model_that_is_not_a_string_is_a_model_error(model: object) -> None:
+    with pytest.raises(ModelError, match="must be a Hugging Face id or a local folder"):
+        Reasoner(model)  # type: ignore[arg-type]
+    with pytest.raises(ModelError, match="must be a Hugging Face id"):
+        Reasoner(model, backend=ScriptedBackend())  # type: ignore[arg-type]
+
+
+@register_strategy
+class _TwoStepsPastTheDeadline(Strategy):
+    """Test-only: answers once, then waits past the deadline and asks for a second request."""
+
+    name = "test_two_steps_past_deadline"
+
+    async def run(self, session: Session, prompt: str) -> Outcome:
+        await session.generate(prompt, max_tokens=16, phase="answer", kind="answer")
+        await asyncio.sleep(session.budget.deadline_s or 0)
+        second = await session.generate(prompt, max_tokens=16, phase="answer", kind="answer")
+        return Outcome(text=second.text, answer=None)
+
+
+async def test_a_deadline_that_stops_a_strategy_still_gives_the_answer_found_so_far() -> None:
+    reasoner = Reasoner(backend=ScriptedBackend("Final answer: 5"), profile="smollm2")
+    solution = await reasoner.asolve("q", Budget(tokens=64, deadline_s=0.05), "test_two_steps_past_deadline")
+    assert solution.answer == "5"
+    assert solution.metrics["deadline_reached"] is True
+    assert solution.usage.requests == 1
+
+
+def test_engine_args_that_are_not_a_dict_are_refused_before_any_model_work() -> None:
+    with pytest.raises(InputError, match="engine_args must be a dict"):
+        Reasoner("/no/such/model", engine_args=["tensor_parallel_size=2"])  # type: ignore[arg-type]

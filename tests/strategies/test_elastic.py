@@ -213,3 +213,29 @@ def test_tight_thinking_budget_still_answers_on_the_engine(engine_reasoner: Reas
     assert solution.usage.generated_tokens <= budget.tokens
     # Whole 32-token blocks of the thinking request are reused; its last sampled token has no KV yet.
     assert answer["cached_prompt_tokens"] >= (prompt_length + think["tokens"] - 1) // 32 * 32
+
+
+def test_a_deadline_mid_thinking_cuts_it_there_and_still_forces_the_answer() -> None:
+    backend = ScriptedBackend(lambda prompt: " 7" if prompt.endswith(ANSWER_MARK) else LONG_THOUGHT, delay_s=0.01)
+    solution = solve(backend, Budget(tokens=400, thinking=300, answer=20, deadline_s=0.3))
+    assert solution.answer == "7"
+    assert solution.metrics["deadline_reached"] is True
+    assert solution.metrics["thinking_cut"] is True
+    assert 0 < solution.metrics["thinking_tokens"] < 300
+    assert [request.finish_reason for request in backend.requests] == ["abort", "stop"]
+
+
+def test_without_a_deadline_the_metric_says_it_was_not_reached() -> None:
+    solution = solve(thinker(LONG_THOUGHT), Budget(tokens=40, thinking=10, answer=8))
+    assert solution.metrics["deadline_reached"] is False
+
+
+@pytest.mark.engine
+def test_a_deadline_cuts_thinking_on_the_engine_and_the_answer_is_still_forced(engine_reasoner: Reasoner) -> None:
+    budget = Budget(tokens=1200, thinking=1000, answer=64, deadline_s=0.3)
+    solution = engine_reasoner.solve("Count from 1 to 500, then say what 2 + 3 is.", budget, strategy="elastic")
+    assert solution.metrics["deadline_reached"] is True
+    assert solution.metrics["thinking_cut"] is True
+    assert solution.metrics["thinking_tokens"] < 1000
+    assert solution.metrics["answer_tokens"] > 0
+    assert solution.usage.generated_by_phase["answer"] == solution.metrics["answer_tokens"]

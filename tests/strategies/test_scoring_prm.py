@@ -147,8 +147,8 @@ async def test_a_score_is_one_eval_segment_with_step_rewards_and_no_ledger_token
 def prm_engine() -> Iterator[tuple[PRMScorer, set[int]]]:
     """The embedded model as a PRM on its own small pooling engine, started once on its own loop.
 
-    Also yields the processes the engine started (multiprocessing's shared resource tracker,
-    which outlives every engine by design, is not one of them).
+    Also yields the processes the engine started (multiprocessing's shared resource tracker and
+    the toolkit's engine watchdog, which outlive every engine by design, are not among them).
     """
     scorer = embedded_scorer(engine_args=SMALL_ENGINE, name="embedded_prm")
     loop = LoopThread()
@@ -157,7 +157,8 @@ def prm_engine() -> Iterator[tuple[PRMScorer, set[int]]]:
     engine_pids = {
         child.pid
         for child in psutil.Process().children(recursive=True)
-        if child.pid not in before and "resource_tracker" not in " ".join(child.cmdline())
+        if child.pid not in before
+        and not any(helper in " ".join(child.cmdline()) for helper in ("resource_tracker", "engines/watchdog.py"))
     }
     yield scorer, engine_pids
     scorer.close()

@@ -40,6 +40,13 @@ def test_equivalent_answers_vote_together() -> None:
     assert solution.metrics["winning_votes"] == 2
 
 
+def test_an_equation_and_its_value_vote_together() -> None:
+    backend = ScriptedBackend(["Final answer: 10 + 4 = 14", "Final answer: 13", "Final answer: 14 apples"])
+    solution = reasoner_with(backend).solve("q", budget=300, strategy="self_consistency", n=3)
+    assert solution.answer == "14"
+    assert solution.metrics["winning_votes"] == 2
+
+
 def test_a_tied_vote_goes_to_the_more_confident_answer() -> None:
     scripts = itertools.cycle([confident("Final answer: 3", -2.0), confident("Final answer: 4", -0.1)])
     backend = ScriptedBackend(lambda prompt: next(scripts))
