@@ -27,9 +27,9 @@ class Answerer:
         self.namespace = namespace
         self.kept: list[Any] = []
 
-    def keep(self, value: Any) -> dict[str, int]:
+    def keep(self, value: Any) -> Any:
         self.kept.append(value)
-        return {"$r": len(self.kept) - 1}
+        return wire.Reference(len(self.kept) - 1)
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, wire.Reference):

