@@ -99,9 +99,12 @@ def main() -> None:
         replies.write(wire.dump_line(message))
         replies.flush()
 
+    policy = __import__("audit_policy") if config.get("policy") else None  # process mode only
+    if policy is not None:  # reported before any of the program runs, so the program cannot lie about it
+        send({"network_isolated": policy.isolate_network()})
     program = wire.load_line(requests.readline(wire.MAX_LINE_BYTES))["program"]
-    if config.get("policy"):
-        __import__("audit_policy").install(config["policy"])  # process mode only: the inner layer
+    if policy is not None:
+        policy.install(config["policy"])
     namespace: dict[str, Any] = {}
     try:
         exec(compile(program, "program.py", "exec"), namespace)

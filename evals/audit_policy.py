@@ -91,8 +91,7 @@ class Policy:
 
 
 def install(settings: dict[str, Any]) -> None:
-    """Enter a network namespace where possible, delete unaudited calls, add the hook."""
-    isolate_network()
+    """Delete the calls that raise no audit event, then add the hook (after `isolate_network`)."""
     for module_name, names in _UNAUDITED.items():
         for name in names:
             for module in (sys.modules.get(module_name), sys.modules.get("posix")):

@@ -61,7 +61,7 @@ class RunGroup:
 def cgroup_problem() -> str | None:
     """Why per-run cgroups cannot be made here, or None."""
     for controller in _CONTROLLERS:
-        parent = _own_group(controller)
+        parent = parent_group(controller)
         if parent is None:
             return f"no cgroup v1 '{controller}' hierarchy at {CGROUP_ROOT / controller}"
         if not os.access(parent, os.W_OK):
@@ -75,7 +75,7 @@ def open_group(memory_bytes: int, processes: int) -> RunGroup:
     group = RunGroup([])
     try:
         for controller in _CONTROLLERS:
-            parent = _own_group(controller)
+            parent = parent_group(controller)
             if parent is None:
                 raise OSError(f"no cgroup v1 '{controller}' hierarchy")
             directory = parent / name
@@ -93,7 +93,8 @@ def open_group(memory_bytes: int, processes: int) -> RunGroup:
     return group
 
 
-def _own_group(controller: str) -> Path | None:
+def parent_group(controller: str) -> Path | None:
+    """The group this process is in for `controller` (where run groups are made), or None."""
     mount = CGROUP_ROOT / controller
     if not (mount / "cgroup.procs").exists():
         return None

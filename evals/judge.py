@@ -7,6 +7,7 @@ one JSON line per message (values in `evals.wire`'s plain-data encoding):
 
 1. The candidate loads the program and says `{"ready": [names]}` (its module-level functions
    and classes) or `{"load_error": {"type", "message"}}` (a syntax error, a raise at import).
+   In the process sandbox it first says `{"network_isolated": bool}`, before the program runs.
 2. The judge builds the test's namespace as the harness would have it: the prompt's own code
    but the entry point's stub (trusted helpers such as HumanEval's `poly`, `encode_cyclic`,
    constants, imports) runs here; every other name the candidate defined becomes a proxy,
@@ -24,7 +25,7 @@ one JSON line per message (values in `evals.wire`'s plain-data encoding):
    `getattr`/`setattr` requests, it can be passed back, and nothing else: comparing it,
    hashing it or asking its truth raises `NotPlainData`. So a returned object whose `__eq__`
    is always true cannot pass a test.
-5. The judge writes `{"status", "detail"}` to its verdict pipe, which the candidate cannot
+5. The judge writes `{"status", "detail", "network_isolated"}` to its verdict pipe, which the candidate cannot
    reach: `passed` when `check` returns, `failed` on an AssertionError, `error` on any other
    exception, `crashed` when the candidate's process ends or breaks the protocol mid-test.
 
@@ -213,9 +214,12 @@ def helpers_of(prompt: str, entry_point: str) -> str:
     return ast.unparse(ast.Module(body=kept, type_ignores=[]))
 
 
-def judge(config: dict[str, Any], channel: Channel) -> dict[str, str]:
+def judge(config: dict[str, Any], channel: Channel) -> dict[str, Any]:
     """Run the tests against the candidate; the verdict as `{"status", "detail"}`."""
     first = channel.receive()
+    if "network_isolated" in first:  # the process sandbox says so before the program runs
+        config["network_isolated"] = first["network_isolated"] is True
+        first = channel.receive()
     if "load_error" in first:
         raised = _as_exception(first["load_error"])
         return _verdict("failed" if isinstance(raised, AssertionError) else "error", raised)
@@ -258,6 +262,7 @@ def main() -> None:
         verdict = judge(config, Channel(config["requests_fd"], config["replies_fd"]))
     except CandidateGone as gone:
         verdict = {"status": "crashed", "detail": str(gone)}
+    verdict["network_isolated"] = config.get("network_isolated", False)
     os.write(verdict_fd, json.dumps(verdict).encode())
 
 

@@ -89,7 +89,6 @@ def run_judged(program: str, problem: dict[str, str], isolation: Isolation, limi
             pipes.close_child_ends()
             _send_program(pipes, program)
             timed_out = not _wait(judge, limits.wall_s - (time.monotonic() - started))
-            network_isolated = isolation == "jail" or _own_network(candidate)
             candidate_status = candidate.poll()
         finally:
             for process in (judge, candidate):
@@ -101,6 +100,7 @@ def run_judged(program: str, problem: dict[str, str], isolation: Isolation, limi
         duration_s = time.monotonic() - started
         verdict = _read_verdict(pipes.verdict_read)
         os.close(pipes.verdict_read)
+    network_isolated = isolation == "jail" or verdict.get("network_isolated") is True
     if timed_out or (verdict.get("status") == "crashed" and candidate_status in _CPU_LIMIT_STATUSES):
         return JudgedRun("timeout", "time limit exceeded", isolation, network_isolated, duration_s)
     if verdict.get("status") not in ("passed", "failed", "error", "crashed"):
@@ -222,14 +222,6 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-
-
-def _own_network(process: subprocess.Popen[bytes]) -> bool:
-    """Whether the (still running) process is in another network namespace than the grader."""
-    try:
-        return os.readlink(f"/proc/{process.pid}/ns/net") != os.readlink("/proc/self/ns/net")
-    except OSError:
-        return False
 
 
 def _read_verdict(fd: int) -> dict[str, Any]:
