@@ -21,7 +21,9 @@ from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 _CONTROLLERS = ("pids", "memory")
-_ENTER_THEN_EXEC = 'for group in "$@"; do [ "$group" = -- ] && break; echo $$ > "$group" || exit 125; shift; done; shift; exec "$@"'
+_ENTER_THEN_EXEC = (
+    'for group in "$@"; do [ "$group" = -- ] && break; echo $$ > "$group" || exit 125; shift; done; shift; exec "$@"'
+)
 
 
 @dataclass

@@ -246,4 +246,3 @@ def _user_task_count() -> int:
                 if entry.stat().st_uid == uid:
                     count += len(os.listdir(f"/proc/{entry.name}/task"))
     return count
-

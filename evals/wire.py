@@ -66,7 +66,9 @@ def encode(value: Any, opaque: Callable[[Any], Any] | None = None, depth: int = 
         tag = "$s" if kind is set else "$fs"
         return {tag: [encode(item, opaque, depth + 1) for item in value]}
     if kind is dict:
-        return {"$d": [[encode(key, opaque, depth + 1), encode(item, opaque, depth + 1)] for key, item in value.items()]}
+        return {
+            "$d": [[encode(key, opaque, depth + 1), encode(item, opaque, depth + 1)] for key, item in value.items()]
+        }
     if kind is complex:
         return {"$c": [encode(value.real), encode(value.imag)]}
     if kind is bytes:

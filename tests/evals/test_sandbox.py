@@ -106,7 +106,9 @@ def test_redefining_check_in_the_completion_changes_nothing() -> None:
     attack_program("def check(candidate):\n    pass\n\ndef attack():\n    return 'done'\n")
 
 
-@pytest.mark.parametrize("leave", ["os._exit(0)", "sys.exit(0)", "exit()", "raise SystemExit", "raise KeyboardInterrupt"])
+@pytest.mark.parametrize(
+    "leave", ["os._exit(0)", "sys.exit(0)", "exit()", "raise SystemExit", "raise KeyboardInterrupt"]
+)
 def test_leaving_early_is_never_a_pass(leave: str) -> None:
     verdict = attack(leave)
     assert verdict.status in ("crashed", "error")
@@ -199,11 +201,7 @@ def test_host_files_and_folders_cannot_be_read(read: str, tmp_path: Path) -> Non
     secret = tmp_path / "secret.txt"
     secret.write_text(SECRET_VALUE)
     site_packages = next(Path(p) for p in __import__("sys").path if p.endswith("site-packages"))
-    attack(
-        read.format(
-            secret=str(secret), this_file=__file__, home=str(Path.home()), site_packages=str(site_packages)
-        )
-    )
+    attack(read.format(secret=str(secret), this_file=__file__, home=str(Path.home()), site_packages=str(site_packages)))
 
 
 # ---- writing to the host ----
@@ -282,7 +280,8 @@ def test_a_huge_allocation_fails_inside_the_jail() -> None:
 
 
 def test_memory_spread_over_processes_is_capped_by_the_run_group() -> None:
-    verdict = attack("""
+    verdict = attack(
+        """
         children = []
         for _ in range(4):
             pid = os.fork()
@@ -294,7 +293,9 @@ def test_memory_spread_over_processes_is_capped_by_the_run_group() -> None:
         ends = [os.waitpid(pid, 0)[1] for pid in children]
         if any(os.WIFSIGNALED(end) for end in ends):
             raise MemoryError("a child was killed")
-    """, timeout_s=10.0)
+    """,
+        timeout_s=10.0,
+    )
     assert (verdict.status, verdict.detail) == ("error", "MemoryError: a child was killed")
 
 
