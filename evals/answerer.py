@@ -55,7 +55,7 @@ class Answerer:
         args = [self.resolve(wire.decode(arg)) for arg in raw_args]
         kwargs = {name: self.resolve(wire.decode(arg)) for name, arg in request["kwargs"].items()}
         value = target(*args, **kwargs)
-        after = [_state_if_changed(arg, raw) for arg, raw in zip(args, raw_args)]
+        after = [_state_if_changed(arg, raw) for arg, raw in zip(args, raw_args, strict=True)]
         return {"value": wire.encode(value, self.keep), "args": after}
 
 

@@ -198,7 +198,7 @@ class RemoteObject:
 
     __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = __bool__ = __len__ = __iter__ = _refuse
     __contains__ = __add__ = __radd__ = __sub__ = __mul__ = __float__ = __int__ = __index__ = _refuse
-    __hash__ = _refuse  # type: ignore[assignment]
+    __hash__ = _refuse
 
     def __repr__(self) -> str:
         return "<object kept in the jail>"

@@ -134,21 +134,34 @@ class _Pipes:
             setattr(self, name, -1)
 
 
+def check_isolation(isolation: Isolation) -> None:
+    """Raise `SandboxUnavailableError` (naming the cause) when `isolation` cannot run here; call before long runs."""
+    if isolation == "jail":
+        require_jail()
+        problem = cgroup_limits.cgroup_problem()
+        if problem is not None and os.getuid() == 0:
+            raise SandboxUnavailableError(_ROOT_WITHOUT_CGROUP.format(problem=problem))
+
+
+_ROOT_WITHOUT_CGROUP = (
+    "{problem}: as root, process and memory limits of the jail need a cgroup; "
+    "run as another user, mount the cgroup v1 pids and memory hierarchies writable, "
+    "or opt in to the weaker process sandbox with sandbox='process' (--sandbox process)"
+)
+
+
 def _open_group(limits: SandboxLimits) -> cgroup_limits.RunGroup | None:
-    require_jail()
-    problem = cgroup_limits.cgroup_problem()
-    if problem is None:
-        try:
-            return cgroup_limits.open_group(limits.memory_bytes + limits.tmp_bytes, limits.processes)
-        except OSError as error:
-            problem = f"cannot create a cgroup: {error}"
-    if os.getuid() == 0:
-        raise SandboxUnavailableError(
-            f"{problem}: as root, process and memory limits of the jail need a cgroup; "
-            "run as another user, mount the cgroup v1 pids and memory hierarchies writable, "
-            "or opt in to the weaker process sandbox with sandbox='process' (--sandbox process)"
-        )
-    return None
+    check_isolation("jail")
+    if cgroup_limits.cgroup_problem() is not None:
+        return None  # not root: the rlimits (RLIMIT_NPROC included) hold
+    try:
+        return cgroup_limits.open_group(limits.memory_bytes + limits.tmp_bytes, limits.processes)
+    except OSError as error:
+        if os.getuid() == 0:
+            raise SandboxUnavailableError(
+                _ROOT_WITHOUT_CGROUP.format(problem=f"cannot create a cgroup: {error}")
+            ) from None
+        return None
 
 
 def _start_candidate(

@@ -21,7 +21,7 @@ from typing import Any
 
 MAX_DEPTH = 100
 MAX_LINE_BYTES = 64 << 20
-_CONVERTIBLE = (int, float, str, bytes, list, tuple, dict, set, frozenset, complex)
+_CONVERTIBLE: tuple[type[Any], ...] = (int, float, str, bytes, list, tuple, dict, set, frozenset, complex)
 
 
 class WireError(ValueError):

@@ -91,7 +91,10 @@ def test_an_object_left_in_the_jail_cannot_be_compared() -> None:
 )
 def test_a_builtin_exception_crosses_with_its_type(raised: str, passed: bool) -> None:
     completion = f"def solve(x):\n    raise {raised}\n"
-    test = "def check(candidate):\n    try:\n        candidate(-1)\n    except ValueError as error:\n        assert str(error) == 'negative'\n    else:\n        assert False\n"
+    test = (
+        "def check(candidate):\n    try:\n        candidate(-1)\n    except ValueError as error:\n"
+        "        assert str(error) == 'negative'\n    else:\n        assert False\n"
+    )
     assert grade_code(completion, problem(test)).passed is passed
 
 

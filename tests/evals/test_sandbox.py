@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from attack_support import attack, attack_program
 
 SECRET_NAME = "REASONER_TEST_FAKE_SECRET"
@@ -158,7 +157,8 @@ def test_a_fork_bomb_is_capped_and_cleaned_up() -> None:
     [
         "import signal\nos.kill(os.getppid(), signal.SIGKILL)",
         "import signal\nos.kill(-1, signal.SIGKILL)",
-        "import signal\nfor pid in range(1, 4096):\n    try:\n        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass",
+        "import signal\nfor pid in range(1, 4096):\n    try:\n        os.kill(pid, signal.SIGKILL)\n"
+        "    except OSError:\n        pass",
     ],
 )
 def test_killing_other_processes_reaches_nothing_outside(kill: str) -> None:
