@@ -54,9 +54,16 @@ class RunGroup:
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.005)
         emptied = not self.pids()
-        for directory in self.directories:
-            with contextlib.suppress(OSError):
-                directory.rmdir()
+        while self.directories:  # a group is busy for a moment after its last process died
+            try:
+                self.directories[-1].rmdir()
+                self.directories.pop()
+            except FileNotFoundError:
+                self.directories.pop()
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.005)
         return emptied
 
 

@@ -78,34 +78,42 @@ class JudgedRun:
 def run_judged(program: str, problem: dict[str, str], isolation: Isolation, limits: SandboxLimits) -> JudgedRun:
     """Run `program` (prompt + completion) as the candidate and `problem`'s tests in the judge (blocking)."""
     group = _open_group(limits) if isolation == "jail" else None
-    with tempfile.TemporaryDirectory(prefix="reasoner-grade-") as workdir:
-        pipes = _Pipes()
-        started = time.monotonic()
-        candidate = judge = None
-        try:
-            candidate = _start_candidate(isolation, limits, pipes, group, workdir)
-            judge = _start_judge(problem, limits, pipes)
-            _send(judge, problem, pipes, limits)
-            pipes.close_child_ends()
-            _send_program(pipes, program)
-            timed_out = not _wait(judge, limits.wall_s - (time.monotonic() - started))
-            candidate_status = candidate.poll()
-        finally:
-            for process in (judge, candidate):
-                if process is not None:
-                    _kill(process)
-            pipes.close_all()
-            if group is not None and not group.close():
-                raise SandboxUnavailableError(f"processes of a jailed run survived in {group.directories[0]}")
-        duration_s = time.monotonic() - started
-        verdict = _read_verdict(pipes.verdict_read)
-        os.close(pipes.verdict_read)
+    try:
+        with tempfile.TemporaryDirectory(prefix="reasoner-grade-") as workdir:
+            verdict, timed_out, candidate_status, duration_s = _run(program, problem, isolation, limits, group, workdir)
+    finally:
+        if group is not None and not group.close():
+            raise SandboxUnavailableError(f"a jailed run's cgroup could not be emptied: {group.directories}")
     network_isolated = isolation == "jail" or verdict.get("network_isolated") is True
     if timed_out or (verdict.get("status") == "crashed" and candidate_status in _CPU_LIMIT_STATUSES):
         return JudgedRun("timeout", "time limit exceeded", isolation, network_isolated, duration_s)
     if verdict.get("status") not in ("passed", "failed", "error", "crashed"):
         return JudgedRun("error", "the judge ended without a verdict", isolation, network_isolated, duration_s)
     return JudgedRun(verdict["status"], str(verdict["detail"]), isolation, network_isolated, duration_s)
+
+
+def _run(
+    program: str, problem: dict[str, str], isolation: Isolation, limits: SandboxLimits, group: Any, workdir: str
+) -> tuple[dict[str, Any], bool, int | None, float]:
+    """Start both processes, wait for the judge or the wall limit, kill both; the verdict and how it ended."""
+    pipes = _Pipes()
+    candidate = judge = None
+    started = time.monotonic()
+    try:
+        candidate = _start_candidate(isolation, limits, pipes, group, workdir)
+        judge = _start_judge(problem, limits, pipes)
+        _send(judge, problem, pipes, limits)
+        pipes.close_child_ends()
+        _send_program(pipes, program)
+        timed_out = not _wait(judge, limits.wall_s - (time.monotonic() - started))
+        candidate_status = candidate.poll()
+        verdict = _read_verdict(pipes.verdict_read)
+    finally:
+        for process in (judge, candidate):
+            if process is not None:
+                _kill(process)
+        pipes.close_all()
+    return verdict, timed_out, candidate_status, time.monotonic() - started
 
 
 _CPU_LIMIT_STATUSES = (-signal.SIGXCPU, 128 + signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGKILL)
@@ -124,7 +132,9 @@ class _Pipes:
             self._close(name)
 
     def close_all(self) -> None:
-        for name in ("requests_read", "requests_write", "replies_read", "replies_write", "verdict_write"):
+        for name in ("requests_read", "requests_write", "replies_read", "replies_write"):
+            self._close(name)
+        for name in ("verdict_read", "verdict_write"):
             self._close(name)
 
     def _close(self, name: str) -> None:

@@ -32,9 +32,10 @@ def attack_program(completion: str, timeout_s: float = 5.0, sandbox: Isolation =
     }
     verdict = grade_code(completion, problem, timeout_s=timeout_s, sandbox=sandbox)
     assert not verdict.passed, verdict
-    assert verdict.isolation == sandbox
-    assert verdict.network_isolated
-    assert jail_leftovers() == []
+    assert verdict.isolation == sandbox, verdict
+    assert verdict.network_isolated, verdict
+    leftovers = jail_leftovers()
+    assert leftovers == [], leftovers
     return verdict
 
 
