@@ -225,6 +225,18 @@ async def test_real_engine_run_writes_a_record_per_problem(engine_reasoner: Reas
         assert record["model"] != "scripted"
 
 
+@pytest.mark.engine
+async def test_real_engine_code_is_graded_in_the_jail(engine_reasoner: Reasoner, tmp_path: Path) -> None:
+    out = tmp_path / "run.jsonl"
+    problems = load_suite("humaneval", limit=3)
+    result = await arun_eval(engine_reasoner, make_plan("humaneval", ["direct"], [96]), problems, out)
+    records = read_records(out).records
+    assert result.written == len(records) == 3
+    assert result.failures == []
+    assert all(record["isolation"] == "jail" for record in records if record["text"].strip())
+    assert all(isinstance(record["correct"], bool) for record in records)
+
+
 @pytest.mark.parametrize("sandbox", ["jail", "process"])
 async def test_code_records_say_which_isolation_ran_the_code(sandbox: str, tmp_path: Path) -> None:
     problems = load_suite("humaneval", limit=2)

@@ -326,3 +326,18 @@ def test_an_abstract_unix_socket_of_the_host_is_unreachable() -> None:
 
 def test_the_internet_is_unreachable() -> None:
     attack("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=1)")
+
+
+# ---- the opt-in process sandbox keeps its audit hook as the only wall ----
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["open({outside!r}, 'w').write('x')", "assert 'root:' in open('/etc/passwd').read()", "os.fork()"],
+)
+def test_the_process_sandbox_still_blocks_the_simple_attacks(body: str, tmp_path: Path) -> None:
+    outside = tmp_path / "escaped.txt"
+    verdict = attack(body.format(outside=str(outside)), sandbox="process")
+    assert verdict.status == "error"
+    assert "blocked by the sandbox" in verdict.detail
+    assert not outside.exists()
