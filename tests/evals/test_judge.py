@@ -42,12 +42,13 @@ def test_a_mutated_dict_and_set_come_back_too() -> None:
 
 
 def test_the_candidate_can_be_passed_around_and_back_into_the_jail() -> None:
-    completion = "def double(x):\n    return 2 * x\n\ndef solve(function, x):\n    return function(x)\n"
+    completion = "def double(x):\n    return 2 * x\n\ndef solve(function, x):\n    return function(function(x))\n"
     test = (
-        "def run(f):\n    assert f(double, 3) == 6\n\n"
-        "def check(candidate):\n    run(candidate)\n    assert candidate(candidate, double, 4) if False else True\n"
+        "def run(f):\n    assert f(double, 3) == 12\n    assert f(f.__name__ == 'solve' and double, 1) == 4\n\n"
+        "def check(candidate):\n    run(candidate)\n"
     )
     assert grade_code(completion, problem(test)).passed
+    assert not grade_code(completion.replace("2 * x", "x + 2"), problem(test)).passed
 
 
 def test_helpers_defined_by_the_prompt_run_on_the_judge_side() -> None:
