@@ -99,6 +99,12 @@ def _add_eval_and_report_parsers(commands: Any) -> None:
     run.add_argument("--concurrency", type=int, default=16, help="solves in flight at once (default 16)")
     add_verbose_flag(run)
     run.add_argument(
+        "--sandbox",
+        default="jail",
+        choices=["jail", "process"],
+        help="where generated code runs: the OS jail (default), or opt in to the weaker process sandbox",
+    )
+    run.add_argument(
         "-o",
         "--option",
         action="append",

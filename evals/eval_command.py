@@ -34,6 +34,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
         parse_options(args.option),
         seed=args.seed,
         concurrency=args.concurrency,
+        sandbox=args.sandbox,
     )
     filters = parse_options(args.filter)
     reserved = {"difficulty": "--difficulty", "limit": "--limit", "seed": "--seed", "path": "--data"}

@@ -9,6 +9,7 @@ or GSM8K solutions ending in `#### N`.
 from __future__ import annotations
 
 from reasoner.answers import math_equivalent
+from reasoner.errors import InputError
 from reasoner.extract import extract_math, last_boxed
 
 _GSM8K_MARKER = "####"
@@ -24,8 +25,12 @@ def reference_answer(raw: str) -> str:
 def grade_math(response: str, reference: str) -> bool:
     """Whether the answer extracted from `response` equals the reference answer.
 
-    A response with no extractable answer, or an empty reference, is graded wrong.
+    A response with no extractable answer, or an empty reference, is graded wrong; a response
+    or reference that is not text is an `InputError`.
     """
+    for name, value in (("response", response), ("reference", reference)):
+        if not isinstance(value, str):
+            raise InputError(f"grade_math's {name} must be a string, got {type(value).__name__}")
     answer = extract_math(response)
     gold = reference_answer(reference)
     if answer is None or not gold:

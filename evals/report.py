@@ -96,6 +96,7 @@ class Report:
     bins: list[BinShare] = field(default_factory=list)
     malformed_lines: dict[str, list[int]] = field(default_factory=dict)
     duplicates: int = 0
+    isolation: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def suites(self) -> list[str]:
@@ -149,7 +150,29 @@ def build_report(records: Sequence[dict[str, Any]], compare: tuple[str, str] | N
         for index in pareto_front([(row.mean_tokens, row.accuracy) for row in suite_rows]):
             suite_rows[index].pareto = True
     comparisons = _compare(records, compare) if compare else []
-    return Report(rows, comparisons, _bin_shares(cells))
+    return Report(rows, comparisons, _bin_shares(cells), isolation=_isolation_counts(records))
+
+
+def _isolation_counts(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per suite whose records say where code ran: records per isolation (`unrecorded` for older ones)."""
+    graded = {record["suite"] for record in records if "isolation" in record}
+    counts: dict[str, dict[str, int]] = {}
+    for record in records:
+        if record["suite"] in graded:
+            mode = str(record.get("isolation", "unrecorded"))
+            counts.setdefault(record["suite"], {}).setdefault(mode, 0)
+            counts[record["suite"]][mode] += 1
+    return counts
+
+
+def isolation_text(report: Report, suite: str) -> str | None:
+    """`code ran in: jail (40 records)`, or None for a suite without code records."""
+    counts = report.isolation.get(suite)
+    if not counts:
+        return None
+    shown = ", ".join(f"{mode} ({count} records)" for mode, count in sorted(counts.items()))
+    weaker = "; process = opt-in, no OS jail" if "process" in counts else ""
+    return f"code ran in: {shown}{weaker}"
 
 
 def _bin_shares(cells: dict[tuple[str, str, int], list[dict[str, Any]]]) -> list[BinShare]:
@@ -285,6 +308,8 @@ def render_rich(report: Report, console: Console) -> None:
         for share in report.bins:
             if share.suite == suite:
                 console.print(_bin_text(share), highlight=False)
+        if (isolation := isolation_text(report, suite)) is not None:
+            console.print(isolation, highlight=False)
     for path, lines in report.malformed_lines.items():
         console.print(f"skipped malformed lines in {path}: {', '.join(map(str, lines))}", highlight=False)
     if report.duplicates:
@@ -301,6 +326,8 @@ def render_markdown(report: Report) -> str:
         parts += ["| " + " | ".join(_cells(row)) + " |" for row in report.rows if row.suite == suite]
         parts += ["", "```", *accuracy_chart(report, suite), "```", ""]
         parts += [f"- {_comparison_text(item)}" for item in report.comparisons if item.suite == suite]
+        if (isolation := isolation_text(report, suite)) is not None:
+            parts += [f"- {isolation}"]
     return "\n".join(parts).rstrip() + "\n"
 
 

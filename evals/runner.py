@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from evals.records import RecordWriter, read_records, record_key
+from evals.sandbox import ISOLATIONS, Isolation, check_isolation
 from evals.suites import Problem, agrade
 from reasoner.api import Reasoner
-from reasoner.errors import BudgetError, ReasonerError, StrategyError, SuiteError
+from reasoner.errors import BudgetError, InputError, ReasonerError, StrategyError, SuiteError
 from reasoner.solution import Solution
 from reasoner.strategy import get_strategy
 from reasoner.trace import trace_summary
@@ -37,6 +38,7 @@ class EvalPlan:
     options: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     concurrency: int = DEFAULT_CONCURRENCY
+    sandbox: Isolation = "jail"
 
     def options_for(self, strategy: str) -> dict[str, Any]:
         """The options strategy `strategy` runs with."""
@@ -91,6 +93,7 @@ def make_plan(
     *,
     seed: int = 0,
     concurrency: int = DEFAULT_CONCURRENCY,
+    sandbox: Isolation = "jail",
 ) -> EvalPlan:
     """A validated plan: every strategy exists and accepts its options; budgets are positive."""
     names = tuple(dict.fromkeys(name.strip() for name in strategies if name.strip()))
@@ -102,7 +105,9 @@ def make_plan(
         raise BudgetError(f"budgets must be positive whole numbers of tokens, got {list(budgets)}")
     if concurrency < 1:
         raise BudgetError(f"concurrency must be at least 1, got {concurrency}")
-    plan = EvalPlan(suite, names, tuple(budgets), dict(options or {}), seed, concurrency)
+    if sandbox not in ISOLATIONS:
+        raise InputError(f"sandbox must be one of {', '.join(ISOLATIONS)}, got {sandbox!r}")
+    plan = EvalPlan(suite, names, tuple(budgets), dict(options or {}), seed, concurrency, sandbox)
     for name in names:
         get_strategy(name).from_options(plan.options_for(name))
     scoped = {key.split(".", 1)[0] for key in plan.options if "." in key}
@@ -115,6 +120,8 @@ def check_plan(reasoner: Reasoner, plan: EvalPlan, problems: Sequence[Problem]) 
     """Raise now the error any cell of the grid would raise (budget too small for the model, ...)."""
     if not problems:
         raise SuiteError("no problems to run; check the suite, its filters and --limit")
+    if any(problem.answer_format == "code" for problem in problems):
+        check_isolation(plan.sandbox)
     for strategy in plan.strategies:
         for budget in plan.budgets:
             reasoner.validate(
@@ -158,8 +165,10 @@ async def arun_eval(
                     result.failures.append(Failure(key, f"{type(exc).__name__}: {exc}"))
                     return
             response = solution.answer if problem.answer_format == "math" else (solution.answer or solution.text)
-            correct = await agrade(problem, response)
+            correct = await agrade(problem, response, plan.sandbox)
             record = make_record(key, plan, problem, strategy, budget, options, solution, correct)
+            if problem.answer_format == "code" and response and response.strip():  # the grader never downgrades
+                record["isolation"] = plan.sandbox
             writer.write(record)
             result.written += 1
             result.correct += int(correct)

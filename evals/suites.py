@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from evals import hub_data, procedural
 from evals.data_files import packaged_file, read_jsonl
+from evals.sandbox import Isolation
 from reasoner.errors import SuiteError
 
 if TYPE_CHECKING:
@@ -291,8 +292,10 @@ def _stratified_sample(problems: list[Problem], limit: int, seed: int) -> list[P
     return [problems[index] for index in sorted(chosen)]
 
 
-def grade(problem: Problem, response: str | None) -> bool:
-    """True when `response` (a full response or an extracted answer) solves `problem`."""
+def grade(problem: Problem, response: str | None, sandbox: Isolation = "jail") -> bool:
+    """True when `response` (a full response or an extracted answer) solves `problem`.
+
+    Code runs in `sandbox` (`jail`, or the opt-in `process`; see `evals.code_grader`)."""
     if response is None or not response.strip():
         return False
     if problem.suite == "countdown":
@@ -302,19 +305,19 @@ def grade(problem: Problem, response: str | None) -> bool:
     if problem.answer_format == "code":
         from evals.code_grader import grade_code
 
-        return grade_code(_as_code(response), _code_problem(problem)).passed
+        return grade_code(_as_code(response), _code_problem(problem), sandbox=sandbox).passed
     from evals.math_grader import grade_math
 
     return grade_math(_as_math_response(response), problem.reference)
 
 
-async def agrade(problem: Problem, response: str | None) -> bool:
+async def agrade(problem: Problem, response: str | None, sandbox: Isolation = "jail") -> bool:
     """`grade`, with code run off the event loop."""
     if problem.answer_format != "code" or response is None or not response.strip():
         return grade(problem, response)
     from evals.code_grader import agrade_code
 
-    return (await agrade_code(_as_code(response), _code_problem(problem))).passed
+    return (await agrade_code(_as_code(response), _code_problem(problem), sandbox=sandbox)).passed
 
 
 def _code_problem(problem: Problem) -> dict[str, Any]:

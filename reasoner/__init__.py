@@ -17,6 +17,7 @@ from reasoner.errors import (
     ModelError,
     PromptError,
     ReasonerError,
+    SandboxUnavailableError,
     StrategyError,
     SuiteError,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "Reasoner",
     "ReasonerError",
     "RunningRequest",
+    "SandboxUnavailableError",
     "Session",
     "Solution",
     "Strategy",

@@ -41,3 +41,7 @@ class EngineError(ReasonerError, RuntimeError):
 
 class CapabilityError(ReasonerError, RuntimeError):
     """The backend lacks a capability the strategy needs (named in the message)."""
+
+
+class SandboxUnavailableError(ReasonerError, RuntimeError):
+    """The code jail cannot start here (the cause is named); opt in to another sandbox or fix the host."""

@@ -7,6 +7,7 @@ import pytest
 from evals import grade_math
 from evals.data_files import packaged_rows
 from evals.math_grader import reference_answer
+from reasoner.errors import InputError
 
 
 @pytest.mark.parametrize(
@@ -74,3 +75,14 @@ def test_math500_reference_solutions_grade_correct_against_their_answers() -> No
     rows = _sample("math500_test.jsonl.gz", 40)
     correct = sum(grade_math(row["solution"], row["answer"]) for row in rows)
     assert correct >= 39
+
+
+@pytest.mark.parametrize(("response", "reference"), [(None, "5"), ("5", None), (5, "5"), (b"5", "5")])
+def test_a_response_or_reference_that_is_not_text_is_an_input_error(response: object, reference: object) -> None:
+    with pytest.raises(InputError, match="must be a string"):
+        grade_math(response, reference)  # type: ignore[arg-type]
+
+
+def test_lone_surrogates_grade_wrong_without_an_error() -> None:
+    assert not grade_math("\\boxed{\udcff}", "5")
+    assert grade_math("\\boxed{5} \udcff", "5")

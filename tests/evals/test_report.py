@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 
 from evals.report import (
+    build_report,
     load_report,
     render_csv,
     render_json,
@@ -179,3 +180,21 @@ def test_percentile_interpolates_linearly() -> None:
 
 def test_pareto_front_of_points() -> None:
     assert pareto_front([(10, 0.5), (5, 0.5), (20, 0.9), (20, 0.8)]) == {1, 2}
+
+
+def test_the_report_shows_where_code_ran() -> None:
+    records = [
+        {**rec("alpha", 100, "p1", True, 10, 1.0), "suite": "humaneval", "isolation": "jail"},
+        {**rec("alpha", 100, "p2", False, 10, 1.0), "suite": "humaneval", "isolation": "process"},
+        {**rec("alpha", 100, "p3", False, 10, 1.0), "suite": "humaneval"},
+        *TINY,
+    ]
+    for record in records:
+        record["key"] = f"{record['suite']}|{record['key']}"
+    report = build_report(records)
+    console = Console(file=io.StringIO(), width=120)
+    render_rich(report, console)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "code ran in: jail (1 records), process (1 records), unrecorded (1 records); process = opt-in" in text
+    assert text.count("code ran in") == 1
+    assert "- code ran in: jail (1 records)" in render_markdown(report)

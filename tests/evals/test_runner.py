@@ -16,6 +16,7 @@ from evals.runner import arun_eval, make_plan, parse_budgets
 from evals.suites import load_suite
 from reasoner import BudgetError, Reasoner, StrategyError, SuiteError
 from reasoner.engines.base import Chunk, Prompt, SamplingSpec
+from reasoner.errors import InputError
 from reasoner.testing import ScriptedBackend
 
 REPO = Path(__file__).resolve().parents[2]
@@ -239,3 +240,33 @@ async def test_a_rerun_on_another_model_does_not_skip_the_first_models_results(t
         "model-b",
         "model-b",
     ]
+
+
+@pytest.mark.engine
+async def test_real_engine_code_is_graded_in_the_jail(engine_reasoner: Reasoner, tmp_path: Path) -> None:
+    out = tmp_path / "run.jsonl"
+    problems = load_suite("humaneval", limit=3)
+    result = await arun_eval(engine_reasoner, make_plan("humaneval", ["direct"], [96]), problems, out)
+    records = read_records(out).records
+    assert result.written == len(records) == 3
+    assert result.failures == []
+    assert all(record["isolation"] == "jail" for record in records if record["text"].strip())
+    assert all(isinstance(record["correct"], bool) for record in records)
+
+
+@pytest.mark.parametrize("sandbox", ["jail", "process"])
+async def test_code_records_say_which_isolation_ran_the_code(sandbox: str, tmp_path: Path) -> None:
+    problems = load_suite("humaneval", limit=2)
+    answers = {
+        problem.prompt: f"```python\n{problem.code_problem['prompt']}    return None\n```" for problem in problems
+    }
+    reasoner = Reasoner(backend=ScriptedBackend(lambda prompt: next(a for p, a in answers.items() if p in prompt)))
+    plan = make_plan("humaneval", ["direct"], [64], sandbox=sandbox)  # type: ignore[arg-type]
+    await arun_eval(reasoner, plan, problems, tmp_path / "run.jsonl")
+    records = read_records(tmp_path / "run.jsonl").records
+    assert [(record["isolation"], record["correct"]) for record in records] == [(sandbox, False)] * 2
+
+
+def test_an_unknown_sandbox_is_refused_in_the_plan() -> None:
+    with pytest.raises(InputError, match="sandbox"):
+        make_plan("humaneval", ["direct"], [64], sandbox="docker")  # type: ignore[arg-type]

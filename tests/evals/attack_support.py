@@ -1,0 +1,56 @@
+"""Grading hostile completions, and looking for what they may have left on the host."""
+
+from __future__ import annotations
+
+import secrets
+import textwrap
+from pathlib import Path
+
+from evals import CodeVerdict, grade_code
+from evals.cgroup_limits import CGROUP_ROOT, parent_group
+from evals.sandbox import Isolation
+
+
+def attack(body: str, timeout_s: float = 5.0, sandbox: Isolation = "jail") -> CodeVerdict:
+    """Grade `attack()` whose body attacks the host and then returns 'done'.
+
+    The test expects a random token the completion never sees, so every pass is a forged one.
+    Whatever the attack does, the verdict must be a fail, from the chosen isolation, with the
+    network cut and no process of the run left alive.
+    """
+    completion = "def attack():\n    import os, sys, time\n" + textwrap.indent(textwrap.dedent(body), "    ")
+    return attack_program(completion + "\n    return 'done'\n", timeout_s, sandbox)
+
+
+def attack_program(completion: str, timeout_s: float = 5.0, sandbox: Isolation = "jail") -> CodeVerdict:
+    """Grade a whole hostile module whose entry point is `attack`, as `attack` does."""
+    expected = secrets.token_hex(16)
+    problem = {
+        "prompt": "",
+        "test": f"def check(candidate):\n    assert candidate() == {expected!r}\n",
+        "entry_point": "attack",
+    }
+    verdict = grade_code(completion, problem, timeout_s=timeout_s, sandbox=sandbox)
+    assert not verdict.passed, verdict
+    assert verdict.isolation == sandbox, verdict
+    assert verdict.network_isolated, verdict
+    leftovers = jail_leftovers()
+    assert leftovers == [], leftovers
+    return verdict
+
+
+def jail_leftovers() -> list[str]:
+    """Processes still in a jail's cgroup, and jail cgroups not removed (kernel records: unforgeable)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if "reasoner-jail-" in (entry / "cgroup").read_text():
+                    found.append(f"process {entry.name}")
+            except OSError:
+                continue
+    for controller in ("pids", "memory"):
+        parent = parent_group(controller)
+        if parent is not None and parent.is_relative_to(CGROUP_ROOT):
+            found += [f"cgroup {group}" for group in parent.glob("reasoner-jail-*")]
+    return found
