@@ -267,7 +267,10 @@ class _Filter:
 
     def _choose(self, finished: list[int], answers: list[str | None], weights: np.ndarray) -> tuple[int, float]:
         """The particle that answers, and its answer's share of the finished particles' weight."""
-        heaviest = max(range(len(self.particles)), key=lambda index: (weights[index], -index))
+        heaviest = max(
+            range(len(self.particles)),
+            key=lambda index: (self.particles[index].leaf is not None, weights[index], -index),
+        )
         answered = [(index, answer) for index, answer in zip(finished, answers, strict=True) if answer is not None]
         if not answered:
             return heaviest, 0.0
