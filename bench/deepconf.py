@@ -9,7 +9,7 @@ deepconf / self_consistency (bootstrap interval over problems) and the paired ac
 difference (bootstrap interval). The paper: up to 84.7% fewer tokens at equal or better
 accuracy; the target here is at most 0.8x the tokens for no more than a small accuracy loss.
 
-    engine-slot .venv/bin/python bench/deepconf.py --problems 30 --repeats 2
+    engine-slot .venv/bin/python bench/deepconf.py --problems 20 --repeats 2
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def mean_metric(arm: Arm, name: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
-    parser.add_argument("--problems", type=int, default=30)
+    parser.add_argument("--problems", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n", type=int, default=8)
