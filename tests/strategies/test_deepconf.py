@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import networkx as nx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reasoner import Budget, CapabilityError, Reasoner, StrategyError
 from reasoner.engines.base import Capabilities
@@ -121,6 +123,19 @@ def test_every_trace_asks_the_engine_for_top_k_logprobs_and_the_ledger_holds() -
     assert solution.usage.generated_tokens <= 60
     tokens = sum(node["tokens"] for node in answers_nodes(solution.trace))
     assert tokens == solution.usage.generated_tokens
+
+
+@given(
+    budget=st.integers(min_value=40, max_value=400),
+    n=st.integers(min_value=1, max_value=10),
+    mode=st.sampled_from(["online", "offline"]),
+)
+@settings(max_examples=25, deadline=None)
+def test_deepconf_never_spends_more_than_the_budget_nor_runs_more_than_n_traces(budget: int, n: int, mode: str) -> None:
+    reasoner, backend = reasoner_for([trace(1, words=20), trace(2, words=3), trace(3, words=30, unsure_from=5)])
+    solution = reasoner.solve("q", budget=budget, strategy="deepconf", mode=mode, n=n, n_init=1, window=4, top_k=2)
+    assert solution.usage.generated_tokens <= budget
+    assert len(backend.requests) == solution.metrics["traces"] <= n
 
 
 class _NoLogprobs(ScriptedBackend):

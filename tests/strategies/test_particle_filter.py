@@ -7,6 +7,8 @@ from collections.abc import Callable
 import networkx as nx
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reasoner import Reasoner, Solution, StrategyError
 from reasoner.testing import ScriptedBackend
@@ -155,6 +157,24 @@ def test_the_budget_stops_the_filter_and_is_never_exceeded() -> None:
     assert solution.metrics["stopped_by"] == "budget"
     assert solution.usage.generated_tokens <= 40
     assert sum(attrs["tokens"] for _, attrs in steps(solution.trace)) == solution.usage.generated_tokens
+
+
+@given(
+    budget=st.integers(min_value=4, max_value=300),
+    particles=st.integers(min_value=1, max_value=6),
+    seed=st.integers(min_value=0, max_value=5),
+)
+@settings(max_examples=25, deadline=None)
+def test_the_filter_never_spends_more_than_the_budget_and_resamples_between_rounds(
+    budget: int, particles: int, seed: int
+) -> None:
+    reasoner, _ = reasoner_for(stepper(lambda index, done: "4" if done >= 2 and index % 2 else None))
+    scorer = scorer_of(lambda text: 0.3 + 0.1 * (len(text) % 5))
+    solution = reasoner.solve(
+        "q", budget, "particle_filter", particles=particles, max_steps=5, scorer=scorer, seed=seed
+    )
+    assert solution.usage.generated_tokens <= budget
+    assert number(solution, "resamples") == number(solution, "rounds") - 1  # after every round but the last
 
 
 def test_the_same_seed_resamples_the_same_way() -> None:
