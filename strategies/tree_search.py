@@ -32,7 +32,6 @@ Metrics:
 from __future__ import annotations
 
 import asyncio
-import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,7 +39,6 @@ from pydantic import Field, field_serializer, field_validator
 
 from reasoner import (
     BudgetExhausted,
-    EngineError,
     Generation,
     Outcome,
     Session,
@@ -49,10 +47,10 @@ from reasoner import (
     register_strategy,
 )
 from reasoner.answers import same_answer
-from reasoner.extract import answer_after_marker, last_boxed
 from reasoner.solution import MetricValue
-from strategies.scoring import Scorer, SelfEvalScorer, get_scorer
+from strategies.scoring import Scorer, get_scorer
 from strategies.step_clusters import cluster_steps
+from strategies.step_paths import ends_path, score_path
 from strategies.tree_selection import (
     Allocation,
     EtsWeights,
@@ -204,18 +202,13 @@ class _Search:
         ]
 
     def _add_step(self, parent: int, generation: Generation) -> _Step:
-        text = generation.text
-        ended_by_model = generation.finish_reason == "stop" and not text.endswith(self.session.profile.step_delimiter)
-        step = _Step(generation.node, parent, list(generation.token_ids), text, ended_by_model or self._answered(text))
+        step = _Step(
+            generation.node, parent, list(generation.token_ids), generation.text, ends_path(self.session, generation)
+        )
         self.steps[step.node] = step
         self.tree.add(step.node, None if parent == self.root else parent, len(step.token_ids))
         self.session.trace.update(step.node, finished=step.finished)
         return step
-
-    def _answered(self, step_text: str) -> bool:
-        if self.session.answer_format == "code":
-            return step_text.count("```") >= 2
-        return last_boxed(step_text) is not None or answer_after_marker(step_text) is not None
 
     async def _cluster(self, children: list[_Step]) -> None:
         steps = [child.token_ids for child in children]
@@ -228,21 +221,14 @@ class _Search:
         """Score the path ending at `step`; a failing scorer gives 0, a refused budget the parent's score."""
         parent = self.steps.get(step.parent)
         try:
-            if isinstance(self.scorer, SelfEvalScorer):
-                value = await self.scorer.score_ids(
-                    self.session, self.root_ids, self._path_ids(step.node), parent=step.node
-                )
-            else:
-                text = self._path_text(step.node)
-                value = await self.scorer.score(self.session, self.question, text, parent=step.node)
+            path_ids, path_text = self._path_ids(step.node), self._path_text(step.node)
+            value = await score_path(
+                self.scorer, self.session, self.question, self.root_ids, path_ids, path_text, step.node
+            )
         except BudgetExhausted:
             self.stopped_by = "budget"
             value = parent.score if parent is not None else 0.0
-        except EngineError:
-            raise
-        except Exception:  # noqa: BLE001 - a user scorer may raise anything; the node scores lowest
-            value = math.nan
-        if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        if value is None:
             self.scorer_errors += 1
             value = 0.0
         step.score = float(value)
