@@ -133,8 +133,9 @@ def aggregate_rewards(rewards: Sequence[float], how: str) -> float:
 class PRMScorer:
     """Scores a response by a process reward model on its own vLLM pooling engine, or on a server.
 
-    With `endpoint`, the PRM runs on a vLLM pooling server (`vllm serve PRM --runner pooling`,
-    plus the format's `--convert`/`--hf-overrides` when it has classifier tokens) and `model`
+    With `endpoint`, the PRM runs on a vLLM pooling server (`vllm serve PRM --runner pooling
+    --pooler-config '{"task": "token_classify"}'`, plus the format's `--convert classify` and
+    `--hf-overrides` when it has classifier tokens) and `model`
     names its tokenizer on this machine (and the served model when the server lists several).
 
     The engine starts on the first score and stops at `close()` (or at interpreter exit);

@@ -50,6 +50,7 @@ def prm_server() -> Iterator[VLLMServer]:
     """
     overrides = '{"classifier_from_token": ["-", "+"], "method": "no_post_processing"}'
     pooling = ("--runner", "pooling", "--convert", "classify", "--hf-overrides", overrides)
+    pooling += ("--pooler-config", '{"task": "token_classify"}')
     args = (*CPU_SERVER_ARGS, "--max-model-len", "2048", *pooling)
     server = VLLMServer(resolve_model(None).source, args, env=SERVER_ENV).start()
     yield server
