@@ -93,4 +93,4 @@ def test_kill_9_of_a_verbose_eval_leaves_no_engine_process(tmp_path: Path) -> No
         if cli.poll() is None:
             cli.kill()
             cli.wait(timeout=30)
-    assert "EngineCore" in stderr.read_text()  # -v: the engine's own logs on the terminal
+    assert "Loading safetensors checkpoint shards" in stderr.read_text()  # -v: the engine's own output shows
