@@ -150,3 +150,14 @@ def test_auto_solves_on_the_real_engine_within_its_budget(engine_reasoner: Reaso
     assert solution.usage.generated_tokens <= 160
     assert solution.usage.generated_by_phase["estimation"] == solution.metrics["estimator_tokens"]
     assert solution.metrics["difficulty_bin"] in ("easy", "normal", "hard")
+
+
+@pytest.mark.engine
+def test_eight_prompts_in_1600_tokens_are_all_answered_on_the_real_engine(engine_reasoner: Reasoner) -> None:
+    prompts = [f"What is {index} + {index + 3}?" for index in range(8)]
+    solutions = engine_reasoner.solve_many(prompts, Budget(tokens=1600), "auto")
+    assert sum(solution.usage.generated_tokens for solution in solutions) <= 1600
+    for solution in solutions:
+        estimation = solution.usage.generated_by_phase.get("estimation", 0)
+        assert estimation == solution.metrics["estimator_tokens"]
+        assert solution.usage.generated_tokens > estimation

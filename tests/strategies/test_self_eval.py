@@ -248,3 +248,12 @@ def test_a_sample_without_an_answer_is_never_chosen_over_one_with_an_answer() ->
     solution = reasoner_with(respond).solve("q", budget=400, strategy="self_eval", policy="best_of", n=2)
     assert solution.answer == "6"
     assert solution.metrics["selection"] == "agreement"
+
+
+@pytest.mark.engine
+def test_adaptive_defaults_run_on_the_engine_within_the_budget(engine_reasoner: Reasoner) -> None:
+    solution = engine_reasoner.solve("What is 3 + 4?", 8 * 49, "self_eval", n=8, sample_tokens=48)
+    assert solution.usage.generated_tokens <= 8 * 49
+    assert solution.metrics["selection"] in ("score", "majority", "agreement")
+    assert solution.metrics["no_signal"] == (solution.metrics["selection"] == "majority")
+    assert solution.metrics["samples_used"] in (2, 4, 6, 8)
