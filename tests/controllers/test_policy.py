@@ -10,7 +10,7 @@ from records_support import graded_records, record
 from controllers.estimators import EstimatorSpec
 from controllers.policy import Choice, PolicyError, default_policy, learn_policy, load_policy
 from controllers.probe import train_probe
-from reasoner import SuiteError
+from reasoner import StrategyError, SuiteError
 
 
 def test_learned_policy_picks_the_most_accurate_configuration_per_bin_ties_to_fewer_tokens() -> None:
@@ -132,3 +132,20 @@ def test_calibration_refuses_records_of_another_model_unless_forced() -> None:
     with pytest.raises(SuiteError, match="--force"):
         learn_policy(records, model="smollm2-135m-instruct", oracle=True)
     assert learn_policy(records, model="smollm2-135m-instruct", force=True, oracle=True).choices
+
+
+@pytest.mark.parametrize(
+    ("estimator", "message"),
+    [
+        ("pilot", "field 'estimator' must be an object"),
+        ({"name": "pilot", "entropy_weight": 3}, "entropy_weight' must be a number in \\[0, 1\\]"),
+        ({"name": "probe", "probe": {"weights": []}}, "field 'feature_names' is missing"),
+    ],
+)
+def test_malformed_estimator_in_a_policy_file_names_the_field(tmp_path: Path, estimator: Any, message: str) -> None:
+    data: dict[str, Any] = default_policy().to_json()
+    data["estimator"] = estimator
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(StrategyError, match=message):
+        load_policy(path)
