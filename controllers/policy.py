@@ -9,7 +9,8 @@ every problem gets a difficulty on the scale `auto` will bin on, the configured 
 score (`reasoner calibrate` runs the estimator on every problem and passes `difficulties`;
 the oracle difficulty 1 - accuracy is used only when `oracle=True`, e.g. for analysis); the
 thresholds are the tertiles of those difficulties; per bin the choice is the most accurate
-(strategy, budget) measured, ties to fewer tokens, or with `min_accuracy` the one with the
+(strategy, budget) measured, within noise (the cheapest configuration within one standard
+error of the best accuracy: bins hold few problems), or with `min_accuracy` the one with the
 fewest tokens that reaches it. At solve time a bin's choice that does not fit the budget
 left gives way to the most accurate curve point that does (`Policy.choose`). The policy
 stores the estimator it was learned with (`EstimatorSpec`: name, trained probe, entropy
@@ -23,6 +24,7 @@ solve has left; its curves are priors in the same shape, not measurements.
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -54,6 +56,7 @@ class Choice:
     options: dict[str, Any] = field(default_factory=dict)
     accuracy: float | None = None
     mean_tokens: float | None = None
+    problems: int | None = None
 
 
 @dataclass
@@ -213,13 +216,14 @@ def _choice(data: Any, where: str) -> Choice:
     options = data.get("options", {})
     if not isinstance(options, dict):
         raise PolicyError(f"{where}.options must be an object, got {options!r}")
-    accuracy, mean_tokens = data.get("accuracy"), data.get("mean_tokens")
+    accuracy, mean_tokens, problems = data.get("accuracy"), data.get("mean_tokens"), data.get("problems")
     return Choice(
         strategy,
         budget,
         options,
         float(accuracy) if isinstance(accuracy, (int, float)) else None,
         float(mean_tokens) if isinstance(mean_tokens, (int, float)) else None,
+        problems if isinstance(problems, int) and not isinstance(problems, bool) else None,
     )
 
 
@@ -304,7 +308,7 @@ def _measure(config: str, cell: list[dict[str, Any]]) -> Choice:
     strategy, budget, options = json.loads(config)
     accuracy = float(np.mean([1.0 if record["correct"] else 0.0 for record in cell]))
     tokens = float(np.mean([record["usage"]["generated_tokens"] for record in cell]))
-    return Choice(strategy, int(budget), options, accuracy, tokens)
+    return Choice(strategy, int(budget), options, accuracy, tokens, len(cell))
 
 
 def _measure_all(keyed: list[tuple[str, dict[str, Any]]]) -> Choice:
@@ -317,21 +321,33 @@ def _measure_all(keyed: list[tuple[str, dict[str, Any]]]) -> Choice:
 
 
 def _best_choice(measured: list[Choice], min_accuracy: float | None) -> Choice:
-    """The most accurate configuration (ties: fewer tokens); with `min_accuracy`, the cheapest reaching it."""
-    most_accurate = max(measured, key=lambda choice: (choice.accuracy or 0.0, -(choice.mean_tokens or 0.0)))
-    if min_accuracy is None:
-        return most_accurate
-    eligible = [choice for choice in measured if (choice.accuracy or 0.0) >= min_accuracy]
-    if not eligible:
-        return most_accurate
-    return min(eligible, key=lambda choice: (choice.mean_tokens or 0.0, -(choice.accuracy or 0.0)))
+    """The most accurate configuration within noise; with `min_accuracy`, the cheapest reaching it.
+
+    Within noise: the cheapest configuration whose accuracy is within one standard error of
+    the most accurate one's (the one-standard-error rule), so a difference a handful of
+    calibration problems cannot tell from chance never buys more tokens.
+    """
+    if min_accuracy is not None:
+        eligible = [choice for choice in measured if (choice.accuracy or 0.0) >= min_accuracy]
+        if eligible:
+            return min(eligible, key=lambda choice: (choice.mean_tokens or 0.0, -(choice.accuracy or 0.0)))
+    return _within_noise_of_best(measured)
+
+
+def _within_noise_of_best(measured: list[Choice]) -> Choice:
+    best = max(measured, key=lambda choice: (choice.accuracy or 0.0, -(choice.mean_tokens or 0.0)))
+    accuracy = best.accuracy or 0.0
+    error = math.sqrt(accuracy * (1 - accuracy) / best.problems) if best.problems else 0.0
+    eligible = [choice for choice in measured if (choice.accuracy or 0.0) >= accuracy - error]
+    return min(eligible, key=lambda choice: (choice.mean_tokens or 0.0, choice.budget, -(choice.accuracy or 0.0)))
 
 
 def _curve(measured: list[Choice]) -> list[Choice]:
-    """Per distinct budget, the most accurate configuration at or below it: a non-decreasing curve."""
-    points = []
+    """Per distinct budget, the configuration `_within_noise_of_best` picks at or below it; never falling."""
+    points: list[Choice] = []
     for budget in sorted({choice.budget for choice in measured}):
-        fitting = [choice for choice in measured if choice.budget <= budget]
-        best = max(fitting, key=lambda choice: (choice.accuracy or 0.0, -choice.budget))
-        points.append(Choice(best.strategy, budget, best.options, best.accuracy, best.mean_tokens))
+        pick = _within_noise_of_best([choice for choice in measured if choice.budget <= budget])
+        if points and (pick.accuracy or 0.0) < (points[-1].accuracy or 0.0):
+            pick = points[-1]
+        points.append(Choice(pick.strategy, budget, pick.options, pick.accuracy, pick.mean_tokens, pick.problems))
     return points

@@ -149,3 +149,13 @@ def test_malformed_estimator_in_a_policy_file_names_the_field(tmp_path: Path, es
     path.write_text(json.dumps(data))
     with pytest.raises(StrategyError, match=message):
         load_policy(path)
+
+
+def test_an_accuracy_edge_within_one_standard_error_does_not_buy_more_tokens() -> None:
+    records = [
+        *[record(f"p{index}", "direct", 64, index < 6, 20) for index in range(10)],
+        *[record(f"p{index}", "self_consistency", 512, index < 7, 400) for index in range(10)],
+    ]
+    policy = learn_policy(records, difficulties={f"arith|p{index}": 0.5 for index in range(10)})
+    assert policy.choices["normal"].strategy == "direct"
+    assert [point.strategy for point in policy.curves["normal"]] == ["direct", "direct"]
