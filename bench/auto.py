@@ -4,19 +4,23 @@ Runs the REAL engine (the embedded model unless --model) on the procedural `arit
 difficulties 1..4, split per difficulty into a calibration half and a held-out half.
 
 1. Calibration half: every fixed configuration (direct, and self_consistency = best-of-N by
-   vote at N = 2, 4, 8) runs on every problem; the records go to `--records`. The probe
-   estimator's features are measured on every problem and a probe is trained on them
-   (label: no configuration solved the problem); the policy is learned
-   from the records with the probe's difficulties deciding the bins.
-2. Held-out half: every fixed configuration again, and `auto` (estimator `probe`, the learned
-   policy) through `solve_many` with a shared budget equal to the total of the middle
-   configuration, so estimation and allocation are paid from the same total.
+   vote at N = 2, 4, 8) runs on every problem; the records go to `--records`. Then what
+   `reasoner calibrate` does: the `--estimator` (default `hidden`: a probe over the prompt's
+   hidden state from a vLLM pooling engine, zero generated tokens) runs on every problem and
+   the policy is learned on its scores (`controllers.calibration.acalibrate`).
+2. Held-out half: every fixed configuration again, and `auto` (the learned policy and its
+   estimator) through `solve_many` with a shared budget equal to the total of the `--match`
+   configuration, so estimation and allocation are paid from the same total. The estimator's
+   held-out AUC at telling unsolved prompts from solved ones is printed.
+3. Tight budget: `solve_many(8 held-out prompts, Budget(tokens=1600), "auto")` must answer
+   every prompt within the total, degrading (estimate skipped, cheaper configuration) rather
+   than raising after spending.
 
 The table gives accuracy, generated tokens and the budget per configuration; the last line
 is the compute ratio: the tokens of the cheapest best-of-N (N = 1 is direct; N > 1 votes with
 self_consistency) whose held-out accuracy reaches auto's, divided by the tokens auto spent.
 
-    flock /tmp/reasoner-engine.lock .venv/bin/python bench/auto.py
+    engine-slot .venv/bin/python bench/auto.py --per-difficulty 8
 """
 
 from __future__ import annotations
@@ -35,11 +39,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from controllers.estimators import ProbeEstimator
-from controllers.policy import learn_policy
-from controllers.probe import Probe, train_probe
+from controllers.calibration import acalibrate, estimate_all
 from evals.suites import Problem, grade, load_suite
-from reasoner import Budget, Reasoner, Session, Solution
+from reasoner import Budget, Reasoner, Solution
 
 
 @dataclass(frozen=True)
@@ -109,26 +111,14 @@ def record_of(problem: Problem, config: Config, solution: Solution, model: str) 
     }
 
 
-async def probe_features(reasoner: Reasoner, problems: list[Problem]) -> list[dict[str, float]]:
-    estimator = ProbeEstimator()
-    backend = reasoner.backend
-    await backend.start()
-
-    async def one(problem: Problem) -> dict[str, float]:
-        session = Session(backend, backend.tokenizer(), reasoner.profile, Budget(tokens=estimator.cost_cap))
-        return (await estimator.estimate(session, problem.prompt)).features
-
-    return list(await asyncio.gather(*(one(problem) for problem in problems)))
-
-
-def train_on_calibration(
-    records: list[dict[str, Any]], problems: list[Problem], features: list[dict[str, float]]
-) -> tuple[Probe, dict[str, float]]:
-    probe = train_probe(features, unsolved(records, problems))
-    difficulties = {
-        f"{problem.suite}|{problem.id}": probe.predict(row) for problem, row in zip(problems, features, strict=False)
-    }
-    return probe, difficulties
+def auc(scores: list[float], positive: list[bool]) -> float:
+    """P(a random positive scores above a random negative), ties count half; 0.5 when one class is empty."""
+    positives = [score for score, label in zip(scores, positive, strict=True) if label]
+    negatives = [score for score, label in zip(scores, positive, strict=True) if not label]
+    if not positives or not negatives:
+        return 0.5
+    wins = sum((p > n) + 0.5 * (p == n) for p in positives for n in negatives)
+    return wins / (len(positives) * len(negatives))
 
 
 def unsolved(records: list[dict[str, Any]], problems: list[Problem]) -> list[bool]:
@@ -173,13 +163,15 @@ async def main(args: argparse.Namespace) -> None:
         for config in configs:
             for problem, solution in await run_fixed(reasoner, config, calibration):
                 records.append(record_of(problem, config, solution, reasoner.model_name))
+        Path(args.records).parent.mkdir(parents=True, exist_ok=True)
         Path(args.records).write_text("".join(json.dumps(record) + "\n" for record in records))
-        features = await probe_features(reasoner, calibration)
-        probe, difficulties = train_on_calibration(records, calibration, features)
-        policy = learn_policy(records, model=reasoner.model_name, difficulties=difficulties)
-        workdir = Path(tempfile.mkdtemp(prefix="bench-auto-"))
-        probe.save(workdir / "probe.json")
-        policy.save(workdir / "policy.json")
+        prompts = {f"{problem.suite}|{problem.id}": problem.prompt for problem in calibration}
+        started = time.monotonic()
+        learned = await acalibrate(reasoner, records, prompts, args.estimator, model=reasoner.model_name)
+        calibration_seconds = time.monotonic() - started
+        policy = learned.policy
+        policy_path = Path(tempfile.mkdtemp(prefix="bench-auto-")) / "policy.json"
+        policy.save(policy_path)
         rows = []
         held_records: list[dict[str, Any]] = []
         for config in configs:
@@ -187,32 +179,44 @@ async def main(args: argparse.Namespace) -> None:
             results = await run_fixed(reasoner, config, held_out)
             rows.append(tally(config.label, config.budget * len(held_out), results, time.monotonic() - started))
             held_records += [record_of(problem, config, solution, reasoner.model_name) for problem, solution in results]
-        held_features = await probe_features(reasoner, held_out)
+        assert policy.estimator is not None
+        held_estimates = await estimate_all(reasoner, [problem.prompt for problem in held_out], policy.estimator)
         total = configs[args.match].budget * len(held_out)
         started = time.monotonic()
-        solutions = await reasoner.asolve_many(
-            [problem.prompt for problem in held_out],
-            Budget(tokens=total),
-            "auto",
-            estimator="probe",
-            policy_file=str(workdir / "policy.json"),
-            probe_file=str(workdir / "probe.json"),
-        )
+        prompts_held = [problem.prompt for problem in held_out]
+        solutions = await reasoner.asolve_many(prompts_held, Budget(tokens=total), "auto", policy_file=str(policy_path))
         auto_row = tally(
-            "auto (probe)", total, list(zip(held_out, solutions, strict=False)), time.monotonic() - started
+            f"auto ({args.estimator})", total, list(zip(held_out, solutions, strict=True)), time.monotonic() - started
         )
+        tight = await reasoner.asolve_many(prompts_held[:8], Budget(tokens=1600), "auto", policy_file=str(policy_path))
     show(console, [*rows, auto_row], policy.thresholds, policy.choices, [solution.metrics for solution in solutions])
+    for label in (configs[0].label, configs[-1].label):
+        console.print(f"held-out accuracy by difficulty, {label}: {by_difficulty(held_records, label)}")
+    if learned.entropy is not None:
+        cells = ", ".join(f"{mean:.2f}: {level:.2f}" for mean, level in learned.entropy.tertiles)
+        console.print(
+            f"pilot entropy tertiles (entropy: oracle difficulty) {cells}: {learned.entropy.shape}, "
+            f"entropy weight {learned.entropy.entropy_weight:.1f}"
+        )
     held_wrong = unsolved(held_records, held_out)
+    estimator_tokens = sum(estimate.tokens for estimate in held_estimates)
     console.print(
-        f"held-out accuracy by difficulty, {configs[0].label}: {by_difficulty(held_records, configs[0].label)}"
+        f"estimator {args.estimator}: calibration {calibration_seconds:.1f}s on {len(calibration)} prompts"
+        + (f", probe train accuracy {learned.probe_accuracy:.1%}" if learned.probe_accuracy is not None else "")
+        + f"; held-out AUC at telling unsolved prompts {auc([e.difficulty for e in held_estimates], held_wrong):.2f}"
+        f" (share unsolved {sum(held_wrong) / len(held_wrong):.1%}), {estimator_tokens} tokens generated to estimate"
+        f" {len(held_out)} prompts"
     )
-    console.print(
-        f"held-out accuracy by difficulty, {configs[-1].label}: {by_difficulty(held_records, configs[-1].label)}"
+    spent = sum(solution.usage.generated_tokens for solution in tight)
+    answered = sum(
+        solution.usage.generated_tokens > solution.usage.generated_by_phase.get("estimation", 0) for solution in tight
     )
+    skipped = sum(bool(solution.metrics.get("estimate_skipped")) for solution in tight)
+    degraded = sum(bool(solution.metrics.get("configuration_degraded")) for solution in tight)
     console.print(
-        f"probe: trained on {len(calibration)} prompts, held-out accuracy "
-        f"{probe.accuracy(held_features, held_wrong):.1%} at telling unsolved prompts "
-        f"(share unsolved {sum(held_wrong) / len(held_wrong):.1%})"
+        f"tight batch, 8 prompts in Budget(tokens=1600): {spent} tokens spent, {answered}/8 answered, "
+        f"{skipped} estimates skipped, {degraded} configurations degraded, chosen budgets "
+        f"{[solution.metrics.get('chosen_budget') for solution in tight]}"
     )
     accuracy = auto_row.correct / auto_row.count
     voting = cheapest_reaching(accuracy, rows[1:])
@@ -228,7 +232,7 @@ async def main(args: argparse.Namespace) -> None:
         ratio = needed.tokens / max(auto_row.tokens, 1)
         console.print(
             f"compute ratio at equal accuracy: {needed.label} needs {needed.tokens} tokens for "
-            f"{needed.correct / needed.count:.1%}, auto {auto_row.tokens} for {accuracy:.1%}"
+            f"{needed.correct / needed.count:.1%}, auto {auto_row.tokens} for {accuracy:.1%} (paper: ~4x)"
         )
         console.print(f"best-of-N tokens / auto tokens at equal accuracy: {ratio:.2f}x")
 
@@ -261,9 +265,10 @@ def show(
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None)
-    parser.add_argument("--per-difficulty", type=int, default=16, help="problems per difficulty, halved")
+    parser.add_argument("--per-difficulty", type=int, default=8, help="problems per difficulty, halved")
     parser.add_argument("--sample-tokens", type=int, default=64, help="tokens per sample (and direct's budget)")
     parser.add_argument("--match", type=int, default=2, help="index of the fixed configuration whose total auto gets")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--estimator", default="hidden", choices=("pilot", "self_eval", "probe", "hidden"))
     parser.add_argument("--records", default="runs/auto_calibration.jsonl", help="calibration records file")
     asyncio.run(main(parser.parse_args()))

@@ -1,17 +1,21 @@
 """Many samples on one engine: accuracy, tokens and samples per strategy; parallel vs serial latency.
 
 Runs the REAL engine (the embedded model unless --model) on the procedural `arith` suite:
-`direct`, `self_consistency@n`, best-of-n by self-score, adaptive sampling and early pruning,
-every sample capped at the same `--sample-tokens`. Then `parallel` (spawn="always") with its
-children concurrent vs the same plan with its children run one after another, and `direct`,
-one prompt at a time at the same total budget, for wall-clock latency.
+`direct` (greedy), `self_consistency@n`, best-of-n by self-score, adaptive sampling with
+`self_eval`'s defaults (annealed from a greedy first sample, batches of 2, no-signal guard)
+and early pruning, every sample capped at the same `--sample-tokens`. The `majority` column
+counts solves where the self-scores did not separate the answers and the majority decided.
+Then `parallel` (spawn="always") with its children concurrent vs the same plan with its
+children run one after another, and `direct`, one prompt at a time at the same total budget,
+for wall-clock latency.
 
-    flock /tmp/reasoner-engine.lock .venv/bin/python bench/sampling.py --problems 40
+    engine-slot .venv/bin/python bench/sampling.py --problems 24 --latency-problems 4
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -51,10 +55,10 @@ def sampling_configs(n: int, sample_tokens: int, checkpoints: tuple[int, ...]) -
             scored | {"policy": "best_of"},
         ),
         Config(
-            f"adaptive (n<={n})",
+            f"adaptive, defaults (n<={n})",
             "self_eval",
             Budget(tokens=n * (sample_tokens + 1)),
-            scored | {"policy": "adaptive", "threshold": 0.75},
+            {"n": n, "sample_tokens": sample_tokens},
         ),
         Config(
             f"early pruning ({n}, {'/'.join(map(str, checkpoints))})",
@@ -80,6 +84,7 @@ def run_batch(reasoner: Reasoner, problems: list[Problem], config: Config) -> di
         "tokens": statistics.mean(s.usage.generated_tokens for s in solutions),
         "samples": statistics.mean(_samples(s) for s in solutions),
         "saved": statistics.mean(s.usage.aborted_tokens_saved for s in solutions),
+        "majority": sum(s.metrics.get("selection") == "majority" for s in solutions),
         "wall": wall,
     }
 
@@ -126,7 +131,7 @@ def main() -> None:
     with Reasoner(args.model) as reasoner:
         reasoner.start()
         table = Table(title=f"arith difficulty 1, {len(problems)} problems, {args.sample_tokens} tokens per sample")
-        for column in ("config", "accuracy", "mean tokens", "mean samples", "mean tokens saved", "wall s"):
+        for column in ("config", "accuracy", "mean tokens", "mean samples", "mean tokens saved", "majority", "wall s"):
             table.add_column(column, justify="left" if column == "config" else "right")
         results: dict[str, dict[str, float]] = {}
         configs = sampling_configs(args.n, args.sample_tokens, tuple(args.checkpoints))
@@ -138,6 +143,7 @@ def main() -> None:
                 f"{row['tokens']:.1f}",
                 f"{row['samples']:.2f}",
                 f"{row['saved']:.1f}",
+                str(int(row["majority"])),
                 f"{row['wall']:.1f}",
             )
         console.print(table)
@@ -154,6 +160,13 @@ def main() -> None:
         console.print(table)
     by_policy = {config.options.get("policy"): results[config.label] for config in configs}
     best_of, pruned = by_policy["best_of"], by_policy["prune"]
+    greedy, adaptive = results["direct"], by_policy[None]
+    noise = 2 * math.sqrt(2 * max(greedy["accuracy"] * (1 - greedy["accuracy"]), 0.01) / len(problems))
+    console.print(
+        f"adaptive (defaults) - greedy accuracy: {adaptive['accuracy'] - greedy['accuracy']:+.3f} "
+        f"(two standard errors of the difference: {noise:.3f}); best-of-{args.n} by self-score - greedy: "
+        f"{best_of['accuracy'] - greedy['accuracy']:+.3f}"
+    )
     concurrent, serial = latency["parallel (children concurrent)"], latency["parallel (children serial)"]
     console.print(f"early pruning tokens / best-of-{args.n} tokens: {pruned['tokens'] / best_of['tokens']:.2f}")
     console.print(f"parallel latency, children serial / concurrent: {serial['latency'] / concurrent['latency']:.2f}x")

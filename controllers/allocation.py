@@ -4,7 +4,9 @@ Every prompt starts at the cheapest point of its bin's accuracy-vs-budget curve.
 long as tokens are left, the upgrade with the largest expected accuracy gain per extra token
 (to any higher point of the prompt's curve that still fits) is taken. Tokens no upgrade can
 use are spread evenly over the prompts, so flat curves give a uniform split. The estimator
-tokens already spent come off the total first, and the shares never sum past it.
+tokens already spent come off the total first, and the shares never sum past it. When the
+total cannot pay every prompt its bin's cheapest point, what is left is split evenly (each
+prompt then runs the cheapest configuration there is with its share).
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ def allocate(
     shares = [curves[name][0].budget for name in bins]
     left = total - sum(spent_tokens) - sum(shares)
     if left < 0:
-        raise BudgetError(
-            f"a batch budget of {total} tokens cannot give each of {len(bins)} prompts its least "
-            f"configuration ({min(shares)}+ tokens) after {sum(spent_tokens)} estimation tokens; "
-            f"raise it to at least {sum(spent_tokens) + sum(shares)}"
-        )
+        if total - sum(spent_tokens) < len(bins):
+            raise BudgetError(
+                f"{total - sum(spent_tokens)} tokens are left for {len(bins)} prompts after estimation; "
+                "raise the batch budget"
+            )
+        return _even(total - sum(spent_tokens), len(bins))
     while True:
         best: tuple[float, int, int] | None = None
         for index, name in enumerate(bins):
@@ -55,9 +58,12 @@ def allocate(
         extra = curves[bins[index]][level].budget - shares[index]
         levels[index], shares[index] = level, shares[index] + extra
         left -= extra
-    for index in range(len(bins)):
-        shares[index] += left // len(bins) + (1 if index < left % len(bins) else 0)
-    return shares
+    return [share + extra for share, extra in zip(shares, _even(left, len(bins)), strict=True)]
+
+
+def _even(tokens: int, count: int) -> list[int]:
+    """`tokens` split over `count` prompts as evenly as integers allow."""
+    return [tokens // count + (1 if index < tokens % count else 0) for index in range(count)]
 
 
 def least_batch_budget(bins: Sequence[str], curves: dict[str, list[Choice]], spent: Sequence[int]) -> int:

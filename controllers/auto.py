@@ -1,17 +1,26 @@
 """`auto`: estimate the prompt's difficulty, then run the strategy and budget its bin calls for.
 
 Compute-optimal scaling (Snell et al., 2024) and DiffAdapt: the best strategy and budget
-depend on how hard the prompt is. An estimator (`pilot`, `self_eval`, `probe`) spends a few
-tokens of the solve's budget on a difficulty in [0, 1]; the policy (`policy_file`, else the
-built-in default) maps its bin to a strategy, options and budget; that strategy runs on the
-same engine, ledger and trace, capped at the chosen budget.
+depend on how hard the prompt is. An estimator (`pilot`, `self_eval`, `probe`, `hidden`)
+gives a difficulty in [0, 1], paid from the solve's budget (`hidden` generates nothing); the
+policy (`policy_file` from `reasoner calibrate`, else the built-in default) maps its bin to
+the most accurate configuration that fits the budget left; that strategy runs in a
+sub-session of the same engine, ledger and trace, capped at the chosen budget.
+
+Tight budgets degrade instead of failing after spending: the estimate is skipped (estimator
+`none`, the middle bin) when paying it would leave less than the cheapest configuration, a
+chosen configuration that does not fit becomes `direct` with what is left, and a budget that
+cannot pay even the least answer is refused before any token is spent.
 
 In a batch (`solve_many(..., strategy="auto")` with a shared budget) `allocate_batch` first
-estimates every prompt, then splits what is left by marginal gain on the policy's curves
-(`controllers.allocation`); each solve then charges its estimate and runs its allocation.
+estimates every prompt (when the total pays it), then splits what is left by marginal gain on
+the policy's curves (`controllers.allocation`; an even split when the curves' cheapest points
+do not fit); each solve then charges its estimate to its own ledger and runs its allocation.
 
-Metrics: `difficulty`, `difficulty_bin`, `estimator`, `estimator_tokens`, `chosen_strategy`,
-`chosen_budget`, and the chosen strategy's own metrics prefixed with `inner_`.
+Metrics: `difficulty`, `difficulty_bin`, `estimator`, `estimator_tokens`,
+`estimator_representation` (hidden: engine or input_embeddings), `estimate_skipped`,
+`chosen_strategy`, `chosen_budget`, `configuration_degraded`, and the chosen strategy's own
+metrics prefixed with `inner_`.
 """
 
 from __future__ import annotations
@@ -23,21 +32,33 @@ from typing import Any
 from pydantic import Field
 
 from controllers.allocation import allocate
-from controllers.estimators import ESTIMATOR_NAMES, Estimate, Estimator, make_estimator
-from controllers.policy import Choice, default_policy, load_policy
+from controllers.estimators import (
+    ESTIMATOR_NAMES,
+    Estimate,
+    Estimator,
+    EstimatorSpec,
+    NoEstimator,
+    make_estimator,
+)
+from controllers.policy import Choice, Policy, default_policy, load_policy
 from controllers.probe import load_probe
-from reasoner import Budget, BudgetError, Outcome, Session, Strategy, StrategyOptions, get_strategy
+from reasoner import Budget, BudgetError, Outcome, Session, Strategy, StrategyError, StrategyOptions, get_strategy
 from reasoner.api import Reasoner, check_budget_fits_profile
+from reasoner.profiles import ModelProfile
 
 
 class AutoOptions(StrategyOptions):
     """Which estimator and which policy; the `prior_*` fields are set by batch allocation."""
 
-    estimator: str = Field(default="pilot", description=f"Difficulty estimator: one of {', '.join(ESTIMATOR_NAMES)}.")
+    estimator: str | None = Field(
+        default=None,
+        description=f"Difficulty estimator: one of {', '.join(ESTIMATOR_NAMES)}; default: the policy's, else pilot.",
+    )
     policy_file: str | None = Field(
         default=None, description="Policy JSON from `reasoner calibrate`; default: built in."
     )
-    probe_file: str | None = Field(default=None, description="Trained probe JSON, for estimator='probe'.")
+    probe_file: str | None = Field(default=None, description="Trained probe JSON, for estimator='probe' or 'hidden'.")
+    prior_estimator: str | None = Field(default=None, description="Estimator of the prior estimate (batch).")
     prior_difficulty: float | None = Field(
         default=None, ge=0.0, le=1.0, description="Difficulty already estimated (batch allocation sets it)."
     )
@@ -49,7 +70,7 @@ class AutoOptions(StrategyOptions):
 
 
 class Auto(Strategy):
-    """Difficulty estimate -> policy bin -> the bin's strategy and budget, on the same session."""
+    """Difficulty estimate -> policy bin -> the bin's strategy and budget, in a sub-session."""
 
     name = "auto"
     Options = AutoOptions
@@ -58,113 +79,153 @@ class Auto(Strategy):
     def __init__(self, options: StrategyOptions):
         super().__init__(options)
         self.policy = load_policy(self.options.policy_file) if self.options.policy_file else default_policy()
-        self.estimator = _estimator(self.options)
+        self.spec = estimator_spec(self.options, self.policy)
+        self.estimator = make_estimator(self.spec)
+
+    def cheapest_configuration(self, profile: ModelProfile) -> int:
+        """Tokens of the cheapest configuration the policy knows (at least the least answer)."""
+        cheapest = min(curve[0].budget for curve in self.policy.curves.values())
+        return max(cheapest, profile.min_answer_tokens)
+
+    def affordable_estimator(self, available: int, profile: ModelProfile) -> Estimator:
+        """The configured estimator when paying it leaves the cheapest configuration, else `none`."""
+        if available - self.estimator.cost_cap >= self.cheapest_configuration(profile):
+            return self.estimator
+        return NoEstimator()
 
     async def run(self, session: Session, prompt: str) -> Outcome:
-        least = session.profile.min_answer_tokens + (
-            0 if self.options.prior_difficulty is not None else self.estimator.cost_cap
-        )
+        least = session.profile.min_answer_tokens
         if session.remaining < least:
             raise BudgetError(
-                f"auto needs at least {least} tokens (estimator {self.estimator.name!r} + the least answer), "
-                f"the budget has {session.remaining}; raise it or pick a cheaper estimator"
+                f"auto needs at least {least} tokens (the least answer), the budget has {session.remaining}; raise it"
             )
-        estimate = await self._estimate(session, prompt)
+        estimate, skipped = await self._estimate(session, prompt)
         bin_name = self.policy.bin_of(estimate.difficulty)
         available = session.remaining
         if self.options.allocated_budget is not None:
             choice = self.policy.point_at(bin_name, min(self.options.allocated_budget, available))
         else:
             choice = self.policy.choose(bin_name, available)
-        chosen = Choice(choice.strategy, min(choice.budget, available), choice.options)
-        outcome = await run_chosen(session, prompt, chosen, estimate.node)
+        chosen = Choice(choice.strategy, max(least, min(choice.budget, available)), choice.options)
+        chosen, outcome, degraded = await run_degrading(session, prompt, chosen, estimate.node)
         metrics: dict[str, Any] = {
             "difficulty": round(estimate.difficulty, 4),
             "difficulty_bin": bin_name,
             "estimator": estimate.estimator,
             "estimator_tokens": estimate.tokens,
+            "estimator_representation": estimate.representation,
+            "estimate_skipped": skipped,
             "chosen_strategy": chosen.strategy,
             "chosen_budget": chosen.budget,
+            "configuration_degraded": degraded,
         }
         metrics.update({f"inner_{key}": value for key, value in outcome.metrics.items()})
         return Outcome(text=outcome.text, answer=outcome.answer, metrics=metrics)
 
-    async def _estimate(self, session: Session, prompt: str) -> Estimate:
+    async def _estimate(self, session: Session, prompt: str) -> tuple[Estimate, bool]:
+        """The estimate (charged to the session) and whether the configured one was skipped."""
         if self.options.prior_difficulty is None:
-            return await self.estimator.estimate(session, prompt)
+            estimator = self.affordable_estimator(session.remaining, session.profile)
+            return await estimator.estimate(session, prompt), estimator is not self.estimator
         charged = self.options.prior_estimator_tokens
-        ledger = session.ledger
-        if charged > ledger.remaining:
-            raise BudgetError(f"the prior estimate's {charged} tokens exceed the {ledger.remaining} left")
-        ledger.generated_tokens += charged
-        ledger.generated_by_phase["estimation"] += charged
-        ledger.requests += self.options.prior_estimator_requests
+        name = self.options.prior_estimator or self.estimator.name
+        session.ledger.charge(charged, "estimation", self.options.prior_estimator_requests)
         node = session.trace.add(
-            "estimate",
-            phase="estimation",
-            estimator=self.estimator.name,
-            difficulty=self.options.prior_difficulty,
-            batch=True,
+            "estimate", phase="estimation", estimator=name, difficulty=self.options.prior_difficulty, batch=True
         )
         session.trace.update(node, tokens=charged)
-        return Estimate(self.estimator.name, self.options.prior_difficulty, charged, {}, node)
+        return Estimate(name, self.options.prior_difficulty, charged, {}, node), name != self.estimator.name
 
     @classmethod
     async def allocate_batch(
         cls, reasoner: Reasoner, prompts: Sequence[str], budget: Budget, answer_format: str, options: dict[str, Any]
     ) -> list[tuple[Budget, dict[str, Any]]]:
-        """Estimate every prompt, split `budget.tokens` by marginal gain, and say what each solve runs with."""
+        """Estimate every prompt, split `budget.tokens` by marginal gain, and say what each solve runs with.
+
+        Refused before any token is spent when the total cannot pay each prompt the least
+        answer; the estimate is skipped when paying it would leave less than the cheapest
+        configuration per prompt.
+        """
         strategy = cls.from_options(options)
         assert isinstance(strategy, Auto)
-        policy, estimator = strategy.policy, strategy.estimator
-        cheapest = {name: policy.curves[name][0].budget for name in policy.curves}
-        least = estimator.cost_cap + max(min(cheapest.values()), reasoner.profile.min_answer_tokens)
-        if budget.tokens < least * len(prompts):
+        policy, profile, count = strategy.policy, reasoner.profile, len(prompts)
+        least = profile.min_answer_tokens
+        if budget.tokens < least * count:
             raise BudgetError(
-                f"a batch budget of {budget.tokens} tokens is below {least} tokens per prompt (estimation "
-                f"{estimator.cost_cap} + least configuration) times {len(prompts)} prompts; raise it to "
-                f"{least * len(prompts)}"
+                f"a batch budget of {budget.tokens} tokens cannot pay {count} prompts the least answer of "
+                f"{least} tokens each; raise it to at least {least * count}"
             )
+        per_prompt = budget.tokens // count
+        estimator = strategy.affordable_estimator(per_prompt, profile)
         await reasoner.backend.start()
         tokenizer = reasoner.backend.tokenizer()
-        sessions = [
-            Session(reasoner.backend, tokenizer, reasoner.profile, Budget(tokens=estimator.cost_cap), answer_format)
-            for _ in prompts
-        ]
+        estimate_budget = Budget(tokens=max(estimator.cost_cap, 1))
+        sessions = [Session(reasoner.backend, tokenizer, profile, estimate_budget, answer_format) for _ in prompts]
         estimates = await asyncio.gather(
             *(estimator.estimate(session, prompt) for session, prompt in zip(sessions, prompts, strict=True))
         )
         bins = [policy.bin_of(estimate.difficulty) for estimate in estimates]
         shares = allocate(bins, policy.curves, budget.tokens, [estimate.tokens for estimate in estimates])
-        plans = []
-        for estimate, session, share in zip(estimates, sessions, shares, strict=True):
-            plans.append(
-                (
-                    Budget(tokens=estimate.tokens + share, samples=budget.samples, deadline_s=budget.deadline_s),
-                    {
-                        "prior_difficulty": estimate.difficulty,
-                        "prior_estimator_tokens": estimate.tokens,
-                        "prior_estimator_requests": session.ledger.requests,
-                        "allocated_budget": share,
-                    },
-                )
+        return [
+            (
+                Budget(tokens=estimate.tokens + share, samples=budget.samples, deadline_s=budget.deadline_s),
+                {
+                    "prior_estimator": estimate.estimator,
+                    "prior_difficulty": estimate.difficulty,
+                    "prior_estimator_tokens": estimate.tokens,
+                    "prior_estimator_requests": session.ledger.requests,
+                    "allocated_budget": share,
+                },
             )
-        return plans
+            for estimate, session, share in zip(estimates, sessions, shares, strict=True)
+        ]
+
+
+def estimator_spec(options: AutoOptions, policy: Policy) -> EstimatorSpec:
+    """The estimator `auto` runs: the policy's (its scale), unless another is named, which is an error."""
+    learned = policy.estimator
+    name = options.estimator or (learned.name if learned is not None else "pilot")
+    if learned is not None and name != learned.name:
+        raise StrategyError(
+            f"the policy was learned on the {learned.name!r} estimator's scores, not {name!r}; pass "
+            f"estimator={learned.name!r} or recalibrate with `reasoner calibrate --estimator {name}`"
+        )
+    probe = load_probe(options.probe_file) if options.probe_file else (learned.probe if learned else None)
+    if name == "hidden" and probe is None:
+        raise StrategyError(
+            "the hidden estimator needs a trained probe; run `reasoner calibrate --estimator hidden` and pass "
+            "its policy_file (or a probe_file)"
+        )
+    if learned is None:
+        return EstimatorSpec(name, probe)
+    return EstimatorSpec(name, probe, learned.entropy_weight, learned.representation)
+
+
+async def run_degrading(
+    session: Session, prompt: str, chosen: Choice, parent: int | None
+) -> tuple[Choice, Outcome, bool]:
+    """Run `chosen`; when it refuses its budget before spending anything, run `direct` with it instead.
+
+    A configuration refuses a budget it cannot use with `BudgetError` or, for options that do
+    not fit the budget's share (e.g. pruning checkpoints past each sample), `StrategyError`.
+    """
+    ledger = session.ledger
+    before = (ledger.generated_tokens, ledger.requests)
+    try:
+        return chosen, await run_chosen(session, prompt, chosen, parent), False
+    except (BudgetError, StrategyError):
+        if (ledger.generated_tokens, ledger.requests) != before or chosen.strategy == "direct":
+            raise
+    fallback = Choice("direct", chosen.budget)
+    return fallback, await run_chosen(session, prompt, fallback, parent), True
 
 
 async def run_chosen(session: Session, prompt: str, chosen: Choice, parent: int | None) -> Outcome:
-    """Run `chosen` on the session's engine, ledger and trace, spending at most `chosen.budget`.
-
-    The strategy sees a session whose budget is `chosen.budget`; the tokens of the solve's
-    budget beyond it are held back in the shared ledger while it runs.
-    """
-    budget = Budget(tokens=chosen.budget, samples=session.budget.samples, deadline_s=session.budget.deadline_s)
-    check_budget_fits_profile(budget, session.profile)
+    """Run `chosen` in a sub-session of `chosen.budget` tokens; its segments hang under `parent`."""
+    check_budget_fits_profile(Budget(tokens=chosen.budget), session.profile)
     strategy = get_strategy(chosen.strategy).from_options(chosen.options)
-    inner = Session(session.backend, session.tokenizer, session.profile, budget, session.answer_format, session.ledger)
-    inner.trace = session.trace
     first_node = session.trace.graph.number_of_nodes()
-    with session.ledger.hold(session.remaining - chosen.budget):
+    with session.sub_session(chosen.budget) as inner:
         outcome = await strategy.run(inner, prompt)
     if parent is not None:
         graph = session.trace.graph
@@ -172,8 +233,3 @@ async def run_chosen(session: Session, prompt: str, chosen: Choice, parent: int 
             if graph.in_degree(node) == 0:
                 session.trace.link(parent, node, "spawn")
     return outcome
-
-
-def _estimator(options: AutoOptions) -> Estimator:
-    probe = load_probe(options.probe_file) if options.probe_file else None
-    return make_estimator(options.estimator, probe)

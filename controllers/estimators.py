@@ -1,11 +1,18 @@
 """Difficulty estimators: a number in [0, 1] per prompt, paid for from the solve's own budget.
 
 - `pilot`: a few short sampled attempts; difficulty mixes the disagreement of their answers
-  with their mean token entropy (over the top log-probabilities, normalised to [0, 1]).
+  with their mean token entropy (over the top log-probabilities, normalised to [0, 1]) by
+  `entropy_weight`. DiffAdapt finds entropy U-shaped in difficulty, so `reasoner calibrate`
+  checks the shape on the calibration problems and drops the entropy term (weight 0) when
+  entropy does not rise with difficulty there.
 - `self_eval`: one short greedy attempt scored by the self-evaluation scorer (P("No") to
   "would you do better if you started over?"); difficulty = 1 - score.
 - `probe`: the first few greedy tokens give cheap features (prompt length, their entropy and
   top probability); a trained `Probe` maps them to P(wrong).
+- `hidden` (`controllers.hidden_state`): zero generated tokens; a trained probe over a pooled
+  representation of the prompt from a vLLM pooling engine (DiffAdapt).
+- `none`: no estimate (difficulty 0.5, the middle bin); what `auto` degrades to when the
+  budget cannot pay an estimate and no zero-generation estimator is trained.
 
 Every request is a trace segment of kind `estimate` under one `estimate` root and is charged
 to the session's ledger under the phase `estimation` (the self-eval score token goes under
@@ -23,9 +30,19 @@ from controllers.probe import Probe
 from reasoner import Generation, Session, StrategyError
 from strategies.scoring import SelfEvalScorer
 
-ESTIMATOR_NAMES = ("pilot", "self_eval", "probe")
+ESTIMATOR_NAMES = ("pilot", "self_eval", "probe", "hidden", "none")
 TOP_LOGPROBS = 5
 DISAGREEMENT_WEIGHT = 0.6
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """An estimator by name with what calibration learned for it (a probe, the entropy weight)."""
+
+    name: str
+    probe: Probe | None = None
+    entropy_weight: float = 1 - DISAGREEMENT_WEIGHT
+    representation: str = "engine"
 
 
 @dataclass
@@ -37,6 +54,7 @@ class Estimate:
     tokens: int
     features: dict[str, float] = field(default_factory=dict)
     node: int | None = None
+    representation: str | None = None
 
 
 class Estimator:
@@ -64,8 +82,15 @@ class PilotEstimator(Estimator):
 
     name = "pilot"
 
-    def __init__(self, samples: int = 3, max_tokens: int = 24, temperature: float = 0.8):
+    def __init__(
+        self,
+        samples: int = 3,
+        max_tokens: int = 24,
+        temperature: float = 0.8,
+        entropy_weight: float = 1 - DISAGREEMENT_WEIGHT,
+    ):
         self.samples, self.max_tokens, self.temperature = samples, max_tokens, temperature
+        self.entropy_weight = entropy_weight
         self.cost_cap = samples * max_tokens
 
     async def _measure(self, session: Session, prompt: str, root: int) -> tuple[float, dict[str, float]]:
@@ -86,8 +111,8 @@ class PilotEstimator(Estimator):
             )
         )
         features = pilot_features(session, list(attempts))
-        weight = DISAGREEMENT_WEIGHT
-        return weight * features["disagreement"] + (1 - weight) * features["entropy"], features
+        weight = self.entropy_weight
+        return (1 - weight) * features["disagreement"] + weight * features["entropy"], features
 
 
 class SelfEvalEstimator(Estimator):
@@ -129,15 +154,30 @@ class ProbeEstimator(Estimator):
         return difficulty, features
 
 
-def make_estimator(name: str, probe: Probe | None = None) -> Estimator:
-    """The estimator called `name`; an unknown name is a `StrategyError` listing the known ones."""
-    if name == "pilot":
-        return PilotEstimator()
-    if name == "self_eval":
+class NoEstimator(Estimator):
+    """No estimate: difficulty 0.5 (the middle bin), nothing generated, no request."""
+
+    name = "none"
+
+    async def _measure(self, session: Session, prompt: str, root: int) -> tuple[float, dict[str, float]]:
+        return 0.5, {}
+
+
+def make_estimator(spec: EstimatorSpec) -> Estimator:
+    """The estimator `spec` names; an unknown name is a `StrategyError` listing the known ones."""
+    if spec.name == "pilot":
+        return PilotEstimator(entropy_weight=spec.entropy_weight)
+    if spec.name == "self_eval":
         return SelfEvalEstimator()
-    if name == "probe":
-        return ProbeEstimator(probe)
-    raise StrategyError(f"unknown estimator {name!r}; known: {', '.join(ESTIMATOR_NAMES)}")
+    if spec.name == "probe":
+        return ProbeEstimator(spec.probe)
+    if spec.name == "hidden":
+        from controllers.hidden_state import HiddenStateEstimator
+
+        return HiddenStateEstimator(spec.probe, spec.representation)
+    if spec.name == "none":
+        return NoEstimator()
+    raise StrategyError(f"unknown estimator {spec.name!r}; known: {', '.join(ESTIMATOR_NAMES)}")
 
 
 def pilot_features(session: Session, attempts: list[Generation]) -> dict[str, float]:

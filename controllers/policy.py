@@ -5,11 +5,16 @@ A policy holds two difficulty thresholds that cut [0, 1] into the bins `easy`, `
 of (budget, accuracy, strategy, options) points that batch allocation climbs.
 
 `learn_policy` fits one from eval records as in compute-optimal scaling (Snell et al., 2024):
-every problem gets a difficulty (the `difficulty` metric of its records when an estimator
-wrote one, else its oracle difficulty: 1 - its accuracy over every record of it); the
-thresholds are the tertiles of those difficulties; per bin the choice is the (strategy,
-budget) with the best accuracy per generated token among those whose accuracy reaches the
-minimum (default: 90% of the best accuracy in the bin).
+every problem gets a difficulty on the scale `auto` will bin on, the configured estimator's
+score (`reasoner calibrate` runs the estimator on every problem and passes `difficulties`;
+the oracle difficulty 1 - accuracy is used only when `oracle=True`, e.g. for analysis); the
+thresholds are the tertiles of those difficulties; per bin the choice is the most accurate
+(strategy, budget) measured, within noise (the cheapest configuration within one standard
+error of the best accuracy: bins hold few problems), or with `min_accuracy` the one with the
+fewest tokens that reaches it. At solve time a bin's choice that does not fit the budget
+left gives way to the most accurate curve point that does (`Policy.choose`). The policy
+stores the estimator it was learned with (`EstimatorSpec`: name, trained probe, entropy
+weight), so `auto` bins on the same scale.
 
 `default_policy` is used when the user gives none: easy -> `direct` with 256 tokens, normal ->
 `elastic` with 1024, hard -> `self_consistency` (n=4) with 4096, each clamped to the budget the
@@ -19,6 +24,7 @@ solve has left; its curves are priors in the same shape, not measurements.
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -27,11 +33,12 @@ from typing import Any
 
 import numpy as np
 
+from controllers.estimators import EstimatorSpec
+from controllers.probe import probe_from_json
 from reasoner.errors import StrategyError, SuiteError
 
 BINS = ("easy", "normal", "hard")
 DEFAULT_THRESHOLDS = (1 / 3, 2 / 3)
-DEFAULT_MIN_ACCURACY_SHARE = 0.9
 POLICY_VERSION = 1
 RECORD_FIELDS = ("problem_id", "strategy", "budget", "correct", "usage", "model")
 
@@ -49,6 +56,7 @@ class Choice:
     options: dict[str, Any] = field(default_factory=dict)
     accuracy: float | None = None
     mean_tokens: float | None = None
+    problems: int | None = None
 
 
 @dataclass
@@ -60,6 +68,7 @@ class Policy:
     curves: dict[str, list[Choice]]
     model: str | None = None
     source: str = "default"
+    estimator: EstimatorSpec | None = None
 
     def bin_of(self, difficulty: float) -> str:
         """The bin a difficulty in [0, 1] falls in."""
@@ -79,19 +88,31 @@ class Policy:
         return self.point_at(bin_name, available)
 
     def point_at(self, bin_name: str, budget: int) -> Choice:
-        """The most accurate curve point of the bin whose budget is at most `budget`."""
+        """The most accurate curve point of the bin whose budget is at most `budget`.
+
+        When no point fits, `direct` with all of `budget`: the cheapest configuration there is.
+        """
         curve = self.curves[bin_name]
         fitting = [point for point in curve if point.budget <= budget]
         if not fitting:
-            cheapest = curve[0]
-            return Choice(cheapest.strategy, budget, cheapest.options, cheapest.accuracy, cheapest.mean_tokens)
+            return Choice("direct", budget)
         return max(fitting, key=lambda point: (point.accuracy or 0.0, -point.budget))
 
     def to_json(self) -> dict[str, Any]:
+        estimator = None
+        if self.estimator is not None:
+            spec = self.estimator
+            estimator = {
+                "name": spec.name,
+                "probe": spec.probe.to_json() if spec.probe is not None else None,
+                "entropy_weight": spec.entropy_weight,
+                "representation": spec.representation,
+            }
         return {
             "version": POLICY_VERSION,
             "model": self.model,
             "source": self.source,
+            "estimator": estimator,
             "thresholds": list(self.thresholds),
             "bins": {name: asdict(choice) for name, choice in self.choices.items()},
             "curves": {name: [asdict(point) for point in curve] for name, curve in self.curves.items()},
@@ -156,7 +177,23 @@ def policy_from_json(data: Any, where: str = "policy") -> Policy:
         parsed = [_choice(point, f"{where}: curves.{name}[{index}]") for index, point in enumerate(points)]
         curve_points[name] = sorted(parsed, key=lambda point: point.budget)
     model = data.get("model")
-    return Policy((low, high), choices, curve_points, model if isinstance(model, str) else None, where)
+    estimator = _estimator_spec(data.get("estimator"), where)
+    return Policy((low, high), choices, curve_points, model if isinstance(model, str) else None, where, estimator)
+
+
+def _estimator_spec(data: Any, where: str) -> EstimatorSpec | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise PolicyError(f"{where}: field 'estimator' must be an object with a 'name'")
+    probe = probe_from_json(data["probe"], f"{where}: estimator.probe") if data.get("probe") is not None else None
+    weight = data.get("entropy_weight", EstimatorSpec.entropy_weight)
+    if not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+        raise PolicyError(f"{where}: field 'estimator.entropy_weight' must be a number in [0, 1], got {weight!r}")
+    representation = data.get("representation", "engine")
+    if not isinstance(representation, str):
+        raise PolicyError(f"{where}: field 'estimator.representation' must be a string, got {representation!r}")
+    return EstimatorSpec(data["name"], probe, float(weight), representation)
 
 
 def _field(data: dict[str, Any], name: str, kind: type, where: str, prefix: str = "") -> Any:
@@ -179,13 +216,14 @@ def _choice(data: Any, where: str) -> Choice:
     options = data.get("options", {})
     if not isinstance(options, dict):
         raise PolicyError(f"{where}.options must be an object, got {options!r}")
-    accuracy, mean_tokens = data.get("accuracy"), data.get("mean_tokens")
+    accuracy, mean_tokens, problems = data.get("accuracy"), data.get("mean_tokens"), data.get("problems")
     return Choice(
         strategy,
         budget,
         options,
         float(accuracy) if isinstance(accuracy, (int, float)) else None,
         float(mean_tokens) if isinstance(mean_tokens, (int, float)) else None,
+        problems if isinstance(problems, int) and not isinstance(problems, bool) else None,
     )
 
 
@@ -217,14 +255,16 @@ def learn_policy(
     force: bool = False,
     min_accuracy: float | None = None,
     difficulties: dict[str, float] | None = None,
+    estimator: EstimatorSpec | None = None,
+    oracle: bool = False,
 ) -> Policy:
     """Fit a policy to eval records (see the module docstring).
 
-    `difficulties` maps `suite|problem_id` to a difficulty from an estimator and overrides
-    what the records say.
+    `difficulties` maps `suite|problem_id` to the score `estimator` gave it; without them the
+    records' own `difficulty` metrics are used, and with `oracle=True` 1 - accuracy.
     """
     check_records(records, model, force=force)
-    problem_difficulty = difficulties or _record_difficulties(records)
+    problem_difficulty = difficulties if difficulties is not None else _record_difficulties(records, oracle)
     keyed = [(f"{record.get('suite', '')}|{record['problem_id']}", record) for record in records]
     missing = [key for key, _ in keyed if key not in problem_difficulty]
     if missing:
@@ -233,19 +273,19 @@ def learn_policy(
     low, high = (float(item) for item in np.quantile(values, [1 / 3, 2 / 3]))
     if high <= low:
         high = np.nextafter(low, 1.0)
-    policy = Policy((low, high), {}, {}, model or str(records[0]["model"]), "records")
+    policy = Policy((low, high), {}, {}, model or str(records[0]["model"]), "records", estimator)
     cells: dict[str, dict[str, list[dict[str, Any]]]] = {name: defaultdict(list) for name in BINS}
     for key, record in keyed:
         config = json.dumps([record["strategy"], record["budget"], record.get("options") or {}], sort_keys=True)
         cells[policy.bin_of(problem_difficulty[key])][config].append(record)
     for name in BINS:
         measured = [_measure(config, cell) for config, cell in cells[name].items()] or [_measure_all(keyed)]
-        policy.choices[name] = _best_per_token(measured, min_accuracy)
+        policy.choices[name] = _best_choice(measured, min_accuracy)
         policy.curves[name] = _curve(measured)
     return policy
 
 
-def _record_difficulties(records: Sequence[dict[str, Any]]) -> dict[str, float]:
+def _record_difficulties(records: Sequence[dict[str, Any]], oracle: bool) -> dict[str, float]:
     estimated: dict[str, list[float]] = defaultdict(list)
     outcomes: dict[str, list[float]] = defaultdict(list)
     for record in records:
@@ -254,16 +294,21 @@ def _record_difficulties(records: Sequence[dict[str, Any]]) -> dict[str, float]:
         value = (record.get("metrics") or {}).get("difficulty")
         if isinstance(value, (int, float)):
             estimated[key].append(float(value))
-    if estimated.keys() == outcomes.keys():
-        return {key: float(np.mean(values)) for key, values in estimated.items()}
-    return {key: 1.0 - float(np.mean(values)) for key, values in outcomes.items()}
+    if oracle:
+        return {key: 1.0 - float(np.mean(values)) for key, values in outcomes.items()}
+    if estimated.keys() != outcomes.keys():
+        raise SuiteError(
+            "the records carry no estimator difficulty for every problem; run `reasoner calibrate` "
+            "(it estimates each problem with the configured estimator) or pass oracle=True"
+        )
+    return {key: float(np.mean(values)) for key, values in estimated.items()}
 
 
 def _measure(config: str, cell: list[dict[str, Any]]) -> Choice:
     strategy, budget, options = json.loads(config)
     accuracy = float(np.mean([1.0 if record["correct"] else 0.0 for record in cell]))
     tokens = float(np.mean([record["usage"]["generated_tokens"] for record in cell]))
-    return Choice(strategy, int(budget), options, accuracy, tokens)
+    return Choice(strategy, int(budget), options, accuracy, tokens, len(cell))
 
 
 def _measure_all(keyed: list[tuple[str, dict[str, Any]]]) -> Choice:
@@ -275,22 +320,34 @@ def _measure_all(keyed: list[tuple[str, dict[str, Any]]]) -> Choice:
     return _measure(config, [record for record in cheapest if record["strategy"] == first["strategy"]])
 
 
-def _best_per_token(measured: list[Choice], min_accuracy: float | None) -> Choice:
-    best_accuracy = max(choice.accuracy or 0.0 for choice in measured)
-    floor = DEFAULT_MIN_ACCURACY_SHARE * best_accuracy if min_accuracy is None else min_accuracy
-    eligible = [choice for choice in measured if (choice.accuracy or 0.0) >= floor]
-    if not eligible:
-        return max(measured, key=lambda choice: (choice.accuracy or 0.0, -choice.budget))
-    return max(
-        eligible, key=lambda choice: ((choice.accuracy or 0.0) / max(choice.mean_tokens or 1.0, 1.0), -choice.budget)
-    )
+def _best_choice(measured: list[Choice], min_accuracy: float | None) -> Choice:
+    """The most accurate configuration within noise; with `min_accuracy`, the cheapest reaching it.
+
+    Within noise: the cheapest configuration whose accuracy is within one standard error of
+    the most accurate one's (the one-standard-error rule), so a difference a handful of
+    calibration problems cannot tell from chance never buys more tokens.
+    """
+    if min_accuracy is not None:
+        eligible = [choice for choice in measured if (choice.accuracy or 0.0) >= min_accuracy]
+        if eligible:
+            return min(eligible, key=lambda choice: (choice.mean_tokens or 0.0, -(choice.accuracy or 0.0)))
+    return _within_noise_of_best(measured)
+
+
+def _within_noise_of_best(measured: list[Choice]) -> Choice:
+    best = max(measured, key=lambda choice: (choice.accuracy or 0.0, -(choice.mean_tokens or 0.0)))
+    accuracy = best.accuracy or 0.0
+    error = math.sqrt(accuracy * (1 - accuracy) / best.problems) if best.problems else 0.0
+    eligible = [choice for choice in measured if (choice.accuracy or 0.0) >= accuracy - error]
+    return min(eligible, key=lambda choice: (choice.mean_tokens or 0.0, choice.budget, -(choice.accuracy or 0.0)))
 
 
 def _curve(measured: list[Choice]) -> list[Choice]:
-    """Per distinct budget, the most accurate configuration at or below it: a non-decreasing curve."""
-    points = []
+    """Per distinct budget, the configuration `_within_noise_of_best` picks at or below it; never falling."""
+    points: list[Choice] = []
     for budget in sorted({choice.budget for choice in measured}):
-        fitting = [choice for choice in measured if choice.budget <= budget]
-        best = max(fitting, key=lambda choice: (choice.accuracy or 0.0, -choice.budget))
-        points.append(Choice(best.strategy, budget, best.options, best.accuracy, best.mean_tokens))
+        pick = _within_noise_of_best([choice for choice in measured if choice.budget <= budget])
+        if points and (pick.accuracy or 0.0) < (points[-1].accuracy or 0.0):
+            pick = points[-1]
+        points.append(Choice(pick.strategy, budget, pick.options, pick.accuracy, pick.mean_tokens, pick.problems))
     return points

@@ -1,13 +1,26 @@
-"""The `reasoner calibrate` command: fit a difficulty policy for `auto` from eval records."""
+"""The `reasoner calibrate` command: fit `auto`'s policy on the configured estimator's scores.
+
+The records say which configurations solved which problems; the problems' prompts come back
+from their suite (procedural problems are regenerated from their ids, data suites are read
+from `--suite-path` or the packaged data). The estimator then runs on every prompt on the
+model's engine (`controllers.calibration`), and the policy is learned on its scores.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
+from collections.abc import Sequence
+from typing import Any
 
-from controllers.policy import learn_policy
+from controllers.calibration import Calibration, acalibrate, problem_key
+from controllers.policy import check_records
+from evals import procedural
 from evals.cli import endpoints_from
 from evals.records import read_records
+from evals.suites import load_suite
+from reasoner import Reasoner
 from reasoner.engines.remote import RemoteBackend
 from reasoner.engines.remote_discovery import describe_remote_model
 from reasoner.errors import InputError, SuiteError
@@ -15,7 +28,7 @@ from reasoner.models import EMBEDDED_ALIASES, EMBEDDED_MODEL
 
 
 def run_calibrate_command(args: argparse.Namespace) -> int:
-    """Read the records, learn the policy, write it, and say what each bin runs."""
+    """Read the records, estimate their problems, learn the policy, write it, and say what each bin runs."""
     if args.min_accuracy is not None and not 0.0 <= args.min_accuracy <= 1.0:
         raise InputError(f"--min-accuracy must be between 0 and 1, got {args.min_accuracy}")
     records = []
@@ -27,15 +40,86 @@ def run_calibrate_command(args: argparse.Namespace) -> int:
     endpoints = endpoints_from(args)
     if endpoints is not None and args.model is None:
         model, _ = describe_remote_model(RemoteBackend(endpoints))
-    policy = learn_policy(records, model=model, force=args.force, min_accuracy=args.min_accuracy)
+    check_records(records, model, force=args.force)
+    prompts = problem_prompts(records, args.suite_path)
+    result = asyncio.run(_calibrate(args, records, prompts, model))
     try:
-        policy.save(args.out)
+        result.policy.save(args.out)
     except OSError as exc:
         raise InputError(f"cannot write the policy to {args.out}: {exc.strerror or exc}") from None
+    sys.stdout.write("\n".join(summary_lines(result, args.out, len(records))) + "\n")
+    return 0
+
+
+async def _calibrate(
+    args: argparse.Namespace, records: list[dict[str, Any]], prompts: dict[str, str], model: str
+) -> Calibration:
+    async with Reasoner(args.model, endpoint=endpoints_from(args)) as reasoner:
+        return await acalibrate(
+            reasoner,
+            records,
+            prompts,
+            args.estimator,
+            representation=args.representation,
+            model=model,
+            force=args.force,
+            min_accuracy=args.min_accuracy,
+        )
+
+
+def problem_prompts(records: Sequence[dict[str, Any]], suite_path: str | None = None) -> dict[str, str]:
+    """The prompt of every problem in the records, keyed `suite|problem_id`."""
+    prompts: dict[str, str] = {}
+    data_suites: dict[str, dict[str, str]] = {}
+    for record in records:
+        key, suite, problem_id = problem_key(record), str(record.get("suite", "")), str(record["problem_id"])
+        if key in prompts:
+            continue
+        if suite in procedural.GENERATORS:
+            prompts[key] = procedural_prompt(suite, problem_id)
+            continue
+        if suite not in data_suites:
+            data_suites[suite] = {problem.id: problem.prompt for problem in load_suite(suite, path=suite_path)}
+        if problem_id not in data_suites[suite]:
+            raise SuiteError(f"problem {problem_id!r} is not in suite {suite!r}; pass the --suite-path it came from")
+        prompts[key] = data_suites[suite][problem_id]
+    return prompts
+
+
+def procedural_prompt(suite: str, problem_id: str) -> str:
+    """Regenerate a procedural problem from its id `<suite>-s<seed>-d<difficulty>-<index>`."""
+    parts = problem_id.removeprefix(f"{suite}-").split("-")
+    try:
+        seed, difficulty, index = int(parts[0].removeprefix("s")), int(parts[1].removeprefix("d")), int(parts[2])
+    except (IndexError, ValueError):
+        raise SuiteError(
+            f"problem id {problem_id!r} is not an id of suite {suite!r} (<suite>-s<seed>-d<level>-<index>)"
+        ) from None
+    if len(parts) != 3 or not 1 <= difficulty <= procedural.MAX_DIFFICULTY or index < 0:
+        raise SuiteError(
+            f"problem id {problem_id!r} is not an id of suite {suite!r} (<suite>-s<seed>-d<level>-<index>)"
+        )
+    return procedural.GENERATORS[suite](index, seed, difficulty).prompt
+
+
+def summary_lines(result: Calibration, out: str, record_count: int) -> list[str]:
+    """What was learned, in a few lines: thresholds, the estimator's checks, each bin's choice."""
+    policy = result.policy
     low, high = policy.thresholds
-    lines = [f"wrote {args.out} from {len(records)} records: thresholds {low:.3f}, {high:.3f}"]
+    estimator = policy.estimator.name if policy.estimator else "?"
+    lines = [
+        f"wrote {out} from {record_count} records of {result.problems} problems: estimator {estimator} "
+        f"({result.estimator_tokens} tokens), thresholds {low:.3f}, {high:.3f}"
+    ]
+    if result.entropy is not None:
+        cells = ", ".join(f"entropy {mean:.2f}: difficulty {level:.2f}" for mean, level in result.entropy.tertiles)
+        lines.append(
+            f"  entropy vs difficulty by tertile ({cells}): {result.entropy.shape}; "
+            f"entropy weight {result.entropy.entropy_weight:.1f}"
+        )
+    if result.probe_accuracy is not None:
+        lines.append(f"  probe accuracy on the calibration problems: {result.probe_accuracy:.1%}")
     for name, choice in policy.choices.items():
         accuracy = "n/a" if choice.accuracy is None else f"{choice.accuracy:.1%}"
         lines.append(f"  {name}: {choice.strategy} at {choice.budget} tokens (accuracy {accuracy})")
-    sys.stdout.write("\n".join(lines) + "\n")
-    return 0
+    return lines

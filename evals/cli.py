@@ -132,9 +132,22 @@ def _add_calibrate_parser(commands: Any) -> None:
         "--min-accuracy",
         type=float,
         default=None,
-        help="least accuracy a bin's choice must reach (default: 90%% of the best in the bin)",
+        help="pick each bin's cheapest configuration reaching this accuracy (default: the most accurate)",
     )
     calibrate.add_argument("--force", action="store_true", help="use records of another model than --model")
+    calibrate.add_argument(
+        "--estimator",
+        default="pilot",
+        choices=("pilot", "self_eval", "probe", "hidden"),
+        help="difficulty estimator auto will bin on; it runs on every problem (default: pilot)",
+    )
+    calibrate.add_argument(
+        "--representation",
+        default="engine",
+        choices=("engine", "input_embeddings"),
+        help="hidden: the pooling engine's hidden state, or the cheaper mean input embedding",
+    )
+    calibrate.add_argument("--suite-path", default=None, help="data file or folder of the records' suite")
     add_endpoint_argument(calibrate)
 
 

@@ -98,6 +98,19 @@ class Ledger:
         if aborted:
             self.aborted_tokens_saved += unused
 
+    def charge(self, tokens: int, phase: str, requests: int = 0) -> None:
+        """Count `tokens` generated outside this ledger's requests (e.g. a batch estimate) as spent.
+
+        Raises `BudgetExhausted` when they exceed what remains; nothing is counted then.
+        """
+        if tokens < 0 or requests < 0:
+            raise BudgetError(f"a charge must be non-negative, got {tokens} tokens and {requests} requests")
+        if tokens > self.remaining:
+            raise BudgetExhausted(f"a charge of {tokens} tokens exceeds the {self.remaining} left of the budget")
+        self.generated_tokens += tokens
+        self.generated_by_phase[phase] += tokens
+        self.requests += requests
+
     @contextmanager
     def hold(self, tokens: int) -> Iterator[None]:
         """Keep `tokens` out of reach of new requests while the block runs (a sub-budget)."""

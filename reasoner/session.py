@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from reasoner.budget import Budget
 from reasoner.engines.base import Backend, Chunk, EmbedsPrompt, FinishReason, SamplingSpec, Tokenizer, TokensPrompt
-from reasoner.errors import CapabilityError, PromptError
+from reasoner.errors import BudgetError, CapabilityError, PromptError
 from reasoner.ledger import Ledger, Reservation
 from reasoner.profiles import ModelProfile
 from reasoner.trace import Trace
@@ -142,6 +143,7 @@ class Session:
         budget: Budget,
         answer_format: str = "math",
         ledger: Ledger | None = None,
+        trace: Trace | None = None,
     ):
         self.backend = backend
         self.tokenizer = tokenizer
@@ -149,13 +151,28 @@ class Session:
         self.budget = budget
         self.answer_format = answer_format
         self.ledger = ledger or Ledger(budget)
-        self.trace = Trace()
+        self.trace = trace or Trace()
         self.solve_id = f"s{next(_solve_counter)}"
 
     @property
     def remaining(self) -> int:
         """Tokens still grantable to a new request."""
         return self.ledger.remaining
+
+    @contextmanager
+    def sub_session(self, tokens: int) -> Iterator[Session]:
+        """A session on the same engine, ledger and trace whose budget is `tokens` of what remains.
+
+        While the block runs the rest of this session's budget is held back in the shared
+        ledger, so the sub-session can never spend more than `tokens`; what it spends stays
+        counted here. `Budget.samples` and `deadline_s` carry over.
+        """
+        if not 1 <= tokens <= self.remaining:
+            raise BudgetError(f"a sub-session of {tokens} tokens does not fit the {self.remaining} left")
+        budget = Budget(tokens=tokens, samples=self.budget.samples, deadline_s=self.budget.deadline_s)
+        inner = Session(self.backend, self.tokenizer, self.profile, budget, self.answer_format, self.ledger, self.trace)
+        with self.ledger.hold(self.remaining - tokens):
+            yield inner
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text)

@@ -2,9 +2,15 @@
 
 Adaptive Inference-Time Compute (Manvi et al., 2024): the model predicts, even mid-generation,
 whether starting over would do better; P("No") is the score (`strategies.scoring`). Policies:
-`adaptive` samples one at a time until a score passes `threshold`; `prune` starts n samples,
-scores the partials at each checkpoint and aborts the lowest `prune_fraction` in the engine;
-`best_of` runs n samples to the end and keeps the best scored (the baseline).
+`adaptive` samples in small concurrent batches (`batch_size`) until a score passes
+`threshold`, annealed as in the paper (sample k at temperature * (1 - 0.5**k), so the first is
+greedy); `prune` starts n samples, scores the partials at each checkpoint and aborts the lowest
+`prune_fraction` in the engine; `best_of` runs n samples to the end and keeps the best scored.
+
+Choosing the answer: samples with an extractable answer go first. When the best-scored answer
+beats the best score of every other answer by at least `min_margin`, it wins; otherwise the
+scores do not separate the samples (a scorer without signal) and the majority answer wins
+(ties to the more confident samples), as self-consistency would choose.
 
 Metrics:
 - `policy`: the policy that ran.
@@ -14,6 +20,9 @@ Metrics:
 - `score_fallbacks`: scores that fell back to 0.5 because no Yes/No token was in the top 20.
 - `unscored`: samples the budget left no token to score (ranked last).
 - `best_score`: the chosen sample's final score.
+- `selection`: `score` (the scores separated the answers), `majority` (they did not: the
+  majority answer) or `agreement` (every answered sample gave the same answer).
+- `no_signal`: True when the scores did not separate the answers and the majority decided.
 - `threshold_reached` (adaptive): True when a sample scored at least `threshold`.
 - `pruned` (prune): samples aborted in the engine; `checkpoints_reached`: checkpoints where
   at least one sample was still running; `tokens_saved`: tokens the aborted samples were
@@ -58,6 +67,7 @@ from strategies.self_consistency import (
     sample_prompt,
     start_sample,
     start_samples,
+    vote,
 )
 
 Scored = tuple[Generation, float | None]
@@ -71,7 +81,14 @@ class SelfEvalOptions(SelfConsistencyOptions):
     )
     threshold: float = Field(default=0.75, ge=0.0, le=1.0, description="adaptive: stop once a score reaches it.")
     anneal: bool = Field(
-        default=False, description="adaptive: sample k uses temperature * (1 - 0.5**k), so the first is greedy."
+        default=True, description="adaptive: sample k uses temperature * (1 - 0.5**k), so the first is greedy."
+    )
+    batch_size: int = Field(default=2, ge=1, description="adaptive: samples started together before scores are read.")
+    min_margin: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="How far the best answer's score must beat every other answer's; else the majority wins.",
     )
     checkpoints: tuple[int, ...] = Field(
         default=(64, 128), description="prune: generated-token counts at which partial samples are scored."
@@ -124,7 +141,7 @@ class SelfEval(Strategy):
             scored = await run.prune()
         else:
             scored = await run.best_of()
-        best, best_score = max(scored, key=lambda item: (_rank(item[1]), mean_logprob(item[0])))
+        best, best_score, selection = choose(session, scored, options.min_margin)
         session.trace.update(best.node, chosen=True)
         requests, fallbacks = evaluation_counts(session)
         run.metrics |= {
@@ -135,12 +152,44 @@ class SelfEval(Strategy):
             "score_fallbacks": fallbacks,
             "unscored": sum(score is None for _, score in scored),
             "best_score": best_score,
+            "selection": selection,
+            "no_signal": selection == "majority",
         }
         return Outcome(text=best.text, answer=session.extract_answer(best.text), metrics=run.metrics)
 
 
 def _rank(score: float | None) -> float:
     return -math.inf if score is None else score
+
+
+def choose(session: Session, scored: list[Scored], min_margin: float) -> tuple[Generation, float | None, str]:
+    """The chosen sample, its score and how it was chosen (see the module docstring)."""
+    answers = [session.extract_answer(generation.text) for generation, _ in scored]
+    confidences = [mean_logprob(generation) for generation, _ in scored]
+    groups = vote(answers, confidences, session.answer_format)
+    if not groups:
+        best = max(range(len(scored)), key=lambda index: (_rank(scored[index][1]), confidences[index]))
+        return scored[best][0], scored[best][1], "score"
+
+    def best_member(members: list[int]) -> int:
+        return max(members, key=lambda index: (_rank(scored[index][1]), confidences[index], -index))
+
+    if len(groups) == 1:
+        chosen, selection = best_member(groups[0].members), "agreement"
+    else:
+        group_scores = sorted(
+            (
+                (max(_rank(scored[index][1]) for index in group.members), position)
+                for position, group in enumerate(groups)
+            ),
+            reverse=True,
+        )
+        (top_score, top_group), (runner_up, _) = group_scores[0], group_scores[1]
+        if math.isfinite(top_score) and top_score - runner_up >= min_margin:
+            chosen, selection = best_member(groups[top_group].members), "score"
+        else:
+            chosen, selection = best_member(groups[0].members), "majority"
+    return scored[chosen][0], scored[chosen][1], selection
 
 
 class _Run:
@@ -170,26 +219,32 @@ class _Run:
             return None
 
     async def adaptive(self) -> list[Scored]:
+        """Batches of `batch_size` concurrent samples until a score reaches the threshold or n are used."""
         scored: list[Scored] = []
-        reached = False
-        for index in range(self.plan.count):
-            temperature = self.options.temperature
-            if self.options.anneal:
-                temperature *= 1 - 0.5**index
-            try:
-                request = await self.start(index, temperature)
-            except BudgetExhausted:
-                if not scored:
-                    raise
-                break
-            generation = await results([request])
-            score = await self.score(generation[0])
-            scored.append((generation[0], score))
-            if score is not None and score >= self.options.threshold:
-                reached = True
-                break
+        reached = exhausted = False
+        index = 0
+        while index < self.plan.count and not reached and not exhausted:
+            batch: list[RunningRequest] = []
+            for _ in range(min(self.options.batch_size, self.plan.count - index)):
+                try:
+                    batch.append(await self.start(index, self.temperature(index)))
+                except BudgetExhausted:
+                    if not scored and not batch:
+                        raise
+                    exhausted = True
+                    break
+                index += 1
+            finished = await asyncio.gather(*(self.finish_and_score(request) for request in batch))
+            scored.extend(finished)
+            reached = any(score is not None and score >= self.options.threshold for _, score in finished)
         self.metrics["threshold_reached"] = reached
         return scored
+
+    def temperature(self, index: int) -> float:
+        """Sample `index`'s temperature: annealed from greedy when `anneal` is on."""
+        if self.options.anneal:
+            return self.options.temperature * (1 - 0.5**index)
+        return self.options.temperature
 
     async def best_of(self) -> list[Scored]:
         requests = await self.start_all()

@@ -46,6 +46,11 @@ def test_allocation_is_uniform_when_curves_are_flat() -> None:
     assert sum(shares) == 900
 
 
-def test_allocation_refuses_a_total_below_the_least_per_prompt() -> None:
-    with pytest.raises(BudgetError, match="raise it to at least 222"):
-        allocate(["easy", "hard"], STEEP_HARD, 200, [47, 47])
+def test_allocation_splits_evenly_when_the_cheapest_points_do_not_fit() -> None:
+    shares = allocate(["easy", "hard"], STEEP_HARD, 200, [47, 47])
+    assert shares == [53, 53]
+
+
+def test_allocation_refuses_fewer_tokens_than_prompts_after_estimation() -> None:
+    with pytest.raises(BudgetError, match="raise the batch budget"):
+        allocate(["easy", "hard"], STEEP_HARD, 95, [47, 47])

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from controllers.estimators import PilotEstimator, ProbeEstimator, SelfEvalEstimator, make_estimator
+from controllers.estimators import (
+    EstimatorSpec,
+    NoEstimator,
+    PilotEstimator,
+    ProbeEstimator,
+    SelfEvalEstimator,
+    make_estimator,
+)
 from controllers.probe import train_probe
 from reasoner import Budget, StrategyError
 from reasoner.profiles import get_profile
@@ -55,5 +62,17 @@ async def test_probe_estimator_reports_the_trained_probability() -> None:
 
 
 def test_unknown_estimator_lists_the_known_ones() -> None:
-    with pytest.raises(StrategyError, match="unknown estimator 'oracle'; known: pilot, self_eval, probe"):
-        make_estimator("oracle")
+    with pytest.raises(StrategyError, match="unknown estimator 'oracle'; known: pilot, self_eval, probe, hidden"):
+        make_estimator(EstimatorSpec("oracle"))
+
+
+async def test_pilot_without_entropy_weight_is_its_disagreement_alone() -> None:
+    session = await session_on(["Final answer: 1", "Final answer: 2", "Final answer: 1"])
+    estimate = await PilotEstimator(entropy_weight=0.0).estimate(session, "2+2?")
+    assert estimate.difficulty == pytest.approx(estimate.features["disagreement"])
+
+
+async def test_no_estimator_spends_nothing_and_lands_in_the_middle() -> None:
+    session = await session_on("Final answer: 4")
+    estimate = await NoEstimator().estimate(session, "2+2?")
+    assert (estimate.difficulty, estimate.tokens, session.ledger.requests) == (0.5, 0, 0)

@@ -7,18 +7,49 @@ from typing import Any
 import pytest
 from records_support import graded_records, record
 
-from controllers.policy import PolicyError, default_policy, learn_policy, load_policy
-from reasoner import SuiteError
+from controllers.estimators import EstimatorSpec
+from controllers.policy import Choice, PolicyError, default_policy, learn_policy, load_policy
+from controllers.probe import train_probe
+from reasoner import StrategyError, SuiteError
 
 
-def test_learned_policy_picks_the_cheapest_accurate_configuration_per_bin() -> None:
-    policy = learn_policy(graded_records())
+def test_learned_policy_picks_the_most_accurate_configuration_per_bin_ties_to_fewer_tokens() -> None:
+    policy = learn_policy(graded_records(), oracle=True)
     assert (policy.choices["easy"].strategy, policy.choices["easy"].budget) == ("direct", 64)
     assert (policy.choices["normal"].strategy, policy.choices["normal"].budget) == ("elastic", 256)
 
 
+def test_a_more_accurate_configuration_wins_even_at_more_tokens_per_point() -> None:
+    records = [
+        *[record(f"p{index}", "direct", 64, index < 5, 20) for index in range(10)],
+        *[record(f"p{index}", "self_consistency", 512, index < 7, 400) for index in range(10)],
+    ]
+    policy = learn_policy(records, difficulties={f"arith|p{index}": 0.5 for index in range(10)})
+    assert policy.choices["normal"].strategy == "self_consistency"
+
+
+def test_min_accuracy_picks_the_cheapest_configuration_that_reaches_it() -> None:
+    records = [
+        *[record(f"p{index}", "direct", 64, index < 5, 20) for index in range(10)],
+        *[record(f"p{index}", "self_consistency", 512, index < 7, 400) for index in range(10)],
+    ]
+    policy = learn_policy(records, difficulties={f"arith|p{index}": 0.5 for index in range(10)}, min_accuracy=0.5)
+    assert policy.choices["normal"].strategy == "direct"
+
+
+def test_calibration_without_estimator_scores_or_oracle_is_refused() -> None:
+    with pytest.raises(SuiteError, match="reasoner calibrate"):
+        learn_policy(graded_records())
+
+
+def test_a_choice_that_does_not_fit_gives_way_to_the_most_accurate_point_that_does() -> None:
+    policy = default_policy()
+    assert policy.choose("hard", 1500) == policy.curves["hard"][1]
+    assert policy.choose("hard", 100) == Choice("direct", 100)
+
+
 def test_learned_curves_never_fall_as_the_budget_grows() -> None:
-    policy = learn_policy(graded_records())
+    policy = learn_policy(graded_records(), oracle=True)
     for curve in policy.curves.values():
         accuracies = [point.accuracy or 0.0 for point in curve]
         assert accuracies == sorted(accuracies)
@@ -36,10 +67,12 @@ def test_estimated_difficulty_in_records_decides_the_bins() -> None:
 
 
 def test_policy_round_trips_through_its_file(tmp_path: Path) -> None:
-    policy = learn_policy(graded_records())
+    probe = train_probe([{"x": 0.0}, {"x": 1.0}], [False, True])
+    policy = learn_policy(graded_records(), oracle=True, estimator=EstimatorSpec("probe", probe, 0.0))
     path = tmp_path / "policy.json"
     policy.save(path)
     loaded = load_policy(path)
+    assert loaded.estimator == policy.estimator
     assert loaded.choices == policy.choices
     assert loaded.curves == policy.curves
     assert loaded.thresholds == pytest.approx(policy.thresholds)
@@ -97,5 +130,32 @@ def test_calibration_refuses_records_lacking_a_field() -> None:
 def test_calibration_refuses_records_of_another_model_unless_forced() -> None:
     records = [*graded_records(), dict(record("p9", "direct", 64, True, 9), model="other-model")]
     with pytest.raises(SuiteError, match="--force"):
-        learn_policy(records, model="smollm2-135m-instruct")
-    assert learn_policy(records, model="smollm2-135m-instruct", force=True).choices
+        learn_policy(records, model="smollm2-135m-instruct", oracle=True)
+    assert learn_policy(records, model="smollm2-135m-instruct", force=True, oracle=True).choices
+
+
+@pytest.mark.parametrize(
+    ("estimator", "message"),
+    [
+        ("pilot", "field 'estimator' must be an object"),
+        ({"name": "pilot", "entropy_weight": 3}, "entropy_weight' must be a number in \\[0, 1\\]"),
+        ({"name": "probe", "probe": {"weights": []}}, "field 'feature_names' is missing"),
+    ],
+)
+def test_malformed_estimator_in_a_policy_file_names_the_field(tmp_path: Path, estimator: Any, message: str) -> None:
+    data: dict[str, Any] = default_policy().to_json()
+    data["estimator"] = estimator
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(StrategyError, match=message):
+        load_policy(path)
+
+
+def test_an_accuracy_edge_within_one_standard_error_does_not_buy_more_tokens() -> None:
+    records = [
+        *[record(f"p{index}", "direct", 64, index < 6, 20) for index in range(10)],
+        *[record(f"p{index}", "self_consistency", 512, index < 7, 400) for index in range(10)],
+    ]
+    policy = learn_policy(records, difficulties={f"arith|p{index}": 0.5 for index in range(10)})
+    assert policy.choices["normal"].strategy == "direct"
+    assert [point.strategy for point in policy.curves["normal"]] == ["direct", "direct"]

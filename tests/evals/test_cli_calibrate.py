@@ -8,6 +8,8 @@ import pytest
 from cli_support import run_cli
 
 from controllers.policy import load_policy
+from evals.calibrate_command import problem_prompts
+from evals.suites import load_suite
 
 
 def graded_records() -> list[dict[str, Any]]:
@@ -34,15 +36,6 @@ def write_records(path: Path, records: list[dict[str, Any]]) -> Path:
     return path
 
 
-def test_calibrate_writes_a_policy_auto_can_load(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    records = write_records(tmp_path / "records.jsonl", graded_records())
-    out = tmp_path / "policy.json"
-    code, stdout, _ = run_cli(capsys, "calibrate", str(records), "--out", str(out))
-    assert code == 0
-    assert "easy: direct at 64 tokens" in stdout
-    assert load_policy(out).choices["easy"].strategy == "direct"
-
-
 @pytest.mark.parametrize(
     ("records", "extra", "message"),
     [
@@ -50,6 +43,7 @@ def test_calibrate_writes_a_policy_auto_can_load(capsys: pytest.CaptureFixture[s
         ([{"key": "k", "problem_id": "p"}], [], "lacks the field 'strategy'"),
         (graded_records(), ["--model", "Qwen/Qwen3-1.7B"], "not Qwen/Qwen3-1.7B"),
         (graded_records(), ["--min-accuracy", "2"], "--min-accuracy must be between 0 and 1"),
+        (graded_records(), [], "problem id 'p0' is not an id of suite 'arith'"),
     ],
 )
 def test_calibrate_refuses_unusable_input_in_one_line(
@@ -62,17 +56,49 @@ def test_calibrate_refuses_unusable_input_in_one_line(
     assert len(stderr.strip().splitlines()) == 1
 
 
-def test_calibrate_accepts_another_models_records_when_forced(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    path = write_records(tmp_path / "records.jsonl", graded_records())
-    out = tmp_path / "p.json"
-    code, _, _ = run_cli(capsys, "calibrate", str(path), "--out", str(out), "--model", "other", "--force")
-    assert code == 0
-    assert out.exists()
-
-
 def test_calibrate_on_a_missing_records_file_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, stderr = run_cli(capsys, "calibrate", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "p.json"))
     assert code == 2
     assert "no records file" in stderr
+
+
+def test_procedural_prompts_come_back_from_their_ids() -> None:
+    problems = list(load_suite("arith", limit=6, seed=3))
+    records = [{"suite": "arith", "problem_id": problem.id} for problem in problems]
+    prompts = problem_prompts(records)
+    assert prompts == {f"arith|{problem.id}": problem.prompt for problem in problems}
+
+
+def arith_records(count: int) -> list[dict[str, Any]]:
+    """Records of real arith problems: the first half solved by direct at 64 tokens, all by elastic at 256."""
+    problems = list(load_suite("arith", limit=count, seed=0, difficulty=1))
+    return [
+        {
+            "key": f"arith|{problem.id}|{strategy}|{budget}|{{}}",
+            "suite": "arith",
+            "problem_id": problem.id,
+            "strategy": strategy,
+            "budget": budget,
+            "options": {},
+            "model": "smollm2-135m-instruct",
+            "correct": strategy == "elastic" or index < count // 2,
+            "usage": {"generated_tokens": budget // 4},
+        }
+        for index, problem in enumerate(problems)
+        for strategy, budget in (("direct", 64), ("elastic", 256))
+    ]
+
+
+@pytest.mark.engine
+def test_calibrate_runs_the_estimator_on_every_problem_and_auto_loads_its_policy(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    records = write_records(tmp_path / "records.jsonl", arith_records(6))
+    out = tmp_path / "policy.json"
+    code, stdout, stderr = run_cli(capsys, "calibrate", str(records), "--out", str(out), "--estimator", "probe")
+    assert code == 0, stderr
+    assert "estimator probe" in stdout
+    assert "probe accuracy on the calibration problems" in stdout
+    policy = load_policy(out)
+    assert policy.estimator is not None and policy.estimator.name == "probe"
+    assert policy.estimator.probe is not None

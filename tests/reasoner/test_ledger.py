@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reasoner import Budget, BudgetExhausted
+from reasoner import Budget, BudgetError, BudgetExhausted
 from reasoner.ledger import Ledger
 from reasoner.profiles import get_profile
 from reasoner.session import Session
@@ -113,3 +113,42 @@ def test_held_tokens_are_out_of_reach_until_released() -> None:
         with pytest.raises(BudgetExhausted):
             ledger.reserve("b", 1, "answer")
     assert ledger.remaining == 70
+
+
+def test_a_charge_counts_tokens_spent_elsewhere_under_its_phase() -> None:
+    ledger = Ledger(Budget(tokens=100))
+    ledger.charge(30, "estimation", requests=3)
+    assert (ledger.generated_tokens, ledger.requests, ledger.remaining) == (30, 3, 70)
+    assert ledger.generated_by_phase["estimation"] == 30
+
+
+def test_a_charge_beyond_what_remains_is_refused_and_counts_nothing() -> None:
+    ledger = Ledger(Budget(tokens=100))
+    with pytest.raises(BudgetExhausted, match="exceeds the 100 left"):
+        ledger.charge(101, "estimation")
+    assert (ledger.generated_tokens, ledger.requests) == (0, 0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(outer=st.integers(min_value=2, max_value=200), share=st.integers(min_value=1, max_value=200))
+def test_a_sub_session_spends_at_most_its_tokens_and_counts_them_in_the_parent(outer: int, share: int) -> None:
+    async def scenario() -> None:
+        backend = ScriptedBackend(" ".join(["word"] * 300))
+        await backend.start()
+        session = make_session(backend, outer)
+        tokens = min(share, outer)
+        with session.sub_session(tokens) as inner:
+            assert inner.remaining == tokens
+            assert inner.trace is session.trace and inner.ledger is session.ledger
+            generation = await inner.generate("hi", max_tokens=1000, phase="answer", kind="answer")
+        assert len(generation.token_ids) == tokens
+        assert session.ledger.generated_tokens == tokens
+        assert session.remaining == outer - tokens
+
+    asyncio.run(scenario())
+
+
+def test_a_sub_session_larger_than_what_remains_is_refused() -> None:
+    session = make_session(ScriptedBackend("x"), 10)
+    with pytest.raises(BudgetError, match="does not fit the 10 left"), session.sub_session(11):
+        pass

@@ -123,3 +123,26 @@ def test_low_mode_thinks_less_than_high_mode_on_the_engine(engine_reasoner: Reas
     assert all(tokens <= 48 for tokens in low_thinking)
     assert sum(low_thinking) < sum(high_thinking)
     assert all(solution.usage.generated_tokens <= budget.tokens for solution in high + low)
+
+
+def test_medium_is_half_of_each_prompts_own_estimated_high_length() -> None:
+    def thinks_by_question(prompt: str) -> str:
+        if prompt.endswith(ANSWER_MARK):
+            return " 7"
+        words = 40 if "long question" in prompt else 8
+        return " ".join(["hmm"] * (words - 1)) + " </think>"
+
+    short, long_question = "2+2?", "This long question " + "has many words " * 12 + "and asks 2+2?"
+    calibrating = Reasoner(backend=ScriptedBackend(thinks_by_question), profile="smollm2")
+    calibration = calibrate_mode(calibrating, [short, long_question], thinking_budget=64, answer_budget=8)
+    calibrating.close()
+    assert calibration.length_slope is not None and calibration.length_slope > 0
+    reasoner = Reasoner(backend=thinker(), profile="smollm2")
+    budgets = {}
+    for question in (short, long_question):
+        solution = asyncio.run(reasoner.asolve(question, 200, "mode", mode="medium"))
+        assert solution.metrics["high_length_source"] == "per_prompt"
+        budgets[question] = solution.metrics["thinking_budget"]
+        assert budgets[question] == round(int(solution.metrics["expected_high_tokens"] or 0) * 0.5)
+    assert budgets[short] == 4
+    assert budgets[long_question] == 20

@@ -204,3 +204,56 @@ def test_early_pruning_aborts_engine_requests_and_saves_tokens(engine_reasoner: 
     assert int(solution.metrics["pruned"] or 0) >= 1
     assert solution.usage.aborted_tokens_saved > 0
     assert solution.usage.generated_tokens <= 400
+
+
+def test_defaults_anneal_from_a_greedy_first_sample() -> None:
+    reasoner = reasoner_with(samples_and_scores([1, 2, 3, 4], [0.1, 0.1, 0.1, 0.1]))
+    reasoner.solve("q", budget=400, strategy="self_eval", n=4, temperature=0.8, threshold=1.0)
+    temperatures = [record.sampling.temperature for record in sample_requests(reasoner)]
+    assert temperatures == pytest.approx([0.0, 0.4, 0.6, 0.7])
+
+
+def test_adaptive_runs_its_samples_in_concurrent_batches() -> None:
+    reasoner = reasoner_with(samples_and_scores([1, 2, 3, 4], [0.1, 0.2, 0.1, 0.2]))
+    reasoner.solve("q", budget=400, strategy="self_eval", n=4, batch_size=2, threshold=1.0)
+    backend = reasoner.backend
+    assert isinstance(backend, ScriptedBackend)
+    kinds = ["eval" if SELF_EVAL_QUESTION in record.prompt_text else "sample" for record in backend.requests]
+    assert kinds == ["sample", "sample", "eval", "eval", "sample", "sample", "eval", "eval"]
+
+
+def test_scores_that_do_not_separate_the_answers_fall_back_to_the_majority() -> None:
+    reasoner = reasoner_with(samples_and_scores([7, 3, 3, 9], [0.52, 0.5, 0.49, 0.51]))
+    solution = reasoner.solve("q", budget=400, strategy="self_eval", policy="best_of", n=4, min_margin=0.1)
+    assert solution.answer == "3"
+    assert solution.metrics["selection"] == "majority"
+    assert solution.metrics["no_signal"] is True
+
+
+def test_scores_that_separate_the_answers_decide_against_the_majority() -> None:
+    reasoner = reasoner_with(samples_and_scores([7, 3, 3, 9], [0.9, 0.5, 0.49, 0.51]))
+    solution = reasoner.solve("q", budget=400, strategy="self_eval", policy="best_of", n=4, min_margin=0.1)
+    assert solution.answer == "7"
+    assert (solution.metrics["selection"], solution.metrics["no_signal"]) == ("score", False)
+
+
+def test_a_sample_without_an_answer_is_never_chosen_over_one_with_an_answer() -> None:
+    def respond(prompt: str) -> str | list[ScriptedToken]:
+        if SELF_EVAL_QUESTION in prompt:
+            p = 0.99 if "unfinished" in prompt else 0.2
+            return [ScriptedToken(" No", {" No": math.log(p), " Yes": math.log(1 - p)})]
+        return "unfinished thought" if "unfinished" not in prompt and next(counter) == 0 else "Final answer: 6"
+
+    counter = itertools.count()
+    solution = reasoner_with(respond).solve("q", budget=400, strategy="self_eval", policy="best_of", n=2)
+    assert solution.answer == "6"
+    assert solution.metrics["selection"] == "agreement"
+
+
+@pytest.mark.engine
+def test_adaptive_defaults_run_on_the_engine_within_the_budget(engine_reasoner: Reasoner) -> None:
+    solution = engine_reasoner.solve("What is 3 + 4?", 8 * 49, "self_eval", n=8, sample_tokens=48)
+    assert solution.usage.generated_tokens <= 8 * 49
+    assert solution.metrics["selection"] in ("score", "majority", "agreement")
+    assert solution.metrics["no_signal"] == (solution.metrics["selection"] == "majority")
+    assert solution.metrics["samples_used"] in (2, 4, 6, 8)
