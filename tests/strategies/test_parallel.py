@@ -281,3 +281,18 @@ def test_spawned_children_decode_concurrently_on_the_engine(engine_reasoner: Rea
     assert max(child["started_at"] for child in children) < min(child["finished_at"] for child in children)
     assert solution.usage.cached_prompt_tokens > 0
     assert edges(solution, "spawn") and edges(solution, "join")
+
+
+@pytest.mark.engine
+def test_isolated_children_on_the_engine_hold_only_their_task(engine_reasoner: Reasoner) -> None:
+    question = "List two facts about the number 12, then say which is larger: 12 or 21."
+    runs = {
+        context: engine_reasoner.solve(
+            question, budget=300, strategy="parallel", spawn="always", max_fanout=2, child_tokens=32, context=context
+        )
+        for context in ("isolated", "shared")
+    }
+    contexts = {name: int(run.metrics["child_context_tokens_max"] or 0) for name, run in runs.items()}
+    assert all(int(run.metrics["children"] or 0) >= 1 for run in runs.values())
+    assert 0 < contexts["isolated"] < contexts["shared"]
+    assert int(runs["isolated"].metrics["parent_context_tokens"] or 0) > 0

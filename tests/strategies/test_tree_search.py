@@ -327,3 +327,16 @@ async def test_width_four_depth_three_search_on_the_engine_accounts_for_every_to
     assert sum(attrs["tokens"] for _, attrs in graph.nodes(data=True)) == solution.usage.generated_tokens
     assert solution.usage.generated_tokens <= 1200
     assert number(solution, "kv_peak_distinct_tokens") <= number(solution, "kv_peak_unshared_tokens")
+
+
+@pytest.mark.engine
+async def test_ets_on_the_engine_clusters_steps_with_the_sentence_model(engine_reasoner: Reasoner) -> None:
+    solution = await engine_reasoner.asolve(
+        "What is 7 + 5?", 600, "tree_search", selection="ets", width=4, max_depth=2, step_tokens=24
+    )
+    graph = solution.trace
+    first_round = [attrs for _, attrs in graph.nodes(data=True) if attrs["kind"] == "step" and attrs["depth"] == 1]
+    assert solution.metrics["step_embedder"] == "minilm"
+    assert len(first_round) == 4
+    assert all(isinstance(attrs["cluster"], int) for attrs in first_round)
+    assert 1 <= number(solution, "clusters_per_round") <= 4
