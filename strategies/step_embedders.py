@@ -53,7 +53,6 @@ class StepEmbedder(Protocol):
     """Turns steps (their token ids and their text) into one vector each, `[steps, dim]`."""
 
     name: str
-    default_threshold: float
 
     async def embed(self, session: Session, token_ids: Sequence[Sequence[int]], texts: Sequence[str]) -> np.ndarray:
         """One row per step, in order."""
@@ -68,7 +67,6 @@ class InputEmbeddingEmbedder:
     """
 
     name = "input"
-    default_threshold = 0.05
 
     async def embed(self, session: Session, token_ids: Sequence[Sequence[int]], texts: Sequence[str]) -> np.ndarray:
         try:
@@ -95,8 +93,6 @@ class PoolingEmbedder:
     fresh one. The engine serves the event loop that first used it; calls from another running
     loop are handed to it, and when that loop has stopped the engine is restarted on the new one.
     """
-
-    default_threshold = 0.2
 
     def __init__(self, model: str | None = None, engine_args: dict[str, Any] | None = None, name: str = "minilm"):
         self.model = model or minilm_path()
@@ -183,8 +179,6 @@ class PoolingEmbedder:
 
 class EndpointEmbedder:
     """An OpenAI-compatible embeddings endpoint (`POST {url}/v1/embeddings`)."""
-
-    default_threshold = 0.2
 
     def __init__(self, url: str, model: str | None = None, timeout_s: float = 30.0):
         if not url.startswith(("http://", "https://")):

@@ -88,12 +88,11 @@ class TreeSearchOptions(StrategyOptions):
     reward_weight: float = Field(default=1.0, ge=0.0, description="ETS: weight of the kept leaves' rewards.")
     coverage_weight: float = Field(default=1.0, ge=0.0, description="ETS: weight of the share of clusters kept.")
     kv_weight: float = Field(default=1.0, ge=0.0, description="ETS: weight of the kept nodes' share of tokens.")
-    cluster_threshold: float | None = Field(
-        default=None,
+    cluster_threshold: float = Field(
+        default=0.05,
         gt=0.0,
         le=2.0,
-        description="ETS: cosine distance under which two steps share a cluster; default: the embedder's own "
-        "(0.2 for a sentence model, 0.05 for mean-pooled input embeddings).",
+        description="ETS: cosine distance under which two steps share a cluster (the reference implementation's 0.05).",
     )
     step_embedder: Any = Field(
         default="auto",
@@ -256,9 +255,8 @@ class _Search:
 
     async def _cluster(self, children: list[_Step]) -> None:
         assert self.embedder is not None
-        threshold = self.options.cluster_threshold or float(getattr(self.embedder, "default_threshold", 0.2))
         steps, texts = [child.token_ids for child in children], [child.text for child in children]
-        labels = await cluster_steps(self.session, steps, texts, threshold, self.embedder)
+        labels = await cluster_steps(self.session, steps, texts, self.options.cluster_threshold, self.embedder)
         self.cluster_counts.append(len(set(labels)))
         for child, label in zip(children, labels, strict=True):
             child.cluster = label

@@ -53,7 +53,6 @@ class TextEmbedder:
     """Embeds a step by a keyword in its text, whatever its tokens."""
 
     name = "keywords"
-    default_threshold = 0.2
 
     async def embed(self, session: Session, token_ids: object, texts: list[str]) -> np.ndarray:
         return np.array([[1.0, 0.0] if "add" in text else [0.0, 1.0] for text in texts])

@@ -209,7 +209,6 @@ class KeywordEmbedder:
     """Embeds a step by whether it adds or subtracts; records how often it was asked."""
 
     name = "keywords"
-    default_threshold = 0.2
     calls = 0
 
     async def embed(self, session: Session, token_ids: object, texts: list[str]) -> np.ndarray:
