@@ -9,6 +9,8 @@ solves at all; on a real reasoning model pass `--suite gsm8k` or `math`):
 4. SwiReasoning: `latent_switch` swireasoning vs explicit thinking at the same token budget.
 5. Compute-optimal scaling: `auto` vs best-of-N (majority vote), the tokens best-of-N needs
    to match auto's accuracy.
+6. Adaptive Parallel Reasoning: the parent's context with isolated children (APR) and with
+   children that share the parent's context.
 
 The papers' figures come from trained or much larger models (E1-Math-1.5B, Llama-3.1-8B
 finetuned for self-evaluation, Llemma-34B with a PRM, Qwen3-8B, PaLM-2-S*): this script is
@@ -182,6 +184,26 @@ async def auto_vs_best_of_n(reasoner: Reasoner, problems: list[Problem], sample_
     )
 
 
+async def parallel_isolation(reasoner: Reasoner, problems: list[Problem], budget: int) -> Row:
+    contexts, accuracies = {}, {}
+    for context in ("isolated", "shared"):
+        solutions, _ = await solve_all(
+            reasoner, problems, budget, "parallel", spawn="always", max_fanout=2, child_tokens=48, context=context
+        )
+        contexts[context] = statistics.mean(
+            int(solution.metrics["parent_context_tokens"] or 0) for solution in solutions
+        )
+        accuracies[context] = tally(problems, solutions).accuracy
+    return Row(
+        "Adaptive Parallel Reasoning",
+        "parent context with vs without isolated children",
+        "83.4% vs 60.0% at a 4k context (Countdown): children keep the parent's context small",
+        f"parent context {contexts['isolated']:.0f} vs {contexts['shared']:.0f} tokens "
+        f"({ratio(contexts['shared'], contexts['isolated'])} smaller); "
+        f"accuracy {accuracies['isolated']:.0%} vs {accuracies['shared']:.0%}",
+    )
+
+
 async def measure(reasoner: Reasoner, args: argparse.Namespace) -> list[Row]:
     await reasoner.astart()
     difficulty = 1 if args.suite == "arith" else None
@@ -191,6 +213,7 @@ async def measure(reasoner: Reasoner, args: argparse.Namespace) -> list[Row]:
     rows.append(await ets_vs_rebase(reasoner, problems, args.width, args.tree_budget))
     rows.append(await swireasoning_vs_explicit(reasoner, problems, args.latent_budget))
     rows.append(await auto_vs_best_of_n(reasoner, problems, args.sample_tokens))
+    rows.append(await parallel_isolation(reasoner, problems, args.parallel_budget))
     return rows
 
 
@@ -207,6 +230,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=4)
     parser.add_argument("--tree-budget", type=int, default=1024)
     parser.add_argument("--latent-budget", type=int, default=96)
+    parser.add_argument("--parallel-budget", type=int, default=300)
     args = parser.parse_args()
     connection: dict[str, Any] = {"endpoint": args.endpoint} if args.endpoint else {}
     reasoner = Reasoner(args.model, **connection)
