@@ -15,9 +15,11 @@ At a SwiReasoning switch the fed embedding is mixed with the thinking delimiters
 as the reference implementation does: the first explicit token after a latent block with the
 close-thinking embedding (`close_mix`), the first soft token after an explicit block with the
 open-thinking one (`open_mix`), both weights decaying linearly to 0 over the thinking budget.
-A delimiter that is several tokens (the embedded model's prompted `</think>`) is their mean.
+The mix needs a delimiter that is one token of the vocabulary (a model trained to think, such
+as Qwen3 or DeepSeek-R1-Distill); a prompted delimiter that is several tokens (the embedded
+model's `</think>`) has no embedding of its own, so nothing is mixed in (`delimiter_mix` false).
 Metrics: `switches` (all), `latent_to_explicit` (the switches SwiReasoning's cap counts),
-`latent_steps`, `explicit_tokens`, `discarded_tokens` (thinking tokens the engine made past a
+`delimiter_mix`, `latent_steps`, `explicit_tokens`, `discarded_tokens` (thinking tokens the engine made past a
 switch), `blocks`, `thinking_end` (think_close, eos, switch_cap or budget),
 `thinking_tokens`, `answer_tokens`.
 """
@@ -158,10 +160,17 @@ class LatentThinking:
         self.open_embedding = self._delimiter_embedding(session.profile.think_open)
         self._open_block(self.rule.mode)
 
-    def _delimiter_embedding(self, delimiter: str) -> np.ndarray:
-        """The input embedding of a thinking delimiter: the mean of its tokens' rows."""
+    @property
+    def delimiter_mix(self) -> bool:
+        """Whether switches mix a delimiter embedding in (see the module docstring)."""
+        return (self.close_mix > 0 and self.close_embedding is not None) or (
+            self.open_mix > 0 and self.open_embedding is not None
+        )
+
+    def _delimiter_embedding(self, delimiter: str) -> np.ndarray | None:
+        """The input embedding of a thinking delimiter that is one token; None for a longer one."""
         ids = self.session.encode(delimiter)
-        return np.asarray(self.embeddings[ids].astype(np.float64).mean(axis=0))
+        return np.asarray(self.embeddings[ids[0]], dtype=np.float64) if len(ids) == 1 else None
 
     @property
     def block(self) -> Block:
@@ -252,15 +261,9 @@ class LatentThinking:
             row = self.embeddings[token]
             self.block.token_ids.append(token)
             self.explicit_tokens += 1
-        if self.rule.switched:
-            mix, delimiter = (
-                (self.open_mix, self.open_embedding)
-                if mode == "latent"
-                else (
-                    self.close_mix,
-                    self.close_embedding,
-                )
-            )
+        delimiter = self.open_embedding if mode == "latent" else self.close_embedding
+        if self.rule.switched and delimiter is not None:
+            mix = self.open_mix if mode == "latent" else self.close_mix
             row = mix_in(row, delimiter, mix * max(0.0, 1.0 - self.steps / self.thinking_budget))
         self.prefix.append(row)
         self.block.entropies.append(round(distribution.entropy, 4))
@@ -329,6 +332,7 @@ class LatentSwitch(Strategy):
                 "rule": self.options.rule,
                 "switches": thinking.rule.switches,
                 "latent_to_explicit": thinking.rule.commits,
+                "delimiter_mix": thinking.delimiter_mix,
                 "latent_steps": thinking.latent_steps,
                 "explicit_tokens": thinking.explicit_tokens,
                 "discarded_tokens": thinking_tokens - thinking.steps,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
@@ -145,15 +146,32 @@ async def test_thinkrouter_switches_every_step_it_must_and_thinks_to_the_budget(
 async def test_the_close_thinking_embedding_is_mixed_into_the_first_explicit_token() -> None:
     backend = ScriptedBackend(ByRequest([[unsure()], [sure()], [sure()]]))
     budget = Budget(tokens=28, answer=8)
-    await solve(backend, budget, rule="swireasoning", max_switches=1, close_mix=0.5)
+    solution = await solve(backend, budget, rule="swireasoning", max_switches=1, close_mix=0.5)
     embeddings = await backend.input_embeddings()
     tokenizer = backend.tokenizer()
     close = embeddings[tokenizer.encode(make_reasoner(backend).profile.think_close)].astype(np.float64).mean(axis=0)
     answer_prompt, first_prompt = backend.requests[-1].embeds, backend.requests[0].embeds
     assert answer_prompt is not None and first_prompt is not None
     weight = 0.5 * (1 - 2 / 20)
+    assert solution.metrics["delimiter_mix"] is True
     expected = (1 - weight) * embeddings[tokenizer.encode(" 5")[0]] + weight * close
     np.testing.assert_allclose(answer_prompt[first_prompt.shape[0] + 1], expected, rtol=1e-5, atol=1e-6)
+
+
+async def test_a_delimiter_of_several_tokens_is_not_mixed_in() -> None:
+    backend = ScriptedBackend(ByRequest([[unsure()], [sure()], [sure()]]))
+    reasoner = make_reasoner(backend)
+    reasoner.profile = dataclasses.replace(reasoner.profile, think_close="</ think>")
+    backend.tokenizer().encode(reasoner.profile.forced_answer_suffix(" 5 5") + reasoner.profile.think_close)
+    solution = await reasoner.asolve(
+        QUESTION, budget=Budget(tokens=28, answer=8), strategy="latent_switch", max_switches=1, close_mix=0.5
+    )
+    embeddings = await backend.input_embeddings()
+    answer_prompt, first_prompt = backend.requests[-1].embeds, backend.requests[0].embeds
+    assert answer_prompt is not None and first_prompt is not None
+    five = backend.tokenizer().encode(" 5")[0]
+    np.testing.assert_array_equal(answer_prompt[first_prompt.shape[0] + 1], embeddings[five])
+    assert solution.metrics["delimiter_mix"] is False
 
 
 async def test_the_trace_holds_one_segment_per_block_with_its_entropies() -> None:
