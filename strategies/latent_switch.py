@@ -15,12 +15,15 @@ At a SwiReasoning switch the fed embedding is mixed with the thinking delimiters
 as the reference implementation does: the first explicit token after a latent block with the
 close-thinking embedding (`close_mix`), the first soft token after an explicit block with the
 open-thinking one (`open_mix`), both weights decaying linearly to 0 over the thinking budget.
+SwiReasoning also feeds a latent step whose token spells math (a digit, a single letter, an
+operator, a LaTeX command; `soft_tokens.math_token_ids`) as that token, as the reference does,
+so a soft mixture never blurs a number (`explicit_math`; metric `math_steps`).
 The mix needs a delimiter that is one token of the vocabulary (a model trained to think, such
 as Qwen3 or DeepSeek-R1-Distill); a prompted delimiter that is several tokens (the embedded
 model's `</think>`) has no embedding of its own, so nothing is mixed in (`delimiter_mix` false).
 Metrics: `switches` (all), `latent_to_explicit` (the switches SwiReasoning's cap counts),
-`delimiter_mix`, `latent_steps`, `explicit_tokens`, `discarded_tokens` (thinking tokens the engine made past a
-switch), `blocks`, `thinking_end` (think_close, eos, switch_cap or budget),
+`delimiter_mix`, `math_steps`, `latent_steps`, `explicit_tokens`, `discarded_tokens` (thinking
+tokens the engine made past a switch), `blocks`, `thinking_end` (think_close, eos, switch_cap or budget),
 `thinking_tokens`, `answer_tokens`.
 """
 
@@ -42,7 +45,13 @@ from reasoner import (
     StrategyOptions,
     register_strategy,
 )
-from strategies.soft_tokens import PrefixEmbeds, StepDistribution, soft_embedding, top_k_distribution
+from strategies.soft_tokens import (
+    PrefixEmbeds,
+    StepDistribution,
+    math_token_ids,
+    soft_embedding,
+    top_k_distribution,
+)
 from strategies.switch_rules import FixedMode, Mode, SwiReasoning, SwitchRule, ThinkRouter
 
 ThinkingEnd = Literal["think_close", "eos", "switch_cap", "budget"]
@@ -81,6 +90,11 @@ class LatentSwitchOptions(StrategyOptions):
         lt=1.0,
         description="SwiReasoning: weight of the close-thinking embedding in the first explicit token after a "
         "latent block, decaying to 0 over the thinking budget (the reference's 1 - beta_0).",
+    )
+    explicit_math: bool = Field(
+        default=True,
+        description="SwiReasoning: in a latent block, feed a step whose token spells math (digits, single letters, "
+        "operators, LaTeX commands) as that token instead of the soft mixture, as the reference does.",
     )
     open_mix: float = Field(
         default=0.0,
@@ -152,7 +166,10 @@ class LatentThinking:
         self.blocks: list[Block] = []
         self.latent_steps = 0
         self.explicit_tokens = 0
+        self.math_steps = 0
         self.thinking_budget = 1
+        explicit_math = options.rule == "swireasoning" and options.explicit_math
+        self.math_ids = math_token_ids(session.tokenizer) if explicit_math else frozenset()
         mixing = options.rule == "swireasoning"
         self.close_mix = options.close_mix if mixing else 0.0
         self.open_mix = options.open_mix if mixing else 0.0
@@ -178,7 +195,7 @@ class LatentThinking:
 
     @property
     def steps(self) -> int:
-        return self.latent_steps + self.explicit_tokens
+        return self.latent_steps + self.math_steps + self.explicit_tokens
 
     async def run(self, thinking_budget: int) -> ThinkingEnd:
         """Think until the model closes thinking, stops, hits the switch cap or spends `thinking_budget`."""
@@ -253,7 +270,11 @@ class LatentThinking:
 
     def _feed(self, mode: Mode, token: int, distribution: StepDistribution) -> None:
         """Append this step's input embedding: the soft token or the sampled token's row, mixed at a switch."""
-        if mode == "latent":
+        if mode == "latent" and token in self.math_ids:
+            row = self.embeddings[token]
+            self.block.token_ids.append(token)
+            self.math_steps += 1
+        elif mode == "latent":
             row = soft_embedding(self.embeddings, distribution, self.options.top_p)
             self.block.token_ids.append(distribution.token_ids[0])
             self.latent_steps += 1
@@ -333,6 +354,7 @@ class LatentSwitch(Strategy):
                 "switches": thinking.rule.switches,
                 "latent_to_explicit": thinking.rule.commits,
                 "delimiter_mix": thinking.delimiter_mix,
+                "math_steps": thinking.math_steps,
                 "latent_steps": thinking.latent_steps,
                 "explicit_tokens": thinking.explicit_tokens,
                 "discarded_tokens": thinking_tokens - thinking.steps,

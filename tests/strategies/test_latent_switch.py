@@ -113,7 +113,9 @@ async def test_explicit_tokens_are_fed_back_as_their_own_embedding_rows() -> Non
 
 async def test_swireasoning_closes_thinking_and_forces_the_answer_at_the_cap() -> None:
     backend = ScriptedBackend(ByRequest([[unsure()], [unsure()], [sure()], [sure()]]))
-    solution = await solve(backend, Budget(tokens=60, answer=8), rule="swireasoning", max_switches=1)
+    solution = await solve(
+        backend, Budget(tokens=60, answer=8), rule="swireasoning", max_switches=1, explicit_math=False
+    )
     metrics = solution.metrics
     assert metrics["thinking_end"] == "switch_cap"
     assert (metrics["switches"], metrics["latent_to_explicit"]) == (1, 1)
@@ -156,6 +158,25 @@ async def test_the_close_thinking_embedding_is_mixed_into_the_first_explicit_tok
     assert solution.metrics["delimiter_mix"] is True
     expected = (1 - weight) * embeddings[tokenizer.encode(" 5")[0]] + weight * close
     np.testing.assert_allclose(answer_prompt[first_prompt.shape[0] + 1], expected, rtol=1e-5, atol=1e-6)
+
+
+async def test_swireasoning_feeds_a_math_token_as_itself_inside_a_latent_block() -> None:
+    word = ScriptedToken(" so", {" so": math.log(0.3), " then": math.log(0.3), " thus": math.log(0.3)})
+    backend = ScriptedBackend(ByRequest([[word], [unsure(" 5")], [word], [word]]))
+    reasoner = make_reasoner(backend)
+    backend.tokenizer().encode(" so then thus")
+    solution = await reasoner.asolve(
+        QUESTION, budget=Budget(tokens=12, answer=4), strategy="latent_switch", rule="swireasoning"
+    )
+    embeddings = await backend.input_embeddings()
+    answer_prompt, first_prompt = backend.requests[-1].embeds, backend.requests[0].embeds
+    assert answer_prompt is not None and first_prompt is not None
+    five = backend.tokenizer().encode(" 5")[0]
+    start = first_prompt.shape[0]
+    np.testing.assert_array_equal(answer_prompt[start + 1], embeddings[five])
+    assert not np.array_equal(answer_prompt[start], embeddings[backend.tokenizer().encode(" so")[0]])
+    assert solution.metrics["math_steps"] == 1
+    assert solution.metrics["latent_steps"] == 7
 
 
 async def test_a_delimiter_of_several_tokens_is_not_mixed_in() -> None:
@@ -220,7 +241,7 @@ async def test_every_thinking_token_is_fed_back_or_counted_as_discarded() -> Non
     backend = ScriptedBackend(ByRequest([*latent_steps, *explicit_block, [sure()]]), delay_s=0.001)
     solution = await solve(backend, Budget(tokens=80, answer=8), rule="swireasoning", max_switches=2, window=4)
     metrics = solution.metrics
-    fed = int(metrics["latent_steps"] or 0) + int(metrics["explicit_tokens"] or 0)
+    fed = sum(int(metrics[key] or 0) for key in ("latent_steps", "math_steps", "explicit_tokens"))
     assert fed + int(metrics["discarded_tokens"] or 0) == solution.usage.generated_by_phase["thinking"]
     assert solution.usage.generated_tokens <= 80
 
