@@ -2,8 +2,10 @@
 
 One engine for all runs. Each policy solves the same seeded multi-step arithmetic problems
 ("What is a + b + c?", operands 1..5), all problems of a policy concurrently, with the same
-width, children per leaf, depth, step cap and token budget; the prefix cache is reset before
-each policy. A problem is right when the first number in the extracted answer
+width, depth, step cap and token budget (every round makes width - finished new steps; beam
+gives `expand` children to each kept leaf); the prefix cache is reset before each policy. ETS
+clusters steps with all-MiniLM-L6-v2 on its own pooling engine (`--step-embedder input` for
+the mean-pooled fallback). A problem is right when the first number in the extracted answer
 (`reasoner.extract.extract_math`) equals the sum. Reported per policy: accuracy, generated
 tokens, mean per-problem peak distinct KV tokens of the retained tree (and without sharing),
 the engine's prefix-cache hit rate, wall time and problems/s. The ratios ets/beam and
@@ -86,6 +88,7 @@ async def run_policy(
         expand=args.expand,
         max_depth=args.max_depth,
         step_tokens=args.step_tokens,
+        step_embedder=args.step_embedder,
     )
     wall_s = time.perf_counter() - started
     after = reasoner.backend.cache_stats()
@@ -106,7 +109,8 @@ async def run_policy(
 async def measure(reasoner: Reasoner, args: argparse.Namespace) -> list[PolicyRun]:
     await reasoner.astart()
     problems = arithmetic_problems(args.problems, args.seed)
-    await reasoner.asolve("What is 1 + 1?", 64, "tree_search", width=1, expand=1, max_depth=1)  # warm-up
+    warm_up = {"width": 2, "max_depth": 1, "step_embedder": args.step_embedder}
+    await reasoner.asolve("What is 1 + 1?", 64, "tree_search", **warm_up)  # starts the step embedder's engine too
     return [await run_policy(reasoner, policy, problems, args) for policy in POLICIES]
 
 
@@ -129,6 +133,7 @@ def main() -> None:
     parser.add_argument("--step-tokens", type=int, default=16)
     parser.add_argument("--budget", type=int, default=3072, help="Token budget of each problem.")
     parser.add_argument("--model", default=None)
+    parser.add_argument("--step-embedder", default="auto", help="ETS step embedder: auto, minilm, input or a URL")
     args = parser.parse_args()
     reasoner = Reasoner(args.model)
     try:

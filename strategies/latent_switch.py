@@ -3,16 +3,28 @@
 A latent step feeds back, instead of a sampled token, the probability-weighted mixture of
 the input embeddings of the top-k next tokens; an explicit block samples real tokens. A
 switch rule (`strategies.switch_rules`) picks the mode step by step from the model's
-confidence, with a cap on switches; then the answer follows with its own budget.
+confidence; SwiReasoning caps its latent->explicit switches and, at the cap, closes thinking
+and forces the answer. Then the answer follows with its own budget.
 
 Engine path: the prompt is one growing float32 array of input embeddings (prompt tokens,
 soft tokens, sampled tokens), sent as prompt embeddings. A latent step is a request with
 max_tokens=1 and top-k logprobs over that array; rows are only ever appended, so every
 step re-sends the previous step's bytes and the prefix cache serves all but the last
 partial block. An explicit block is one streamed request, aborted when the rule switches.
-Metrics: `switches`, `latent_steps`, `explicit_tokens`, `discarded_tokens` (thinking
-tokens the engine made past a switch), `blocks`, `thinking_end` (think_close, eos,
-switch_cap or budget), `thinking_tokens`, `answer_tokens`.
+At a SwiReasoning switch the fed embedding is mixed with the thinking delimiters' embeddings,
+as the reference implementation does: the first explicit token after a latent block with the
+close-thinking embedding (`close_mix`), the first soft token after an explicit block with the
+open-thinking one (`open_mix`), both weights decaying linearly to 0 over the thinking budget.
+SwiReasoning also feeds a latent step whose token spells math (a digit, a single letter, an
+operator, a LaTeX command; `soft_tokens.math_token_ids`) as that token, as the reference does,
+so a soft mixture never blurs a number (`explicit_math`; metric `math_steps`).
+The mix needs a delimiter that is one token of the vocabulary (a model trained to think, such
+as Qwen3 or DeepSeek-R1-Distill); a prompted delimiter that is several tokens (the embedded
+model's `</think>`) has no embedding of its own, so nothing is mixed in (`delimiter_mix` false).
+Metrics: `switches` (all), `latent_to_explicit` (the switches SwiReasoning's cap counts),
+`delimiter_mix`, `math_steps`, `latent_steps`, `explicit_tokens`, `discarded_tokens` (thinking
+tokens the engine made past a switch), `blocks`, `thinking_end` (think_close, eos, switch_cap or budget),
+`thinking_tokens`, `answer_tokens`.
 """
 
 from __future__ import annotations
@@ -33,7 +45,13 @@ from reasoner import (
     StrategyOptions,
     register_strategy,
 )
-from strategies.soft_tokens import PrefixEmbeds, StepDistribution, soft_embedding, top_k_distribution
+from strategies.soft_tokens import (
+    PrefixEmbeds,
+    StepDistribution,
+    math_token_ids,
+    soft_embedding,
+    top_k_distribution,
+)
 from strategies.switch_rules import FixedMode, Mode, SwiReasoning, SwitchRule, ThinkRouter
 
 ThinkingEnd = Literal["think_close", "eos", "switch_cap", "budget"]
@@ -54,8 +72,37 @@ class LatentSwitchOptions(StrategyOptions):
     threshold: float = Field(
         default=0.6, gt=0.0, lt=1.0, description="ThinkRouter: max probability at or above which a step goes latent."
     )
-    max_switches: int = Field(default=8, ge=0, description="Most mode switches; a switch past it ends thinking.")
-    min_block: int = Field(default=4, ge=1, description="SwiReasoning: steps a block lasts before it may switch.")
+    max_switches: int | None = Field(
+        default=8,
+        ge=1,
+        description="SwiReasoning: most latent->explicit switches; the one that reaches it closes thinking and "
+        "forces the answer (None: no cap). ThinkRouter is never capped.",
+    )
+    window: int = Field(
+        default=32,
+        ge=1,
+        description="SwiReasoning: steps an explicit block lasts before rising entropy may send it back to latent "
+        "(the dwell window; the reference uses 512 at 32k-token budgets). Latent->explicit needs no wait.",
+    )
+    close_mix: float = Field(
+        default=0.3,
+        ge=0.0,
+        lt=1.0,
+        description="SwiReasoning: weight of the close-thinking embedding in the first explicit token after a "
+        "latent block, decaying to 0 over the thinking budget (the reference's 1 - beta_0).",
+    )
+    explicit_math: bool = Field(
+        default=True,
+        description="SwiReasoning: in a latent block, feed a step whose token spells math (digits, single letters, "
+        "operators, LaTeX commands) as that token instead of the soft mixture, as the reference does.",
+    )
+    open_mix: float = Field(
+        default=0.0,
+        ge=0.0,
+        lt=1.0,
+        description="SwiReasoning: weight of the open-thinking embedding in the first soft token after an "
+        "explicit block, decaying likewise (the reference's 1 - alpha_0).",
+    )
     start_mode: Literal["latent", "explicit"] = Field(default="latent", description="Mode of the first block.")
     answer_tokens: int = Field(
         default=48, ge=1, description="Answer budget when the Budget sets no answer/thinking split."
@@ -66,9 +113,9 @@ class LatentSwitchOptions(StrategyOptions):
 def make_rule(options: LatentSwitchOptions) -> SwitchRule:
     """The switch rule the options name."""
     if options.rule == "swireasoning":
-        return SwiReasoning(options.start_mode, options.max_switches, options.min_block)
+        return SwiReasoning(options.start_mode, options.max_switches, options.window)
     if options.rule == "thinkrouter":
-        return ThinkRouter(options.threshold, options.start_mode, options.max_switches)
+        return ThinkRouter(options.threshold, options.start_mode)
     return FixedMode(options.rule)
 
 
@@ -86,6 +133,13 @@ def split_budget(budget: Budget, answer_tokens: int, least_answer: int = 1) -> t
     answer = min(max(answer, least_answer), budget.tokens)
     thinking = min(budget.thinking if budget.thinking is not None else budget.tokens, budget.tokens - answer)
     return thinking, answer
+
+
+def mix_in(row: np.ndarray, delimiter: np.ndarray, weight: float) -> np.ndarray:
+    """`(1 - weight) * row + weight * delimiter`, as float32; `row` unchanged at weight 0."""
+    if weight <= 0.0:
+        return np.asarray(row, dtype=np.float32)
+    return ((1.0 - weight) * np.asarray(row, dtype=np.float64) + weight * delimiter).astype(np.float32)
 
 
 @dataclass
@@ -112,7 +166,28 @@ class LatentThinking:
         self.blocks: list[Block] = []
         self.latent_steps = 0
         self.explicit_tokens = 0
+        self.math_steps = 0
+        self.thinking_budget = 1
+        explicit_math = options.rule == "swireasoning" and options.explicit_math
+        self.math_ids = math_token_ids(session.tokenizer) if explicit_math else frozenset()
+        mixing = options.rule == "swireasoning"
+        self.close_mix = options.close_mix if mixing else 0.0
+        self.open_mix = options.open_mix if mixing else 0.0
+        self.close_embedding = self._delimiter_embedding(session.profile.think_close)
+        self.open_embedding = self._delimiter_embedding(session.profile.think_open)
         self._open_block(self.rule.mode)
+
+    @property
+    def delimiter_mix(self) -> bool:
+        """Whether switches mix a delimiter embedding in (see the module docstring)."""
+        return (self.close_mix > 0 and self.close_embedding is not None) or (
+            self.open_mix > 0 and self.open_embedding is not None
+        )
+
+    def _delimiter_embedding(self, delimiter: str) -> np.ndarray | None:
+        """The input embedding of a thinking delimiter that is one token; None for a longer one."""
+        ids = self.session.encode(delimiter)
+        return np.asarray(self.embeddings[ids[0]], dtype=np.float64) if len(ids) == 1 else None
 
     @property
     def block(self) -> Block:
@@ -120,10 +195,11 @@ class LatentThinking:
 
     @property
     def steps(self) -> int:
-        return self.latent_steps + self.explicit_tokens
+        return self.latent_steps + self.math_steps + self.explicit_tokens
 
     async def run(self, thinking_budget: int) -> ThinkingEnd:
         """Think until the model closes thinking, stops, hits the switch cap or spends `thinking_budget`."""
+        self.thinking_budget = max(thinking_budget, 1)
         while True:
             room = thinking_budget - self.session.ledger.generated_by_phase["thinking"]
             if room < 1:
@@ -183,24 +259,34 @@ class LatentThinking:
             return "eos"
         distribution = top_k_distribution(logprobs or {token: 0.0}, self.options.top_k)
         mode = self.rule.observe(distribution.entropy, distribution.max_prob)
-        if mode is None:
-            return "switch_cap"
         if mode != self.block.mode:
             self._close_block(None)
             self._open_block(mode)
         self._feed(mode, token, distribution)
         closing = self.session.tokenizer.decode(self.block.token_ids[-_CLOSE_WINDOW:])
-        return "think_close" if self.session.profile.think_close in closing else None
+        if self.session.profile.think_close in closing:
+            return "think_close"
+        return "switch_cap" if self.rule.capped else None
 
     def _feed(self, mode: Mode, token: int, distribution: StepDistribution) -> None:
-        if mode == "latent":
-            self.prefix.append(soft_embedding(self.embeddings, distribution, self.options.top_p))
+        """Append this step's input embedding: the soft token or the sampled token's row, mixed at a switch."""
+        if mode == "latent" and token in self.math_ids:
+            row = self.embeddings[token]
+            self.block.token_ids.append(token)
+            self.math_steps += 1
+        elif mode == "latent":
+            row = soft_embedding(self.embeddings, distribution, self.options.top_p)
             self.block.token_ids.append(distribution.token_ids[0])
             self.latent_steps += 1
         else:
-            self.prefix.append(self.embeddings[token])
+            row = self.embeddings[token]
             self.block.token_ids.append(token)
             self.explicit_tokens += 1
+        delimiter = self.open_embedding if mode == "latent" else self.close_embedding
+        if self.rule.switched and delimiter is not None:
+            mix = self.open_mix if mode == "latent" else self.close_mix
+            row = mix_in(row, delimiter, mix * max(0.0, 1.0 - self.steps / self.thinking_budget))
+        self.prefix.append(row)
         self.block.entropies.append(round(distribution.entropy, 4))
 
     def _open_block(self, mode: Mode) -> None:
@@ -266,6 +352,9 @@ class LatentSwitch(Strategy):
             metrics={
                 "rule": self.options.rule,
                 "switches": thinking.rule.switches,
+                "latent_to_explicit": thinking.rule.commits,
+                "delimiter_mix": thinking.delimiter_mix,
+                "math_steps": thinking.math_steps,
                 "latent_steps": thinking.latent_steps,
                 "explicit_tokens": thinking.explicit_tokens,
                 "discarded_tokens": thinking_tokens - thinking.steps,

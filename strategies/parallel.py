@@ -1,22 +1,21 @@
 """`parallel`: the model spawns child threads that reason concurrently, then joins their results.
 
 Adaptive Parallel Reasoning (Pan et al., 2025): a parent thread may call spawn(); each child is
-its own request whose prompt extends the parent's token ids (the engine reuses the parent's
-KV), with a token cap carved from the parent's; the children's results are joined back into
-the parent's context and the parent continues to a final answer.
+its own request with a token cap carved from the parent's, all children run at once; join()
+brings back only each child's result, and the parent continues to a final answer.
 
-Training-free: the prompt teaches this syntax (APR's own `spawn("task a", "task b")` or
-`spawn(msgs=[...])` is read by the same parser)::
+Training-free: the prompt teaches the syntax of `strategies.spawn_syntax` (a `<spawn>` block of
+`- task` lines; APR's own `spawn("task a", "task b")` is read by the same parser).
 
-    <spawn>
-    - first subtask
-    - second subtask
-    </spawn>
-
-Each child's prompt is the parent's ids plus a new user turn in the chat format ("Work on this
-part only and state its result: <task>"); its reply is its result. The parent then continues
-its own turn from ``\n<join>\n- <task>: <child's reply>\n...</join>\n``. A spawn block that
-does not parse falls back to serial reasoning: the parent continues from the text before it.
+`context="isolated"` (the default, as in APR): a child starts from its own task only, the
+system prompt and its spawn message ("Work on this part only and state its result: <task>"),
+and the join returns its result alone (its extracted answer, else its last paragraph, at most
+`result_tokens` tokens), so the parent's context holds its own text plus short results.
+`context="shared"`: a child's prompt is the parent's ids plus the spawn message as a new user
+turn (the engine reuses the parent's cached KV) and the join returns the child's whole reply.
+The parent continues its own turn from ``\n<join>\n- <task>: <result>\n...</join>\n``. A spawn
+block that does not parse falls back to serial reasoning: the parent continues from the text
+before it.
 Children may spawn too while their depth is below `max_depth`. With `spawn="always"` the
 response opens a spawn block (a task list of at most `max_fanout` lines) that the strategy
 closes at `</spawn>`, a blank line or the end of the turn.
@@ -30,13 +29,14 @@ Metrics:
 - `spawns_over_budget`: spawn blocks with no tokens left for children (serial fallback).
 - `depth_reached`: the deepest child level that ran (0: no child).
 - `children_overlap_s`: seconds all children of the parent's spawn were generating at once.
+- `parent_context_tokens`: the top thread's context at its end (prompt, its own tokens and the
+  joined results); `child_context_tokens_max`: the longest context any child had.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,77 +45,17 @@ from pydantic import Field
 from reasoner import BudgetExhausted, Generation, Outcome, Session, Strategy, StrategyOptions, register_strategy
 from reasoner.solution import MetricValue
 from strategies.scoring import follow_up_turn
+from strategies.spawn_syntax import SPAWN_CLOSE, SPAWN_OPEN, SpawnBlock, parse_spawn
+
+__all__ = ["SPAWN_CLOSE", "SPAWN_OPEN", "Parallel", "ParallelOptions", "SpawnBlock", "parse_spawn"]
 
 SPAWN_HINT = (
     "If the problem splits into independent parts, you may hand them to helpers: write <spawn>, then one "
     "line per part starting with '- ', then </spawn>. The helpers' results come back between <join> and "
     "</join>; then finish your solution. Otherwise solve it directly."
 )
-SPAWN_OPEN, SPAWN_CLOSE = "<spawn>", "</spawn>"
 CHILD_REQUEST = "Work on this part only and state its result: {task}"
 TASK_LINE_TOKENS = 32
-_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
-_CALL = re.compile(r"\bspawn\(")
-_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'')
-
-
-@dataclass(frozen=True)
-class SpawnBlock:
-    """The first spawn instruction in a text: its tasks and where it sits (character offsets)."""
-
-    tasks: tuple[str, ...]
-    start: int
-    end: int
-
-    @property
-    def malformed(self) -> bool:
-        return not self.tasks
-
-
-def parse_spawn(text: str) -> SpawnBlock | None:
-    """The first `<spawn>` block or APR `spawn(...)` call; None when there is neither.
-
-    A block that is never closed, or that names no task, comes back with no tasks (malformed).
-    Repeated tasks are kept once.
-    """
-    tag = text.find(SPAWN_OPEN)
-    call = _CALL.search(text)
-    if call is not None and (tag < 0 or call.start() < tag):
-        close = _closing_paren(text, call.end())
-        if close is None:
-            return SpawnBlock((), call.start(), len(text))
-        tasks = tuple((double or single).strip() for double, single in _QUOTED.findall(text[call.end() : close]))
-        return SpawnBlock(_distinct(tasks), call.start(), close + 1)
-    if tag < 0:
-        return None
-    close_tag = text.find(SPAWN_CLOSE, tag)
-    if close_tag < 0:
-        return SpawnBlock((), tag, len(text))
-    lines = (_BULLET.sub("", line).strip() for line in text[tag + len(SPAWN_OPEN) : close_tag].splitlines())
-    return SpawnBlock(_distinct(lines), tag, close_tag + len(SPAWN_CLOSE))
-
-
-def _distinct(tasks: Iterable[str]) -> tuple[str, ...]:
-    """Non-empty tasks, each once, in order: a repeated task would only be solved twice."""
-    return tuple(dict.fromkeys(task for task in tasks if task))
-
-
-def _closing_paren(text: str, start: int) -> int | None:
-    depth, quote = 1, ""
-    for index in range(start, len(text)):
-        char = text[index]
-        if quote:
-            if char == quote and text[index - 1] != "\\":
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return index
-    return None
 
 
 class ParallelOptions(StrategyOptions):
@@ -138,6 +78,13 @@ class ParallelOptions(StrategyOptions):
         default="concurrent", description="Run children at once (APR) or one after another (for comparison)."
     )
     temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature of every thread.")
+    context: Literal["isolated", "shared"] = Field(
+        default="isolated",
+        description="isolated (APR): a child starts from the system prompt and its spawn message, and the join "
+        "returns only its result; shared: a child continues the parent's context (its cached prefix) and the "
+        "join returns its whole reply.",
+    )
+    result_tokens: int = Field(default=48, ge=1, description="isolated: most tokens of one child's result in the join.")
 
 
 @dataclass
@@ -149,6 +96,7 @@ class _Thread:
     tokens: int = 0
     cut: bool = False
     first: Generation | None = None
+    context_tokens: int = 0
 
 
 @dataclass
@@ -162,6 +110,7 @@ class _Counts:
     spawns_over_budget: int = 0
     depth_reached: int = 0
     children_overlap_s: float | None = None
+    child_context_tokens_max: int = 0
 
 
 @register_strategy
@@ -192,6 +141,8 @@ class Parallel(Strategy):
             "spawns_over_budget": counts.spawns_over_budget,
             "depth_reached": counts.depth_reached,
             "children_overlap_s": counts.children_overlap_s,
+            "parent_context_tokens": root.context_tokens,
+            "child_context_tokens_max": counts.child_context_tokens_max,
         }
         return Outcome(text=root.text, answer=session.extract_answer(root.text), metrics=metrics)
 
@@ -232,6 +183,7 @@ class _Threads:
         if first is None:
             return _Thread(text="", last_node=None)
         thread = _Thread(prefill + first.text, first.node, len(first.token_ids), first.cut_by_limit, first)
+        thread.context_tokens = len(base) + len(first.token_ids)
         closed_here = bool(prefill) and SPAWN_CLOSE not in thread.text
         if closed_here:
             thread.text = _close_task_list(thread.text, first.cut_by_limit)
@@ -266,7 +218,7 @@ class _Threads:
         children = await self.spawn(
             parent_ids, thread.last_node, kept, depth + 1, min(share, self.options.child_tokens or share)
         )
-        joined = "".join(f"- {task}: {_result(child)}\n" for task, child in zip(kept, children, strict=True))
+        joined = "".join(f"- {task}: {self.result(child)}\n" for task, child in zip(kept, children, strict=True))
         join_text = f"\n<join>\n{joined}</join>\n"
         thread.tokens += sum(child.tokens for child in children)
         node = await self.extend(thread, parent_ids + self.session.encode(join_text), join_text, cap, kind)
@@ -278,20 +230,10 @@ class _Threads:
     async def spawn(
         self, parent_ids: list[int], parent: int | None, tasks: Sequence[str], depth: int, cap: int
     ) -> list[_Thread]:
-        """Run one child per task: the parent's ids, then the task as a new user turn."""
+        """Run one child per task, from its own task (isolated) or from the parent's ids (shared)."""
         self.counts.spawns += 1
         self.counts.depth_reached = max(self.counts.depth_reached, depth)
-        calls = [
-            self.run(
-                parent_ids
-                + self.session.encode(follow_up_turn(self.session.tokenizer, CHILD_REQUEST.format(task=task))),
-                parent,
-                "child",
-                depth,
-                cap,
-            )
-            for task in tasks
-        ]
+        calls = [self.run(self.child_prompt(parent_ids, task, depth), parent, "child", depth, cap) for task in tasks]
         if self.options.children == "concurrent":
             children = list(await asyncio.gather(*calls))
         else:
@@ -300,10 +242,39 @@ class _Threads:
         self.counts.children += len(ran)
         self.counts.children_refused += len(children) - len(ran)
         self.counts.children_cut += sum(child.cut for child in children)
+        self.counts.child_context_tokens_max = max(
+            [self.counts.child_context_tokens_max, *(child.context_tokens for child in children)]
+        )
         if ran and depth == 1:
             overlap = min(g.finished_at or 0.0 for g in ran) - max(g.started_at for g in ran)
             self.counts.children_overlap_s = max(overlap, 0.0)
         return children
+
+    def child_prompt(self, parent_ids: list[int], task: str, depth: int) -> list[int]:
+        """A child's prompt ids: its spawn message alone (isolated), or after the parent's ids (shared)."""
+        session, message = self.session, CHILD_REQUEST.format(task=task)
+        if self.options.context == "shared":
+            return parent_ids + session.encode(follow_up_turn(session.tokenizer, message))
+        if depth < self.options.max_depth:
+            message += f"\n\n{SPAWN_HINT}"
+        prompt = session.profile.build_prompt(
+            session.tokenizer, message, thinking=False, answer_format=session.answer_format
+        )
+        return session.encode(prompt)
+
+    def result(self, child: _Thread) -> str:
+        """What the join brings back of a child: its whole reply (shared) or its result alone (isolated)."""
+        if child.first is None:
+            return "(not run: the budget is spent)"
+        text = " ".join(child.text.split()) or "(no result)"
+        if self.options.context == "isolated" and child.text.strip():
+            answer = self.session.extract_answer(child.text)
+            text = answer if answer is not None else child.text.strip().split("\n\n")[-1]
+            ids = self.session.encode(" ".join(text.split()))
+            text = self.session.tokenizer.decode(ids[: self.options.result_tokens]).strip()
+            if len(ids) > self.options.result_tokens:
+                text += " ..."
+        return f"{text} (cut off)" if child.cut else text
 
     async def serial(self, thread: _Thread, context: list[int], block: SpawnBlock, cap: int, kind: str) -> _Thread:
         """Fall back to plain reasoning: continue from the text before the spawn block."""
@@ -321,6 +292,7 @@ class _Threads:
             return None
         thread.text += joint + more.text
         thread.tokens += len(more.token_ids)
+        thread.context_tokens = len(ids) + len(more.token_ids)
         thread.cut = more.cut_by_limit
         thread.last_node = more.node
         return more.node
@@ -339,10 +311,3 @@ def _without_eos(session: Session, token_ids: Sequence[int]) -> list[int]:
     while ids and ids[-1] in session.tokenizer.eos_token_ids:
         ids.pop()
     return ids
-
-
-def _result(child: _Thread) -> str:
-    if child.first is None:
-        return "(not run: the budget is spent)"
-    text = " ".join(child.text.split()) or "(no result)"
-    return f"{text} (cut off)" if child.cut else text

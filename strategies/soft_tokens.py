@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reasoner.engines.base import Tokenizer
+
 
 @dataclass(frozen=True)
 class StepDistribution:
@@ -123,3 +125,30 @@ class PrefixEmbeds:
     def view(self) -> np.ndarray:
         """The prompt so far, as a view: later appends write past it, so it never changes."""
         return self._rows[: self._length]
+
+
+_LATEX_COMMANDS = (
+    "frac", "dfrac", "sqrt", "cdot", "times", "div", "pm", "leq", "geq", "neq", "approx", "equiv", "in", "notin",
+    "cup", "cap", "sum", "prod", "int", "lim", "log", "ln", "exp", "sin", "cos", "tan", "pi", "theta", "alpha",
+    "beta", "gamma", "delta", "lambda", "mu", "infty", "boxed", "left", "right", "binom", "text",
+)  # fmt: skip
+MATH_SYMBOLS: tuple[str, ...] = (
+    *"0123456789",
+    *"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    *"+-*/^=<>()[]{}|_",
+    *(f"\\{command}" for command in _LATEX_COMMANDS),
+)
+
+
+def math_token_ids(tokenizer: Tokenizer) -> frozenset[int]:
+    """Ids of the tokens that spell math: digits, single letters, operators and common LaTeX commands.
+
+    Each symbol is encoded bare and after a space; every id of those encodings counts. SwiReasoning's
+    reference feeds these steps as the sampled token even in a latent block, so a soft mixture
+    never blurs a number or an operator.
+    """
+    ids: set[int] = set()
+    for symbol in MATH_SYMBOLS:
+        ids.update(tokenizer.encode(symbol))
+        ids.update(token for token in tokenizer.encode(f" {symbol}") if symbol in tokenizer.decode([token]))
+    return frozenset(ids)

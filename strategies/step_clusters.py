@@ -1,12 +1,13 @@
 """Semantic clusters of reasoning steps, for ETS's coverage term.
 
-A step's embedding is the policy model's own input-token embeddings, mean-pooled over the
-step's token ids (no second model to load). Steps are grouped by average-linkage
-agglomerative clustering on cosine distance, cut at a distance threshold: two steps share a
-cluster when their embeddings are within the threshold of each other on average.
+Each step is embedded by a `StepEmbedder` (`strategies.step_embedders`: a sentence-embedding
+model on a vLLM pooling engine or endpoint, or the policy model's mean-pooled input
+embeddings as the fallback). Steps are grouped by average-linkage agglomerative clustering
+on cosine distance, cut at a distance threshold: two steps share a cluster when their
+embeddings are within the threshold of each other on average.
 
-A backend that cannot hand out its embedding matrix (a remote server) falls back to
-grouping identical steps only, so the search still runs, with less coverage signal.
+An embedder that cannot embed on this backend (`CapabilityError`: the fallback on a remote
+server) leaves only identical steps sharing a cluster, so the search still runs.
 """
 
 from __future__ import annotations
@@ -16,15 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from reasoner import Session
-
-
-def mean_pooled(embedding_matrix: np.ndarray, token_ids: Sequence[int]) -> np.ndarray:
-    """The mean of the embedding rows of `token_ids` (ids outside the matrix are skipped)."""
-    rows = [token for token in token_ids if 0 <= token < embedding_matrix.shape[0]]
-    if not rows:
-        return np.zeros(embedding_matrix.shape[1], dtype=np.float64)
-    return np.asarray(embedding_matrix[rows].astype(np.float64).mean(axis=0))
+from reasoner import CapabilityError, Session
+from strategies.step_embedders import StepEmbedder
 
 
 def cosine_distances(vectors: np.ndarray) -> np.ndarray:
@@ -56,10 +50,18 @@ def cluster_identical(steps: Sequence[Sequence[int]]) -> list[int]:
     return [relabel.setdefault(tuple(step), len(relabel)) for step in steps]
 
 
-async def cluster_steps(session: Session, steps: Sequence[Sequence[int]], threshold: float) -> list[int]:
-    """Cluster labels for steps given as token ids (see the module docstring)."""
-    if not session.backend.capabilities.input_embeddings:
+async def cluster_steps(
+    session: Session,
+    steps: Sequence[Sequence[int]],
+    texts: Sequence[str],
+    threshold: float,
+    embedder: StepEmbedder,
+) -> list[int]:
+    """Cluster labels for steps given as token ids and text (see the module docstring)."""
+    if not steps:
+        return []
+    try:
+        vectors = await embedder.embed(session, steps, texts)
+    except CapabilityError:
         return cluster_identical(steps)
-    matrix = await session.backend.input_embeddings()
-    vectors = np.stack([mean_pooled(matrix, step) for step in steps]) if steps else np.zeros((0, 1))
-    return cluster_vectors(vectors, threshold)
+    return cluster_vectors(np.asarray(vectors, dtype=np.float64), threshold)

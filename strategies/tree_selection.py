@@ -5,7 +5,8 @@ and the round's candidate leaves (`Leaf`: node, score, cluster), so each policy 
 checked by hand on a tree built in a test. Every policy returns an `Allocation`: kept leaf
 -> number of children it gets next round (leaves it drops are absent).
 
-- `select_beam`: the top-`width` leaves by score, `expand` children each.
+- `select_beam`: the best-scored `ceil(total / expand)` leaves, `expand` children each (the
+  last one what remains of `total`).
 - `select_rebase` (REBASE, Wu et al. 2024): `total` children split across all leaves in
   proportion to softmax(score / temperature); a leaf whose share rounds to 0 is dropped.
 - `select_ets` (ETS, Hooper et al. 2025): an integer linear program, solved by HiGHS
@@ -96,10 +97,16 @@ def proportional_allocation(weights: Sequence[float] | np.ndarray, total: int) -
     return counts
 
 
-def select_beam(leaves: Sequence[Leaf], width: int, expand: int) -> Allocation:
-    """Keep the `width` best-scored leaves (ties: the earlier one), `expand` children each."""
+def select_beam(leaves: Sequence[Leaf], total: int, expand: int) -> Allocation:
+    """Give `total` children to the best-scored leaves (ties: the earlier one), `expand` each, best first."""
     ranked = sorted(leaves, key=lambda leaf: -leaf.score)
-    return {leaf.node: expand for leaf in ranked[:width]}
+    allocation: Allocation = {}
+    for leaf in ranked:
+        if total < 1:
+            break
+        allocation[leaf.node] = min(expand, total)
+        total -= allocation[leaf.node]
+    return allocation
 
 
 def select_rebase(leaves: Sequence[Leaf], total: int, temperature: float) -> Allocation:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
@@ -57,6 +58,8 @@ def make_reasoner(backend: ScriptedBackend) -> Reasoner:
     profile = reasoner.profile
     tokenizer.encode(profile.build_prompt(tokenizer, QUESTION, thinking=True))
     tokenizer.encode(profile.forced_answer_suffix("") + profile.answer_lead_in + " 5 6 7 </think>")
+    tokenizer.encode(profile.think_open)
+    tokenizer.encode(profile.think_close)
     return reasoner
 
 
@@ -108,30 +111,101 @@ async def test_explicit_tokens_are_fed_back_as_their_own_embedding_rows() -> Non
     np.testing.assert_array_equal(answer_prompt[start : start + 6], embeddings[ids])
 
 
-async def test_swireasoning_switches_on_the_entropy_trend_and_stops_at_the_cap() -> None:
-    latent_steps = [[unsure()]] * 4 + [[sure()]]
-    explicit_block = [[sure(), sure(), sure(), sure(), unsure(), unsure(), unsure()]]
-    after = [[sure()]]
-    backend = ScriptedBackend(ByRequest(latent_steps + explicit_block + after))
-    solution = await solve(backend, Budget(tokens=60, answer=8), rule="swireasoning", max_switches=2, min_block=4)
-    assert solution.metrics["switches"] == 2
-    assert solution.metrics["thinking_end"] == "switch_cap"
-    assert solution.metrics["explicit_tokens"] == 5
-    assert solution.metrics["latent_steps"] == 8
+async def test_swireasoning_closes_thinking_and_forces_the_answer_at_the_cap() -> None:
+    backend = ScriptedBackend(ByRequest([[unsure()], [unsure()], [sure()], [sure()]]))
+    solution = await solve(
+        backend, Budget(tokens=60, answer=8), rule="swireasoning", max_switches=1, explicit_math=False
+    )
+    metrics = solution.metrics
+    assert metrics["thinking_end"] == "switch_cap"
+    assert (metrics["switches"], metrics["latent_to_explicit"]) == (1, 1)
+    assert (metrics["latent_steps"], metrics["explicit_tokens"]) == (2, 1)
+    answer_prompt, first_prompt = backend.requests[-1].embeds, backend.requests[0].embeds
+    assert answer_prompt is not None and first_prompt is not None
+    suffix = backend.tokenizer().encode(make_reasoner(backend).profile.forced_answer_suffix(" 5 5 5"))
+    assert answer_prompt.shape[0] == first_prompt.shape[0] + 3 + len(suffix)
     assert solution.answer == "5"
+
+
+async def test_swireasoning_stays_explicit_for_the_dwell_window_before_going_latent() -> None:
+    latent_steps = [[unsure()], [sure()]]
+    explicit_block = [[unsure()] * 6]
+    backend = ScriptedBackend(ByRequest([*latent_steps, *explicit_block, [unsure()]]))
+    solution = await solve(backend, Budget(tokens=40, answer=8), rule="swireasoning", max_switches=4, window=4)
+    blocks = [attrs for _, attrs in solution.trace.nodes(data=True) if "mode" in attrs]
+    assert [block["kind"] for block in blocks[:3]] == ["latent", "think", "latent"]
+    assert blocks[1]["tokens"] == 4
+
+
+async def test_thinkrouter_switches_every_step_it_must_and_thinks_to_the_budget() -> None:
+    backend = ScriptedBackend(ByRequest([[unsure()], [sure()]] * 40))
+    solution = await solve(backend, Budget(tokens=48, answer=8), rule="thinkrouter", threshold=0.6)
+    assert int(solution.metrics["switches"] or 0) > 8
+    assert solution.metrics["thinking_end"] == "budget"
+    assert solution.usage.generated_tokens <= 48
+
+
+async def test_the_close_thinking_embedding_is_mixed_into_the_first_explicit_token() -> None:
+    backend = ScriptedBackend(ByRequest([[unsure()], [sure()], [sure()]]))
+    budget = Budget(tokens=28, answer=8)
+    solution = await solve(backend, budget, rule="swireasoning", max_switches=1, close_mix=0.5)
+    embeddings = await backend.input_embeddings()
+    tokenizer = backend.tokenizer()
+    close = embeddings[tokenizer.encode(make_reasoner(backend).profile.think_close)].astype(np.float64).mean(axis=0)
+    answer_prompt, first_prompt = backend.requests[-1].embeds, backend.requests[0].embeds
+    assert answer_prompt is not None and first_prompt is not None
+    weight = 0.5 * (1 - 2 / 20)
+    assert solution.metrics["delimiter_mix"] is True
+    expected = (1 - weight) * embeddings[tokenizer.encode(" 5")[0]] + weight * close
+    np.testing.assert_allclose(answer_prompt[first_prompt.shape[0] + 1], expected, rtol=1e-5, atol=1e-6)
+
+
+async def test_swireasoning_feeds_a_math_token_as_itself_inside_a_latent_block() -> None:
+    word = ScriptedToken(" so", {" so": math.log(0.3), " then": math.log(0.3), " thus": math.log(0.3)})
+    backend = ScriptedBackend(ByRequest([[word], [unsure(" 5")], [word], [word]]))
+    reasoner = make_reasoner(backend)
+    backend.tokenizer().encode(" so then thus")
+    solution = await reasoner.asolve(
+        QUESTION, budget=Budget(tokens=12, answer=4), strategy="latent_switch", rule="swireasoning"
+    )
+    embeddings = await backend.input_embeddings()
+    answer_prompt, first_prompt = backend.requests[-1].embeds, backend.requests[0].embeds
+    assert answer_prompt is not None and first_prompt is not None
+    five = backend.tokenizer().encode(" 5")[0]
+    start = first_prompt.shape[0]
+    np.testing.assert_array_equal(answer_prompt[start + 1], embeddings[five])
+    assert not np.array_equal(answer_prompt[start], embeddings[backend.tokenizer().encode(" so")[0]])
+    assert solution.metrics["math_steps"] == 1
+    assert solution.metrics["latent_steps"] == 7
+
+
+async def test_a_delimiter_of_several_tokens_is_not_mixed_in() -> None:
+    backend = ScriptedBackend(ByRequest([[unsure()], [sure()], [sure()]]))
+    reasoner = make_reasoner(backend)
+    reasoner.profile = dataclasses.replace(reasoner.profile, think_close="</ think>")
+    backend.tokenizer().encode(reasoner.profile.forced_answer_suffix(" 5 5") + reasoner.profile.think_close)
+    solution = await reasoner.asolve(
+        QUESTION, budget=Budget(tokens=28, answer=8), strategy="latent_switch", max_switches=1, close_mix=0.5
+    )
+    embeddings = await backend.input_embeddings()
+    answer_prompt, first_prompt = backend.requests[-1].embeds, backend.requests[0].embeds
+    assert answer_prompt is not None and first_prompt is not None
+    five = backend.tokenizer().encode(" 5")[0]
+    np.testing.assert_array_equal(answer_prompt[first_prompt.shape[0] + 1], embeddings[five])
+    assert solution.metrics["delimiter_mix"] is False
 
 
 async def test_the_trace_holds_one_segment_per_block_with_its_entropies() -> None:
     latent_steps = [[unsure()]] * 4 + [[sure()]]
     explicit_block = [[sure(), sure(), sure(), sure(), unsure(), unsure()]]
     backend = ScriptedBackend(ByRequest([*latent_steps, *explicit_block, [sure()]]))
-    solution = await solve(backend, Budget(tokens=60, answer=8), rule="swireasoning", max_switches=2, min_block=4)
+    solution = await solve(backend, Budget(tokens=60, answer=8), rule="swireasoning", max_switches=2, window=4)
     blocks = [
         attrs for _, attrs in solution.trace.nodes(data=True) if attrs.get("phase") == "thinking" and "mode" in attrs
     ]
-    assert [block["kind"] for block in blocks] == ["latent", "think", "latent"]
-    assert [block["tokens"] for block in blocks] == [4, 5, 4]
-    assert [block["start"] for block in blocks] == [0, 4, 9]
+    assert [block["kind"] for block in blocks] == ["latent", "think", "latent", "think"]
+    assert [block["tokens"] for block in blocks] == [4, 5, 1, 1]
+    assert [block["start"] for block in blocks] == [0, 4, 9, 10]
     assert all(len(block["entropies"]) == block["tokens"] for block in blocks)
     assert blocks[0]["entropies"][0] > blocks[1]["entropies"][0]
 
@@ -165,9 +239,9 @@ async def test_every_thinking_token_is_fed_back_or_counted_as_discarded() -> Non
     latent_steps = [[unsure()]] * 4 + [[sure()]]
     explicit_block = [[sure()] * 4 + [unsure()] * 30]
     backend = ScriptedBackend(ByRequest([*latent_steps, *explicit_block, [sure()]]), delay_s=0.001)
-    solution = await solve(backend, Budget(tokens=80, answer=8), rule="swireasoning", max_switches=2, min_block=4)
+    solution = await solve(backend, Budget(tokens=80, answer=8), rule="swireasoning", max_switches=2, window=4)
     metrics = solution.metrics
-    fed = int(metrics["latent_steps"] or 0) + int(metrics["explicit_tokens"] or 0)
+    fed = sum(int(metrics[key] or 0) for key in ("latent_steps", "math_steps", "explicit_tokens"))
     assert fed + int(metrics["discarded_tokens"] or 0) == solution.usage.generated_by_phase["thinking"]
     assert solution.usage.generated_tokens <= 80
 
@@ -188,7 +262,15 @@ async def test_a_backend_without_the_embedding_matrix_is_refused_before_any_requ
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("top_k", 0), ("threshold", 0.0), ("threshold", 1.0), ("max_switches", -1), ("rule", "coin")],
+    [
+        ("top_k", 0),
+        ("threshold", 0.0),
+        ("threshold", 1.0),
+        ("max_switches", 0),
+        ("window", 0),
+        ("close_mix", 1.0),
+        ("rule", "coin"),
+    ],
 )
 async def test_bad_options_are_refused_naming_the_option(option: str, value: object) -> None:
     with pytest.raises(StrategyError, match=option):
@@ -269,23 +351,23 @@ def test_a_soft_token_is_the_weighted_mixture_and_its_prefix_is_served_from_cach
 @pytest.mark.engine
 def test_swireasoning_answers_on_the_engine_within_budget_and_cap(engine_reasoner: Reasoner) -> None:
     solution = engine_reasoner.solve(
-        "What is 12 + 30?", budget=96, strategy="latent_switch", rule="swireasoning", max_switches=3, min_block=2
+        "What is 12 + 30?", budget=96, strategy="latent_switch", rule="swireasoning", max_switches=3, window=2
     )
     metrics = solution.metrics
     assert solution.answer is not None
-    assert int(metrics["switches"] or 0) <= 3
+    assert int(metrics["latent_to_explicit"] or 0) <= 3
     assert solution.usage.generated_tokens <= 96
     spent = sum(int(metrics[key] or 0) for key in ("latent_steps", "explicit_tokens", "discarded_tokens"))
     assert spent + int(metrics["answer_tokens"] or 0) == solution.usage.generated_tokens
 
 
 @pytest.mark.engine
-def test_thinkrouter_answers_on_the_engine_within_its_switch_cap(engine_reasoner: Reasoner) -> None:
-    solution = engine_reasoner.solve(
-        "What is 7 + 5?", budget=64, strategy="latent_switch", rule="thinkrouter", max_switches=2
-    )
+def test_thinkrouter_answers_on_the_engine_and_ends_thinking_only_at_close_or_budget(
+    engine_reasoner: Reasoner,
+) -> None:
+    solution = engine_reasoner.solve("What is 7 + 5?", budget=64, strategy="latent_switch", rule="thinkrouter")
     assert solution.answer is not None
-    assert int(solution.metrics["switches"] or 0) <= 2
+    assert solution.metrics["thinking_end"] in ("think_close", "budget", "eos")
     assert solution.usage.generated_tokens <= 64
 
 

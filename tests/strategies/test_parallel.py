@@ -75,9 +75,9 @@ def test_text_without_spawn_parses_to_none() -> None:
     assert parse_spawn("just reasoning, Final answer: 4") is None
 
 
-def test_children_extend_the_parents_token_ids() -> None:
+def test_shared_children_extend_the_parents_token_ids() -> None:
     reasoner = reasoner_with(scripted())
-    solution = reasoner.solve("q", budget=400, strategy="parallel")
+    solution = reasoner.solve("q", budget=400, strategy="parallel", context="shared")
     root, first_child, second_child, final = records(reasoner)
     parent_ids = (*root.prompt_token_ids, *reasoner.backend.tokenizer().encode(root.output_text))
     for child in (first_child, second_child):
@@ -87,11 +87,11 @@ def test_children_extend_the_parents_token_ids() -> None:
     assert solution.metrics["children"] == 2
 
 
-def test_join_brings_every_childs_result_back_and_the_parent_answers() -> None:
-    reasoner = reasoner_with(scripted())
-    solution = reasoner.solve("q", budget=400, strategy="parallel")
+def test_shared_join_brings_every_childs_whole_reply_back_and_the_parent_answers() -> None:
+    reasoner = reasoner_with(scripted(child="Adding.\n\nit is {n}"))
+    solution = reasoner.solve("q", budget=400, strategy="parallel", context="shared")
     final_prompt = records(reasoner)[-1].prompt_text
-    assert "<join>\n- add 2 and 3: it is 5\n- add 3 and 4: it is 7\n</join>" in final_prompt
+    assert "<join>\n- add 2 and 3: Adding. it is 5\n- add 3 and 4: Adding. it is 7\n</join>" in final_prompt
     assert solution.answer == "12"
     assert "never read" not in solution.text
 
@@ -151,7 +151,7 @@ def test_children_spawn_only_while_depth_allows() -> None:
 
 def test_children_cut_by_their_share_are_marked_in_the_join() -> None:
     reasoner = reasoner_with(scripted(child=" ".join(["word"] * 50) + " {n}"))
-    solution = reasoner.solve("q", budget=200, strategy="parallel", child_tokens=10)
+    solution = reasoner.solve("q", budget=200, strategy="parallel", child_tokens=10, context="shared")
     assert solution.metrics["children_cut"] == 2
     assert "(cut off)" in records(reasoner)[-1].prompt_text
     assert solution.usage.generated_tokens <= 200
@@ -185,11 +185,51 @@ def test_always_mode_drops_a_task_line_cut_by_the_list_cap() -> None:
     assert solution.metrics["children"] == 2
 
 
-def test_children_ask_their_task_as_a_new_user_turn() -> None:
+def test_shared_children_ask_their_task_as_a_new_user_turn() -> None:
     reasoner = reasoner_with(scripted())
-    reasoner.solve("q", budget=400, strategy="parallel")
+    reasoner.solve("q", budget=400, strategy="parallel", context="shared")
     child = records(reasoner)[1].prompt_text
     assert child.endswith("<|user|> " + CHILD_REQUEST.format(task="add 2 and 3") + "\n<|assistant|>")
+
+
+def test_isolated_children_start_from_the_system_prompt_and_their_spawn_message() -> None:
+    reasoner = reasoner_with(scripted())
+    reasoner.solve("What is 2 + 3 + 3 + 4?", budget=400, strategy="parallel")
+    child = records(reasoner)[1].prompt_text
+    expected = get_profile("smollm2").build_prompt(
+        reasoner.backend.tokenizer(), CHILD_REQUEST.format(task="add 2 and 3"), thinking=False
+    )
+    assert child == expected
+    assert "What is 2 + 3" not in child and "Let me split it" not in child
+
+
+def test_isolated_join_returns_only_each_childs_result() -> None:
+    reasoner = reasoner_with(scripted(child="First I line up the digits and carry.\n\nFinal answer: {n}"))
+    solution = reasoner.solve("q", budget=400, strategy="parallel")
+    final_prompt = records(reasoner)[-1].prompt_text
+    assert "<join>\n- add 2 and 3: 5\n- add 3 and 4: 7\n</join>" in final_prompt
+    assert "carry" not in final_prompt
+    assert solution.answer == "12"
+
+
+def test_an_isolated_result_without_an_answer_is_its_last_paragraph_capped() -> None:
+    child = "Thinking about it.\n\n" + " ".join(["more"] * 80)
+    reasoner = reasoner_with(scripted(child=child))
+    reasoner.solve("q", budget=600, strategy="parallel", result_tokens=5)
+    final_prompt = records(reasoner)[-1].prompt_text
+    assert "- add 2 and 3: more more more more more ...\n" in final_prompt
+    assert "Thinking about it" not in final_prompt
+
+
+def test_isolation_keeps_the_parents_context_smaller_than_sharing() -> None:
+    child = " ".join(["step"] * 40) + "\n\nFinal answer: {n}"
+    isolated = reasoner_with(scripted(child=child)).solve("q", budget=600, strategy="parallel")
+    shared = reasoner_with(scripted(child=child)).solve("q", budget=600, strategy="parallel", context="shared")
+    assert isolated.answer == shared.answer == "12"
+    isolated_parent, shared_parent = (int(s.metrics["parent_context_tokens"] or 0) for s in (isolated, shared))
+    assert 0 < isolated_parent < shared_parent - 60
+    isolated_child, shared_child = (int(s.metrics["child_context_tokens_max"] or 0) for s in (isolated, shared))
+    assert isolated_child < shared_child
 
 
 @pytest.mark.parametrize(("option", "value"), [("max_fanout", 0), ("max_depth", 0), ("answer_tokens", 0)])
@@ -241,3 +281,18 @@ def test_spawned_children_decode_concurrently_on_the_engine(engine_reasoner: Rea
     assert max(child["started_at"] for child in children) < min(child["finished_at"] for child in children)
     assert solution.usage.cached_prompt_tokens > 0
     assert edges(solution, "spawn") and edges(solution, "join")
+
+
+@pytest.mark.engine
+def test_isolated_children_on_the_engine_hold_only_their_task(engine_reasoner: Reasoner) -> None:
+    question = "List two facts about the number 12, then say which is larger: 12 or 21."
+    runs = {
+        context: engine_reasoner.solve(
+            question, budget=300, strategy="parallel", spawn="always", max_fanout=2, child_tokens=32, context=context
+        )
+        for context in ("isolated", "shared")
+    }
+    contexts = {name: int(run.metrics["child_context_tokens_max"] or 0) for name, run in runs.items()}
+    assert all(int(run.metrics["children"] or 0) >= 1 for run in runs.values())
+    assert 0 < contexts["isolated"] < contexts["shared"]
+    assert int(runs["isolated"].metrics["parent_context_tokens"] or 0) > 0

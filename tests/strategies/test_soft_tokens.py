@@ -7,9 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reasoner.testing import ScriptedBackend
 from strategies.soft_tokens import (
     PrefixEmbeds,
     StepDistribution,
+    math_token_ids,
     mixture_weights,
     soft_embedding,
     top_k_distribution,
@@ -100,3 +102,10 @@ def test_an_earlier_prefix_keeps_its_bytes_after_appends_and_growth() -> None:
 def test_a_row_of_the_wrong_width_is_refused() -> None:
     with pytest.raises(ValueError, match="hidden size"):
         PrefixEmbeds(hidden_size=3).append(np.zeros(4))
+
+
+def test_math_token_ids_hold_digits_operators_and_latex_but_not_words() -> None:
+    tokenizer = ScriptedBackend().tokenizer()
+    ids = math_token_ids(tokenizer)
+    assert {tokenizer.encode(text)[0] for text in ("7", " 7", "+", " x", "\\frac")} <= ids
+    assert not {tokenizer.encode(text)[0] for text in (" the", "answer", " so")} & ids

@@ -6,12 +6,8 @@ from reasoner import Budget
 from reasoner.profiles import get_profile
 from reasoner.session import Session
 from reasoner.testing import ScriptedBackend
-from strategies.step_clusters import cluster_identical, cluster_steps, cluster_vectors, cosine_distances, mean_pooled
-
-
-def test_mean_pooled_averages_the_rows_of_the_step_tokens() -> None:
-    matrix = np.array([[1.0, 0.0], [0.0, 1.0], [3.0, 3.0]])
-    assert mean_pooled(matrix, [0, 2]).tolist() == [2.0, 1.5]
+from strategies.step_clusters import cluster_identical, cluster_steps, cluster_vectors, cosine_distances
+from strategies.step_embedders import InputEmbeddingEmbedder
 
 
 def test_vectors_within_the_threshold_share_a_cluster_and_others_do_not() -> None:
@@ -36,11 +32,29 @@ async def test_steps_are_clustered_by_the_policy_model_input_embeddings() -> Non
     tokenizer = backend.tokenizer()
     session = Session(backend, tokenizer, get_profile("smollm2"), Budget(tokens=10))
     steps = [tokenizer.encode("add the two numbers"), tokenizer.encode("add the two numbers"), tokenizer.encode("x")]
-    assert await cluster_steps(session, steps, threshold=0.01) == [0, 0, 1]
+    texts = [tokenizer.decode(step) for step in steps]
+    assert await cluster_steps(session, steps, texts, 0.01, InputEmbeddingEmbedder()) == [0, 0, 1]
 
 
 async def test_without_embeddings_only_identical_steps_share_a_cluster() -> None:
     backend = ScriptedBackend(input_embeddings=False)
     session = Session(backend, backend.tokenizer(), get_profile("smollm2"), Budget(tokens=10))
-    assert await cluster_steps(session, [[1, 2], [1, 3], [1, 2]], threshold=2.0) == [0, 1, 0]
+    labels = await cluster_steps(session, [[1, 2], [1, 3], [1, 2]], ["a", "b", "a"], 2.0, InputEmbeddingEmbedder())
+    assert labels == [0, 1, 0]
     assert cluster_identical([[5], [5], [6]]) == [0, 0, 1]
+
+
+class TextEmbedder:
+    """Embeds a step by a keyword in its text, whatever its tokens."""
+
+    name = "keywords"
+
+    async def embed(self, session: Session, token_ids: object, texts: list[str]) -> np.ndarray:
+        return np.array([[1.0, 0.0] if "add" in text else [0.0, 1.0] for text in texts])
+
+
+async def test_clusters_follow_the_embedder_not_the_token_ids() -> None:
+    backend = ScriptedBackend()
+    session = Session(backend, backend.tokenizer(), get_profile("smollm2"), Budget(tokens=10))
+    labels = await cluster_steps(session, [[1], [1], [2]], ["add 2", "subtract", "add 3"], 0.2, TextEmbedder())
+    assert labels == [0, 1, 0]

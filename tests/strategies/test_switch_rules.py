@@ -11,64 +11,100 @@ from strategies.switch_rules import FixedMode, Mode, SwiReasoning, SwitchRule, T
 HIGH, LOW = 2.0, 0.5
 
 
-def modes(rule: SwitchRule, entropies: list[float], max_prob: float = 0.5) -> list[Mode | None]:
-    return [rule.observe(entropy, max_prob) for entropy in entropies]
+def modes(rule: SwitchRule, entropies: list[float], max_prob: float = 0.5) -> list[Mode]:
+    decided: list[Mode] = []
+    for entropy in entropies:
+        decided.append(rule.observe(entropy, max_prob))
+        if rule.capped:
+            break
+    return decided
 
 
-def test_swireasoning_commits_to_explicit_when_entropy_falls_below_the_blocks_start() -> None:
-    rule = SwiReasoning(start_mode="latent", max_switches=4, min_block=2)
-    assert modes(rule, [HIGH, HIGH, LOW]) == ["latent", "latent", "explicit"]
-    assert rule.switches == 1
+def test_swireasoning_commits_to_explicit_at_once_when_entropy_falls_below_the_reference() -> None:
+    rule = SwiReasoning(start_mode="latent", max_switches=4, window=8)
+    assert modes(rule, [HIGH, LOW]) == ["latent", "explicit"]
+    assert rule.switches == rule.commits == 1
 
 
-def test_swireasoning_keeps_a_block_for_min_block_steps() -> None:
-    rule = SwiReasoning(start_mode="latent", max_switches=4, min_block=3)
-    assert modes(rule, [HIGH, LOW, LOW, LOW]) == ["latent", "latent", "latent", "explicit"]
+def test_swireasoning_returns_to_latent_only_after_the_dwell_window() -> None:
+    rule = SwiReasoning(start_mode="latent", max_switches=4, window=3)
+    assert modes(rule, [HIGH, LOW, HIGH, HIGH, HIGH]) == ["latent", "explicit", "explicit", "explicit", "latent"]
+    assert rule.switches == 2
+    assert rule.commits == 1
 
 
-def test_swireasoning_explores_in_latent_when_entropy_rises_in_an_explicit_block() -> None:
-    rule = SwiReasoning(start_mode="explicit", max_switches=4, min_block=1)
-    assert modes(rule, [LOW, HIGH]) == ["explicit", "latent"]
+def test_swireasoning_stays_explicit_while_entropy_does_not_rise_above_the_reference() -> None:
+    rule = SwiReasoning(start_mode="explicit", max_switches=4, window=1)
+    assert modes(rule, [LOW, LOW, 0.2, LOW]) == ["explicit"] * 4
 
 
 def test_swireasoning_measures_the_trend_from_the_step_that_switched() -> None:
-    rule = SwiReasoning(start_mode="latent", max_switches=4, min_block=1)
+    rule = SwiReasoning(start_mode="latent", max_switches=4, window=1)
     assert modes(rule, [HIGH, 1.0, 0.9, 1.5]) == ["latent", "explicit", "explicit", "latent"]
     assert rule.reference == 1.5
 
 
-def test_a_switch_past_the_cap_ends_thinking_for_good() -> None:
-    rule = SwiReasoning(start_mode="latent", max_switches=1, min_block=1)
-    assert modes(rule, [HIGH, LOW, HIGH, LOW, LOW]) == ["latent", "explicit", None, None, None]
-    assert rule.switches == 1
+def test_only_latent_to_explicit_switches_count_toward_the_cap() -> None:
+    rule = SwiReasoning(start_mode="latent", max_switches=2, window=1)
+    assert modes(rule, [HIGH, LOW, HIGH, LOW, HIGH, LOW]) == ["latent", "explicit", "latent", "explicit"]
+    assert rule.switches == 3
+    assert rule.commits == 2
     assert rule.capped
 
 
-def test_a_cap_of_zero_thinks_in_one_mode_until_the_rule_would_switch() -> None:
-    rule = SwiReasoning(start_mode="latent", max_switches=0, min_block=1)
-    assert modes(rule, [HIGH, HIGH, LOW]) == ["latent", "latent", None]
+def test_the_switch_that_reaches_the_cap_closes_thinking() -> None:
+    rule = SwiReasoning(start_mode="latent", max_switches=1, window=1)
+    assert modes(rule, [HIGH, HIGH, LOW, LOW]) == ["latent", "latent", "explicit"]
+    assert rule.capped
+    with pytest.raises(RuntimeError, match="cap"):
+        rule.observe(LOW, 0.5)
+
+
+def test_without_a_cap_swireasoning_switches_as_often_as_the_trend_says() -> None:
+    rule = SwiReasoning(start_mode="latent", max_switches=None, window=1)
+    modes(rule, [HIGH, LOW] * 2 + [HIGH * (2 + step) if step % 2 else LOW / (2 + step) for step in range(40)])
+    assert rule.commits > 8
+    assert not rule.capped
 
 
 @given(
-    st.lists(st.floats(min_value=0.0, max_value=5.0), max_size=60),
-    st.integers(min_value=0, max_value=5),
-    st.integers(min_value=1, max_value=4),
+    st.lists(st.floats(min_value=0.0, max_value=5.0), max_size=80),
+    st.integers(min_value=1, max_value=5),
+    st.integers(min_value=1, max_value=6),
 )
-def test_switches_never_exceed_the_cap(entropies: list[float], cap: int, min_block: int) -> None:
-    rule = SwiReasoning(start_mode="latent", max_switches=cap, min_block=min_block)
+def test_latent_to_explicit_switches_never_exceed_the_cap(entropies: list[float], cap: int, window: int) -> None:
+    rule = SwiReasoning(start_mode="latent", max_switches=cap, window=window)
     decided = modes(rule, entropies)
-    changes = sum(
-        1 for earlier, later in itertools.pairwise(decided) if None not in (earlier, later) and earlier != later
+    commits = sum(
+        1 for earlier, later in itertools.pairwise(["latent", *decided]) if (earlier, later) == ("latent", "explicit")
     )
-    assert rule.switches <= cap
-    assert changes <= rule.switches
+    assert commits == rule.commits <= cap
+    assert rule.capped == (rule.commits == cap)
+
+
+@given(st.lists(st.floats(min_value=0.0, max_value=5.0), min_size=2, max_size=80), st.integers(1, 6))
+def test_an_explicit_block_lasts_at_least_the_window(entropies: list[float], window: int) -> None:
+    rule = SwiReasoning(start_mode="latent", max_switches=None, window=window)
+    decided = modes(rule, entropies)
+    runs: list[tuple[Mode, int]] = []
+    for mode in decided:
+        runs = [*runs[:-1], (mode, runs[-1][1] + 1)] if runs and runs[-1][0] == mode else [*runs, (mode, 1)]
+    assert all(length >= window for mode, length in runs[:-1] if mode == "explicit")
 
 
 def test_thinkrouter_goes_explicit_below_the_threshold_and_latent_at_or_above_it() -> None:
-    rule = ThinkRouter(threshold=0.6, start_mode="latent", max_switches=10)
+    rule = ThinkRouter(threshold=0.6, start_mode="latent")
     decided = [rule.observe(1.0, max_prob) for max_prob in (0.9, 0.6, 0.3, 0.59, 0.7)]
     assert decided == ["latent", "latent", "explicit", "explicit", "latent"]
     assert rule.switches == 2
+
+
+def test_thinkrouter_routes_every_step_and_is_never_capped() -> None:
+    rule = ThinkRouter(threshold=0.6)
+    decided = [rule.observe(1.0, 0.9 if step % 2 else 0.1) for step in range(50)]
+    assert rule.switches == 50
+    assert not rule.capped
+    assert decided[-2:] == ["explicit", "latent"]
 
 
 @pytest.mark.parametrize("threshold", [0.0, 1.0, -0.1, 1.5])
@@ -77,9 +113,15 @@ def test_thinkrouter_refuses_a_threshold_outside_zero_one(threshold: float) -> N
         ThinkRouter(threshold=threshold)
 
 
-def test_a_negative_cap_is_refused() -> None:
+@pytest.mark.parametrize("cap", [0, -1])
+def test_a_cap_below_one_is_refused(cap: int) -> None:
     with pytest.raises(ValueError, match="max_switches"):
-        SwiReasoning(max_switches=-1)
+        SwiReasoning(max_switches=cap)
+
+
+def test_a_window_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="window"):
+        SwiReasoning(window=0)
 
 
 @pytest.mark.parametrize("mode", ["latent", "explicit"])

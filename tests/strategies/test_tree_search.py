@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import networkx as nx
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -76,7 +77,7 @@ async def test_trace_is_the_search_tree_and_its_tokens_agree_with_usage() -> Non
     assert len(steps) == solution.metrics["nodes"] == solution.usage.requests
     assert sum(attrs["tokens"] for _, attrs in graph.nodes(data=True)) == solution.usage.generated_tokens
     assert all(graph.edges[edge]["kind"] == "expand" for edge in graph.edges)
-    assert len(list(graph.successors(root))) == 4
+    assert len(list(graph.successors(root))) == 2
     assert all(graph.nodes[node]["score"] == 0.5 for node in steps)
     assert solution.metrics["rounds"] == 3
 
@@ -143,14 +144,14 @@ async def test_search_ends_when_every_path_has_finished() -> None:
 
 async def test_search_stops_at_max_depth_and_answers_from_the_best_partial_path() -> None:
     reasoner = reasoner_for(stepper(final_after=None))
-    scorer = FunctionScorer(lambda question, response: 0.9 if "idea 4:" in response else 0.2, name="likes4")
+    scorer = FunctionScorer(lambda question, response: 0.9 if "idea 3:" in response else 0.2, name="likes3")
     solution = await reasoner.asolve(
         "q", 1000, "tree_search", selection="beam", width=2, expand=2, max_depth=2, scorer=scorer
     )
     assert solution.metrics["rounds"] == 2
     assert solution.metrics["stopped_by"] == "depth"
     assert solution.metrics["finished_paths"] == 0
-    assert "idea 4:" in solution.text
+    assert "idea 3:" in solution.text
     assert solution.answer == "7"
 
 
@@ -166,12 +167,99 @@ async def test_exhausted_budget_ends_the_search_with_the_best_partial_answer() -
 async def test_kept_tree_counts_shared_prefix_tokens_once() -> None:
     reasoner = reasoner_for(stepper(final_after=None))
     solution = await reasoner.asolve(
-        "q", 1000, "tree_search", selection="beam", width=2, expand=2, max_depth=3, scorer=constant(0.5)
+        "q", 1000, "tree_search", selection="beam", width=4, expand=2, max_depth=3, scorer=constant(0.5)
     )
     prompt_tokens = solution.trace.nodes[0]["prompt_tokens"]
     distinct, unshared = number(solution, "kv_peak_distinct_tokens"), number(solution, "kv_peak_unshared_tokens")
     assert prompt_tokens < distinct < unshared
     assert unshared - distinct >= prompt_tokens
+
+
+@pytest.mark.parametrize("selection", ["ets", "beam", "rebase"])
+async def test_each_round_makes_width_minus_finished_new_steps(selection: str) -> None:
+    counter = itertools.count()
+
+    def respond(prompt: str) -> str:
+        done = prompt.split("<|assistant|>", 1)[1].count("Step ")
+        index = next(counter)
+        if done >= 1 and index % 2 == 0:
+            return "Final answer: 7"
+        return f"Step {done + 1} idea {index}: 3 + 4 = 7.\n\n"
+
+    solution = await reasoner_for(respond).asolve(
+        "q", 2000, "tree_search", selection=selection, width=4, expand=2, max_depth=6, scorer=constant(0.5)
+    )
+    graph = solution.trace
+    depths = [attrs["depth"] for _, attrs in graph.nodes(data=True) if attrs["kind"] == "step"]
+    per_round = [depths.count(depth) for depth in range(1, max(depths) + 1)]
+    finished_before = [0]
+    for depth in range(1, len(per_round)):
+        finished_before.append(
+            sum(
+                1
+                for _, attrs in graph.nodes(data=True)
+                if attrs["kind"] == "step" and attrs["depth"] <= depth and attrs["finished"]
+            )
+        )
+    assert per_round == [4 - finished for finished in finished_before]
+    assert per_round[0] == 4 and per_round[-1] < 4
+
+
+class KeywordEmbedder:
+    """Embeds a step by whether it adds or subtracts; records how often it was asked."""
+
+    name = "keywords"
+    calls = 0
+
+    async def embed(self, session: Session, token_ids: object, texts: list[str]) -> np.ndarray:
+        type(self).calls += 1
+        return np.array([[1.0, 0.0] if "add" in text else [0.0, 1.0] for text in texts])
+
+
+def one_odd_step_out(prompt: str) -> str:
+    """Round 1: three adding steps and one subtracting step; round 2: the answer."""
+    if prompt.split("<|assistant|>", 1)[1].count("Step "):
+        return "Final answer: 7"
+    one_odd_step_out.index += 1  # type: ignore[attr-defined]
+    if one_odd_step_out.index % 4 == 0:  # type: ignore[attr-defined]
+        return "Step 1 odd: subtract 4 from 3.\n\n"
+    return "Step 1 even: add 3 and 4.\n\n"
+
+
+@pytest.mark.parametrize("selection", ["ets", "beam"])
+async def test_ets_keeps_a_weaker_leaf_of_another_cluster_that_beam_drops(selection: str) -> None:
+    one_odd_step_out.index = 0  # type: ignore[attr-defined]
+    KeywordEmbedder.calls = 0
+    scorer = FunctionScorer(lambda question, response: 0.3 if "subtract" in response else 0.9, name="likes_adding")
+    solution = await reasoner_for(one_odd_step_out).asolve(
+        "q",
+        2000,
+        "tree_search",
+        selection=selection,
+        width=4,
+        expand=2,
+        max_depth=2,
+        scorer=scorer,
+        step_embedder=KeywordEmbedder(),
+    )
+    graph = solution.trace
+    kept = [attrs["text"] for _, attrs in graph.nodes(data=True) if attrs.get("kept")]
+    clusters = {attrs.get("cluster") for _, attrs in graph.nodes(data=True) if attrs.get("depth") == 1}
+    if selection == "ets":
+        assert any("subtract" in text for text in kept)
+        assert clusters == {0, 1}
+        assert KeywordEmbedder.calls == 2
+        assert solution.metrics["step_embedder"] == "keywords"
+        assert solution.metrics["clusters_per_round"] == 1.5
+    else:
+        assert kept and not any("subtract" in text for text in kept)
+        assert KeywordEmbedder.calls == 0
+        assert solution.metrics["step_embedder"] == "none"
+
+
+async def test_an_unknown_step_embedder_is_a_strategy_error(scripted_reasoner: Reasoner) -> None:
+    with pytest.raises(StrategyError, match="step_embedder"):
+        await scripted_reasoner.asolve("q", 100, "tree_search", step_embedder="word2vec")
 
 
 @pytest.mark.parametrize(
@@ -238,3 +326,16 @@ async def test_width_four_depth_three_search_on_the_engine_accounts_for_every_to
     assert sum(attrs["tokens"] for _, attrs in graph.nodes(data=True)) == solution.usage.generated_tokens
     assert solution.usage.generated_tokens <= 1200
     assert number(solution, "kv_peak_distinct_tokens") <= number(solution, "kv_peak_unshared_tokens")
+
+
+@pytest.mark.engine
+async def test_ets_on_the_engine_clusters_steps_with_the_sentence_model(engine_reasoner: Reasoner) -> None:
+    solution = await engine_reasoner.asolve(
+        "What is 7 + 5?", 600, "tree_search", selection="ets", width=4, max_depth=2, step_tokens=24
+    )
+    graph = solution.trace
+    first_round = [attrs for _, attrs in graph.nodes(data=True) if attrs["kind"] == "step" and attrs["depth"] == 1]
+    assert solution.metrics["step_embedder"] == "minilm"
+    assert len(first_round) == 4
+    assert all(isinstance(attrs["cluster"], int) for attrs in first_round)
+    assert 1 <= number(solution, "clusters_per_round") <= 4

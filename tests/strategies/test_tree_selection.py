@@ -82,9 +82,11 @@ def test_ets_gives_every_kept_leaf_a_child_and_splits_the_total() -> None:
     assert allocation == {2: 7, 3: 1}
 
 
-def test_beam_keeps_the_top_width_leaves_with_k_children_each() -> None:
+def test_beam_gives_the_round_total_to_the_best_leaves_k_children_each() -> None:
     leaves = [Leaf(10, 0.2), Leaf(11, 0.9), Leaf(12, 0.5), Leaf(13, 0.7)]
-    assert select_beam(leaves, width=2, expand=3) == {11: 3, 13: 3}
+    assert select_beam(leaves, total=6, expand=3) == {11: 3, 13: 3}
+    assert select_beam(leaves, total=5, expand=3) == {11: 3, 13: 2}
+    assert select_beam(leaves, total=1, expand=3) == {11: 1}
 
 
 def test_rebase_splits_the_total_in_proportion_to_softmax_of_scores() -> None:
