@@ -163,6 +163,8 @@ async def run_chosen(session: Session, prompt: str, chosen: Choice, parent: int 
     strategy = get_strategy(chosen.strategy).from_options(chosen.options)
     inner = Session(session.backend, session.tokenizer, session.profile, budget, session.answer_format, session.ledger)
     inner.trace = session.trace
+    # Same events and same in-flight set: a cancelled solve aborts the chosen strategy's requests too.
+    inner.on_event, inner.running = session.on_event, session.running
     first_node = session.trace.graph.number_of_nodes()
     with session.ledger.hold(session.remaining - chosen.budget):
         outcome = await strategy.run(inner, prompt)

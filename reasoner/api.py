@@ -10,6 +10,7 @@ from typing import Any
 from reasoner.budget import Budget, BudgetLike, as_budget
 from reasoner.engines.base import Backend
 from reasoner.errors import BudgetError, InputError, PromptError
+from reasoner.events import EventCallback
 from reasoner.models import EMBEDDED_MODEL, resolve_model
 from reasoner.profiles import ModelProfile, detect_profile, get_profile
 from reasoner.runtime import LoopThread
@@ -69,10 +70,15 @@ class Reasoner:
         strategy: str = "direct",
         *,
         answer_format: str = "math",
+        on_event: EventCallback | None = None,
         **options: Any,
     ) -> Solution:
-        """Solve one prompt; `options` are the strategy's own (validated by its options model)."""
-        return await self._on_own_loop(self._solve(prompt, budget, strategy, answer_format, options))
+        """Solve one prompt; `options` are the strategy's own (validated by its options model).
+
+        `on_event`, when given, is called with a `SolveEvent` each time a request of the solve
+        produces output (see `reasoner.events`). Cancelling the solve aborts all its requests.
+        """
+        return await self._on_own_loop(self._solve(prompt, budget, strategy, answer_format, options, on_event))
 
     async def asolve_many(
         self,
@@ -202,15 +208,27 @@ class Reasoner:
         return resolved_budget, get_strategy(strategy).from_options(options)
 
     async def _solve(
-        self, prompt: str, budget: BudgetLike, strategy: str, answer_format: str, options: dict[str, Any]
+        self,
+        prompt: str,
+        budget: BudgetLike,
+        strategy: str,
+        answer_format: str,
+        options: dict[str, Any],
+        on_event: EventCallback | None = None,
     ) -> Solution:
         started = time.monotonic()
         resolved_budget, strategy_obj = self.validate(prompt, budget, strategy, answer_format=answer_format, **options)
         assert self._limiter is not None
         async with self._limiter:
             await self.backend.start()
-            session = Session(self.backend, self.backend.tokenizer(), self.profile, resolved_budget, answer_format)
-            outcome = await strategy_obj.run(session, prompt)
+            session = Session(
+                self.backend, self.backend.tokenizer(), self.profile, resolved_budget, answer_format, on_event=on_event
+            )
+            try:
+                outcome = await strategy_obj.run(session, prompt)
+            except BaseException:
+                await asyncio.shield(session.abort_all())
+                raise
         return Solution(
             answer=outcome.answer,
             text=outcome.text,

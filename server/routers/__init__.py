@@ -1,0 +1,1 @@
+"""One router per endpoint group: chat completions, completions, models and health, metrics."""
