@@ -29,6 +29,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--served-model-name", default=None, help="model name clients use (default: the model's name)")
     parser.add_argument("--strategy", default="direct", help="strategy for the plain model name (default: direct)")
     parser.add_argument("--budget", type=int, default=512, help="budget when a request sets none (default 512)")
+    parser.add_argument("--max-budget", type=int, default=32768, help="largest budget a request may ask (default 32768)")
     parser.add_argument("--max-concurrency", type=int, default=64, help="solves running at once (default 64)")
     parser.add_argument("--max-queue", type=int, default=64, help="solves waiting for a slot before 429 (default 64)")
     parser.add_argument(
@@ -66,10 +67,12 @@ def build_config(args: argparse.Namespace, model_name: str) -> Any:
         raise InputError("--max-queue and --shutdown-timeout must not be negative")
     get_strategy(args.strategy)
     as_budget(args.budget)
+    as_budget(args.max_budget)
     return ServerConfig(
         model_name=args.served_model_name or model_name,
         default_strategy=args.strategy,
         default_budget=args.budget,
+        max_budget=args.max_budget,
         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
         max_concurrency=args.max_concurrency,
         max_queue=args.max_queue,
@@ -94,10 +97,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGTERM / Ctrl-C; solves in flight get `--shutdown-timeout` seconds, then are aborted."""
-    config_args = args
     sock = listening_socket(args.host, args.port)
     reasoner = build_reasoner(args)
-    config = build_config(config_args, reasoner.model_name)
+    config = build_config(args, reasoner.model_name)
     asyncio.run(_serve(reasoner, config, sock))
     return 0
 

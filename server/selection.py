@@ -78,6 +78,13 @@ def _options(request: SolveFields, strategy: str, effort_mode: str | None) -> di
     reserved = sorted(set(options) & RESERVED_OPTION_NAMES)
     if reserved:
         raise APIError(400, f"strategy_options may not set {', '.join(reserved)}; send them as request fields")
+    server_files = sorted(name for name in options if name.endswith("_file"))
+    if server_files:
+        raise APIError(
+            400,
+            f"strategy option {', '.join(server_files)} names a file on the server; it is not accepted over the API",
+            param="strategy_options",
+        )
     for name in ("temperature", "top_p"):
         value = getattr(request, name)
         if value is not None and name in known and name not in options:
@@ -104,6 +111,10 @@ def _strategy_and_budget(
             raise APIError(400, f"reasoning_effort sets the 'mode' strategy's dial; strategy {strategy!r} has none")
     get_strategy(strategy)
     budget = resolve_budget(request.budget, model_budget, cap, config.default_budget)
+    if budget.tokens > config.max_budget:
+        raise APIError(
+            400, f"a budget of {budget.tokens} tokens is above this server's limit of {config.max_budget}", param="budget"
+        )
     return strategy, budget, effort_mode
 
 
