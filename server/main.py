@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 API_KEY_ENV = "REASONER_API_KEY"
@@ -29,7 +32,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--served-model-name", default=None, help="model name clients use (default: the model's name)")
     parser.add_argument("--strategy", default="direct", help="strategy for the plain model name (default: direct)")
     parser.add_argument("--budget", type=int, default=512, help="budget when a request sets none (default 512)")
-    parser.add_argument("--max-budget", type=int, default=32768, help="largest budget a request may ask (default 32768)")
+    parser.add_argument("--max-budget", type=int, default=32768, help="most tokens a request's budget may be")
     parser.add_argument("--max-concurrency", type=int, default=64, help="solves running at once (default 64)")
     parser.add_argument("--max-queue", type=int, default=64, help="solves waiting for a slot before 429 (default 64)")
     parser.add_argument(
@@ -109,12 +112,30 @@ async def _serve(reasoner: Any, config: Any, sock: socket.socket) -> None:
 
     from server.app import create_app
 
+    class Server(uvicorn.Server):
+        """uvicorn, but SIGTERM / SIGINT end a graceful shutdown and a normal exit (uvicorn re-raises them)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(signum, self._stop)
+            try:
+                yield
+            finally:
+                for signum in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(signum)
+
+        def _stop(self) -> None:
+            self.force_exit = self.should_exit
+            self.should_exit = True
+
     app = create_app(reasoner, config, close_reasoner=True)
     try:
         await reasoner.astart()
         host, port = sock.getsockname()[:2]
         sys.stderr.write(f"reasoner: serving {config.model_name} on http://{host}:{port}/v1\n")
-        server = uvicorn.Server(
+        server = Server(
             uvicorn.Config(
                 app,
                 log_level="warning",

@@ -112,9 +112,8 @@ def _strategy_and_budget(
     get_strategy(strategy)
     budget = resolve_budget(request.budget, model_budget, cap, config.default_budget)
     if budget.tokens > config.max_budget:
-        raise APIError(
-            400, f"a budget of {budget.tokens} tokens is above this server's limit of {config.max_budget}", param="budget"
-        )
+        limit = f"this server's limit of {config.max_budget}"
+        raise APIError(400, f"a budget of {budget.tokens} tokens is above {limit}", param="budget")
     return strategy, budget, effort_mode
 
 

@@ -68,7 +68,7 @@ async def solutions_unless_disconnected(request: Request, tasks: list[asyncio.Ta
             if not pending:
                 return [task.result() for task in tasks]
             if await request.is_disconnected():
-                raise asyncio.CancelledError
+                raise APIError(499, "the client closed the request; its solves were aborted", code="client_closed")
     finally:
         for task in tasks:
             if not task.done():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import threading
 import time
 
@@ -128,18 +129,28 @@ def test_progress_comments_report_phase_and_tokens_so_far(served: RunningServer)
     assert tokens == sorted(tokens) and tokens[-1] > 0
 
 
-def leave_mid_solve(url: str, body: dict[str, object], stream: bool) -> None:
-    """Send a long solve and go away while it runs: after its first progress event, or after 3 s."""
+def leave_mid_solve(server: RunningServer, body: dict[str, object], stream: bool) -> None:
+    """Send a long solve and go away while its engine requests run."""
     headers = {"Authorization": f"Bearer {SERVE_API_KEY}"}
-    if not stream:
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.post(url, json=body, headers=headers, timeout=3)
-        return
-    with httpx.stream("POST", url, json=body | {"stream": True}, headers=headers, timeout=60) as reply:
-        for line in reply.iter_lines():
-            if line.startswith(": progress ") and json.loads(line.removeprefix(": progress "))["generated_tokens"]:
-                return
-    raise AssertionError("the stream ended before the solve generated anything")
+    if stream:
+        url = server.api_url + "/chat/completions"
+        with httpx.stream("POST", url, json=body | {"stream": True}, headers=headers, timeout=60) as reply:
+            for line in reply.iter_lines():
+                if line.startswith(": progress ") and json.loads(line.removeprefix(": progress "))["generated_tokens"]:
+                    return
+        raise AssertionError("the stream ended before the solve generated anything")
+    payload = json.dumps(body).encode()
+    host, port = server.base_url.removeprefix("http://").split(":")
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {SERVE_API_KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port))) as connection:
+        connection.sendall(request + payload)
+        deadline = time.monotonic() + 30
+        while server.metric("vllm:num_requests_running") == 0:
+            assert time.monotonic() < deadline, "the solve never reached the engine"
+            time.sleep(0.1)
 
 
 @pytest.mark.parametrize("stream", [True, False])
@@ -148,8 +159,9 @@ def test_a_client_that_disconnects_aborts_every_engine_request_of_its_solve(
 ) -> None:
     wait_for_no_running_requests(served)
     aborted_before = served.metric("reasoner_server_solves_aborted_total")
-    body = {"model": "self_consistency@3000", "messages": QUESTION, "strategy_options": {"n": 6, "temperature": 0.8}}
-    leave_mid_solve(served.api_url + "/chat/completions", body, stream)
+    counting = [{"role": "user", "content": "Count from 1 to 1000, one number per line."}]
+    body = {"model": "self_consistency@3000", "messages": counting, "strategy_options": {"n": 6, "temperature": 0.8}}
+    leave_mid_solve(served, body, stream)
     wait_for_no_running_requests(served, timeout_s=5)
     assert served.metric("reasoner_server_solves_aborted_total") == aborted_before + 1
 
