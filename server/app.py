@@ -13,7 +13,7 @@ from reasoner import Reasoner
 from server.config import ServerConfig
 from server.errors import install_error_handlers
 from server.metrics import ServerMetrics
-from server.routers import chat, completions, metrics, models
+from server.routers import chat, completions, metrics, models, not_vllm
 from server.service import SolveService
 from server.state import ServerState
 
@@ -63,7 +63,7 @@ def create_app(reasoner: Reasoner, config: ServerConfig, *, close_reasoner: bool
 
     app = FastAPI(title="reasoner", summary="Reasoning strategies behind an OpenAI-compatible API", lifespan=lifespan)
     app.state.server = ServerState(reasoner=reasoner, config=config, service=service, metrics=server_metrics)
-    for router in (chat.router, completions.router, models.router, metrics.router):
+    for router in (chat.router, completions.router, models.router, metrics.router, not_vllm.router):
         app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(RequestMetrics, server_metrics=server_metrics)

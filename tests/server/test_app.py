@@ -149,3 +149,10 @@ async def test_metrics_count_requests_tokens_and_refusals() -> None:
     assert 'reasoner_server_generated_tokens_total{strategy="direct"} 7.0' in page
     assert 'reasoner_server_requests_total{endpoint="/v1/chat/completions",status="200"} 1.0' in page
     assert "reasoner_server_request_latency_seconds_bucket" in page
+
+
+async def test_vllm_only_endpoints_say_this_is_not_a_raw_vllm_server() -> None:
+    server = scripted_server()
+    response = await server.http.post("/tokenize", json={"prompt": "hi"})
+    assert response.status_code == 404 and response.json()["error"]["code"] == "not_a_vllm_server"
+    assert "raw vLLM server" in response.json()["error"]["message"]
