@@ -66,6 +66,8 @@ async def solutions_unless_disconnected(request: Request, tasks: list[asyncio.Ta
             if failed:
                 raise failed[0].exception()  # type: ignore[misc]
             if not pending:
+                if any(task.cancelled() for task in tasks):
+                    raise APIError(503, "the server shut down before the solve finished", type_="server_error")
                 return [task.result() for task in tasks]
             if await request.is_disconnected():
                 raise APIError(499, "the client closed the request; its solves were aborted", code="client_closed")

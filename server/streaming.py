@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from reasoner import Solution
 from reasoner.events import SolveEvent
-from server.errors import as_api_error, error_body
+from server.errors import APIError, as_api_error, error_body
 from server.responses import cut_at_stops, finish_reason, reasoner_info, reasoning_text, usage_info
 from server.selection import SolvePlan
 from server.service import SolveService
@@ -151,6 +151,8 @@ async def stream_solves(
                         yield _progress_comment(index, state)
             for index, task in enumerate(tasks):
                 if finished[index] is None and task.done():
+                    if task.cancelled():
+                        raise APIError(503, "the server shut down before the solve finished", type_="server_error")
                     solution = task.result()
                     finished[index] = solution
                     for piece in _final_pieces(writer, index, plans[index], progress[index], solution):
