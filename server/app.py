@@ -7,16 +7,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from reasoner import Reasoner
 from server.config import ServerConfig
-from server.errors import install_error_handlers
+from server.errors import APIError, error_body, install_error_handlers
 from server.metrics import ServerMetrics
 from server.routers import chat, completions, metrics, models, not_vllm
 from server.service import SolveService
 from server.state import ServerState
 
+MAX_BODY_BYTES = 8 << 20
 KNOWN_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics"})
 
 
@@ -48,6 +50,42 @@ class RequestMetrics:
             self.server_metrics.latency.labels(endpoint).observe(time.monotonic() - started)
 
 
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over `max_bytes` with 413, before anything parses them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_bytes:
+            await self._refuse(send)
+            return
+        received = 0
+
+        async def receive_counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise APIError(413, f"the request body is over {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, receive_counted, send)
+
+    async def _refuse(self, send: Send) -> None:
+        error = APIError(413, f"the request body is over {self.max_bytes} bytes (or its length is malformed)")
+        await JSONResponse(error_body(error), status_code=413)({"type": "http"}, _no_receive, send)
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
 def create_app(reasoner: Reasoner, config: ServerConfig, *, close_reasoner: bool = False) -> FastAPI:
     """An OpenAI-compatible app over `reasoner`; on shutdown it drains its solves (and closes the engine if asked)."""
     server_metrics = ServerMetrics()
@@ -66,5 +104,6 @@ def create_app(reasoner: Reasoner, config: ServerConfig, *, close_reasoner: bool
     for router in (chat.router, completions.router, models.router, metrics.router, not_vllm.router):
         app.include_router(router)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit)
     app.add_middleware(RequestMetrics, server_metrics=server_metrics)
     return app

@@ -10,7 +10,7 @@ this server cannot give (`n > 1`, `logprobs`, `tools`, `echo`) are refused with 
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -68,7 +68,9 @@ class SolveFields(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, description="Caps all tokens the solve generates.")
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    stop: str | list[str] | None = Field(default=None, description="The returned content is cut at the first stop.")
+    stop: str | Annotated[list[str], Field(max_length=16)] | None = Field(
+        default=None, description="The returned content is cut at the first stop (16 at most)."
+    )
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: int = Field(default=1, ge=1, le=1, description="One choice per prompt; the strategy decides how many samples.")

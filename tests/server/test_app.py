@@ -156,3 +156,13 @@ async def test_vllm_only_endpoints_say_this_is_not_a_raw_vllm_server() -> None:
     response = await server.http.post("/tokenize", json={"prompt": "hi"})
     assert response.status_code == 404 and response.json()["error"]["code"] == "not_a_vllm_server"
     assert "raw vLLM server" in response.json()["error"]["message"]
+
+
+async def test_an_oversized_body_is_a_413_before_it_is_parsed() -> None:
+    server = scripted_server()
+    huge = b'{"model": "scripted", "messages": [{"role": "user", "content": "' + b"x" * (9 << 20) + b'"}]}'
+    response = await server.http.post(
+        "/v1/chat/completions", content=huge, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413 and "over" in response.json()["error"]["message"]
+    assert server.backend.requests == []
