@@ -56,12 +56,11 @@ def build_reasoner(args: argparse.Namespace) -> Any:
     return Reasoner(args.model, engine_args=parse_options(args.engine_arg), max_concurrency=args.max_concurrency)
 
 
-def build_config(args: argparse.Namespace, model_name: str) -> Any:
-    """`ServerConfig` from the options, each checked (an `InputError` names the bad one)."""
+def check_serve_arguments(args: argparse.Namespace) -> None:
+    """Refuse bad options with an `InputError` naming the option, before anything starts."""
     from reasoner import get_strategy
     from reasoner.budget import as_budget
     from reasoner.errors import InputError
-    from server.config import ServerConfig
 
     for name in ("max_concurrency", "port"):
         if getattr(args, name) < 1:
@@ -71,6 +70,12 @@ def build_config(args: argparse.Namespace, model_name: str) -> Any:
     get_strategy(args.strategy)
     as_budget(args.budget)
     as_budget(args.max_budget)
+
+
+def build_config(args: argparse.Namespace, model_name: str) -> Any:
+    """`ServerConfig` from the (checked) options."""
+    from server.config import ServerConfig
+
     return ServerConfig(
         model_name=args.served_model_name or model_name,
         default_strategy=args.strategy,
@@ -100,6 +105,7 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGTERM / Ctrl-C; solves in flight get `--shutdown-timeout` seconds, then are aborted."""
+    check_serve_arguments(args)
     sock = listening_socket(args.host, args.port)
     reasoner = build_reasoner(args)
     config = build_config(args, reasoner.model_name)
