@@ -14,7 +14,7 @@ import openai
 import psutil
 import pytest
 
-from tests.server.conftest import MAX_CONCURRENCY, MAX_QUEUE, SERVE_API_KEY, RunningServer
+from tests.server.serve_process import MAX_CONCURRENCY, MAX_QUEUE, SERVE_API_KEY, RunningServer
 
 pytestmark = pytest.mark.engine
 
