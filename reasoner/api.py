@@ -11,6 +11,7 @@ from reasoner.budget import Budget, BudgetLike, as_budget
 from reasoner.deadline import deadline_outcome
 from reasoner.engines.base import Backend
 from reasoner.errors import BudgetError, InputError, ModelError, PromptError, StrategyError
+from reasoner.events import EventCallback
 from reasoner.ledger import BudgetExhausted
 from reasoner.models import EMBEDDED_MODEL, resolve_model
 from reasoner.profiles import ModelProfile, detect_profile, get_profile
@@ -90,10 +91,15 @@ class Reasoner:
         strategy: str = "direct",
         *,
         answer_format: str = "math",
+        on_event: EventCallback | None = None,
         **options: Any,
     ) -> Solution:
-        """Solve one prompt; `options` are the strategy's own (validated by its options model)."""
-        return await self._on_own_loop(self._solve(prompt, budget, strategy, answer_format, options))
+        """Solve one prompt; `options` are the strategy's own (validated by its options model).
+
+        `on_event`, when given, is called with a `SolveEvent` each time a request of the solve
+        produces output (see `reasoner.events`). Cancelling the solve aborts all its requests.
+        """
+        return await self._on_own_loop(self._solve(prompt, budget, strategy, answer_format, options, on_event))
 
     async def asolve_many(
         self,
@@ -219,20 +225,32 @@ class Reasoner:
         return resolved_budget, strategy_obj
 
     async def _solve(
-        self, prompt: str, budget: BudgetLike, strategy: str, answer_format: str, options: dict[str, Any]
+        self,
+        prompt: str,
+        budget: BudgetLike,
+        strategy: str,
+        answer_format: str,
+        options: dict[str, Any],
+        on_event: EventCallback | None = None,
     ) -> Solution:
         started = time.monotonic()
         resolved_budget, strategy_obj = self.validate(prompt, budget, strategy, answer_format=answer_format, **options)
         assert self._limiter is not None
         async with self._limiter:
             await self.backend.start()
-            session = Session(self.backend, self.backend.tokenizer(), self.profile, resolved_budget, answer_format)
+            session = Session(
+                self.backend, self.backend.tokenizer(), self.profile, resolved_budget, answer_format, on_event=on_event
+            )
             try:
-                outcome = await strategy_obj.run(session, prompt)
-            except BudgetExhausted:
-                if not session.ledger.deadline_passed():
-                    raise
-                outcome = deadline_outcome(session)
+                try:
+                    outcome = await strategy_obj.run(session, prompt)
+                except BudgetExhausted:
+                    if not session.ledger.deadline_passed():
+                        raise
+                    outcome = deadline_outcome(session)
+            except BaseException:
+                await asyncio.shield(session.abort_all())
+                raise
         return Solution(
             answer=outcome.answer,
             text=outcome.text,

@@ -19,6 +19,7 @@ import numpy as np
 from reasoner.budget import Budget
 from reasoner.engines.base import Backend, Chunk, EmbedsPrompt, FinishReason, SamplingSpec, Tokenizer, TokensPrompt
 from reasoner.errors import BudgetError, CapabilityError, PromptError
+from reasoner.events import EventCallback, SolveEvent
 from reasoner.ledger import Ledger, Reservation
 from reasoner.profiles import ModelProfile
 from reasoner.trace import Trace
@@ -60,6 +61,8 @@ class RunningRequest:
         self.generation = generation
         self._session = session
         self._reservation = reservation
+        self.phase = reservation.phase
+        self.kind = str(session.trace.graph.nodes[generation.node]["kind"])
         self._progress = asyncio.Condition()
         self._task = asyncio.ensure_future(self._consume(stream))
 
@@ -85,15 +88,20 @@ class RunningRequest:
                         gen.logprobs = (gen.logprobs or []) + list(chunk.logprobs)
                 if chunk.finished:
                     gen.finish_reason = chunk.finish_reason
+                session.emit(self, chunk.text, len(chunk.token_ids), chunk.finished, chunk.finish_reason)
                 async with self._progress:
                     self._progress.notify_all()
         finally:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
+            unfinished = gen.finish_reason is None
             gen.finish_reason = gen.finish_reason or "abort"
             gen.finished_at = time.monotonic()
             session.ledger.close(self._reservation, aborted=gen.finish_reason == "abort")
+            session.running.discard(self)
+            if unfinished:
+                session.emit(self, "", 0, True, "abort")
             session.trace.update(
                 gen.node,
                 tokens=len(gen.token_ids),
@@ -144,6 +152,7 @@ class Session:
         answer_format: str = "math",
         ledger: Ledger | None = None,
         trace: Trace | None = None,
+        on_event: EventCallback | None = None,
     ):
         self.backend = backend
         self.tokenizer = tokenizer
@@ -153,6 +162,8 @@ class Session:
         self.ledger = ledger or Ledger(budget)
         self.trace = trace or Trace()
         self.solve_id = f"s{next(_solve_counter)}"
+        self.on_event = on_event
+        self.running: set[RunningRequest] = set()
 
     @property
     def remaining(self) -> int:
@@ -170,9 +181,46 @@ class Session:
         if not 1 <= tokens <= self.remaining:
             raise BudgetError(f"a sub-session of {tokens} tokens does not fit the {self.remaining} left")
         budget = Budget(tokens=tokens, samples=self.budget.samples, deadline_s=self.budget.deadline_s)
-        inner = Session(self.backend, self.tokenizer, self.profile, budget, self.answer_format, self.ledger, self.trace)
+        inner = Session(
+            self.backend,
+            self.tokenizer,
+            self.profile,
+            budget,
+            self.answer_format,
+            self.ledger,
+            self.trace,
+            self.on_event,
+        )
+        # The same in-flight set: a cancelled solve aborts the sub-session's requests too.
+        inner.running = self.running
         with self.ledger.hold(self.remaining - tokens):
             yield inner
+
+    def emit(
+        self, request: RunningRequest, text: str, new_tokens: int, finished: bool, reason: FinishReason | None
+    ) -> None:
+        """Tell the `on_event` callback, if any, what one request just produced."""
+        if self.on_event is None:
+            return
+        self.on_event(
+            SolveEvent(
+                request_id=request.generation.request_id,
+                phase=request.phase,
+                kind=request.kind,
+                text=text,
+                new_tokens=new_tokens,
+                finished=finished,
+                finish_reason=reason,
+                generated_tokens=self.ledger.generated_tokens,
+                prompt_tokens=self.ledger.prompt_tokens,
+                requests=self.ledger.requests,
+            )
+        )
+
+    async def abort_all(self) -> None:
+        """Abort every request of this session still in flight (a cancelled solve calls it)."""
+        for request in list(self.running):
+            await request.abort()
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text)
@@ -244,7 +292,9 @@ class Session:
             started_at=time.monotonic(),
         )
         stream = self.backend.generate(request_id, backend_prompt, sampling)
-        return RunningRequest(self, generation, reservation, stream)
+        running = RunningRequest(self, generation, reservation, stream)
+        self.running.add(running)
+        return running
 
     async def generate(self, prompt: str | Sequence[int] | np.ndarray, **kwargs: object) -> Generation:
         """Run a request to completion; same arguments as `start`."""

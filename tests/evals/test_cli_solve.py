@@ -45,7 +45,7 @@ def test_a_folder_that_is_not_a_model_exits_2(capsys: pytest.CaptureFixture[str]
 def test_help_documents_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(capsys, "--help")
     assert code == 0
-    for command in ("solve", "eval", "report", "calibrate", "models"):
+    for command in ("solve", "eval", "report", "calibrate", "serve", "models"):
         assert command in out
         sub_code, sub_out, _ = run_cli(capsys, command, "--help")
         assert sub_code == 0

@@ -1,0 +1,13 @@
+"""`reasoner serve`: every strategy behind an OpenAI-compatible API.
+
+`create_app(reasoner, config)` builds the FastAPI app; `server.main` runs it under uvicorn
+from the command line. Layout (as vLLM's server): `protocol` (request and response models),
+`selection` (request -> strategy, budget, options), `service` (queue and cancellation),
+`streaming` (SSE), `responses` (usage and the `reasoner` account), `errors` (OpenAI's error
+JSON, in one place), `metrics` (Prometheus), `routers/` (one per endpoint group).
+"""
+
+from server.app import create_app
+from server.config import ServerConfig
+
+__all__ = ["ServerConfig", "create_app"]

@@ -1,0 +1,166 @@
+"""From an OpenAI request to what to solve: prompt, strategy, budget and options.
+
+- The strategy comes from `strategy` (extra_body), else from the model name: the served
+  model's name (or `default`) means the server's default strategy, `<strategy>` or
+  `<strategy>@<budget>` (e.g. `elastic@1024`) name one. `reasoning_effort` low / medium /
+  high (minimal / none: off) selects the `mode` strategy's dial.
+- The budget comes from `budget` (an int, or `Budget` fields), else from the model name,
+  else `max_completion_tokens` / `max_tokens`, else the server's default; the token cap
+  (`max_completion_tokens` / `max_tokens`) then caps it: every request of the solve together.
+- `temperature` / `top_p` become strategy options where the strategy has them.
+- A chat becomes one question: the system (developer) messages, then the user's message,
+  or for a multi-turn chat the turns written out as `User:` / `Assistant:` lines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reasoner import Budget, Reasoner, get_strategy, strategy_names
+from reasoner.budget import as_budget
+from server.config import ServerConfig
+from server.errors import APIError
+from server.protocol import ChatCompletionRequest, ChatMessage, CompletionRequest, SolveFields
+
+RESERVED_OPTION_NAMES = frozenset({"prompt", "budget", "strategy", "answer_format", "on_event"})
+EFFORT_MODES = {"high": "high", "medium": "medium", "low": "low", "minimal": "off", "none": "off"}
+
+
+@dataclass(frozen=True)
+class SolvePlan:
+    """One solve the server runs for a request, validated before it is queued."""
+
+    prompt: str
+    strategy: str
+    budget: Budget
+    options: dict[str, Any] = field(default_factory=dict)
+    answer_format: str = "math"
+    stops: tuple[str, ...] = ()
+
+
+def strategy_from_model(model: str, config: ServerConfig) -> tuple[str, int | None]:
+    """(strategy, budget or None) that a model name selects; unknown names are a 404, bad budgets a 400."""
+    name, at, budget_text = model.partition("@")
+    if name in (config.model_name, "default", ""):
+        name = config.default_strategy
+    elif name not in strategy_names():
+        if at:
+            raise APIError(400, f"unknown strategy {name!r} in model {model!r}; known: {', '.join(strategy_names())}")
+        raise APIError(
+            404,
+            f"the model {model!r} does not exist; use {config.model_name!r}, a strategy name "
+            f"({', '.join(strategy_names())}) or '<strategy>@<budget>'",
+            code="model_not_found",
+            param="model",
+        )
+    if not at:
+        return name, None
+    if not budget_text.isdigit() or int(budget_text) < 1:
+        raise APIError(400, f"the budget in model {model!r} must be a positive integer, e.g. 'elastic@1024'")
+    return name, int(budget_text)
+
+
+def resolve_budget(
+    explicit: int | dict[str, Any] | None, from_model: int | None, cap: int | None, default: int
+) -> Budget:
+    """The solve's budget: explicit, else the model name's, else the cap, else the default; then capped."""
+    chosen = explicit if explicit is not None else from_model
+    budget = as_budget(chosen if chosen is not None else (cap if cap is not None else default))
+    if cap is not None and cap < budget.tokens:
+        budget = Budget(**(budget.model_dump() | {"tokens": cap}))
+    return budget
+
+
+def _options(request: SolveFields, strategy: str, effort_mode: str | None) -> dict[str, Any]:
+    known = get_strategy(strategy).Options.model_fields
+    options = dict(request.strategy_options)
+    reserved = sorted(set(options) & RESERVED_OPTION_NAMES)
+    if reserved:
+        raise APIError(400, f"strategy_options may not set {', '.join(reserved)}; send them as request fields")
+    server_files = sorted(name for name in options if name.endswith("_file"))
+    if server_files:
+        raise APIError(
+            400,
+            f"strategy option {', '.join(server_files)} names a file on the server; it is not accepted over the API",
+            param="strategy_options",
+        )
+    for name in ("temperature", "top_p"):
+        value = getattr(request, name)
+        if value is not None and name in known and name not in options:
+            options[name] = value
+    if effort_mode is not None:
+        options.setdefault("mode", effort_mode)
+    return options
+
+
+def _strategy_and_budget(
+    request: SolveFields, config: ServerConfig, effort: str | None, cap: int | None
+) -> tuple[str, Budget, str | None]:
+    strategy, model_budget = strategy_from_model(request.model, config)
+    if request.strategy is not None:
+        strategy = request.strategy
+    effort_mode = None
+    if effort is not None:
+        if effort not in EFFORT_MODES:
+            raise APIError(400, f"reasoning_effort {effort!r} is not one of {', '.join(EFFORT_MODES)}")
+        effort_mode = EFFORT_MODES[effort]
+        if request.strategy is None and "@" not in request.model and strategy == config.default_strategy:
+            strategy = "mode"
+        if strategy != "mode":
+            raise APIError(400, f"reasoning_effort sets the 'mode' strategy's dial; strategy {strategy!r} has none")
+    get_strategy(strategy)
+    budget = resolve_budget(request.budget, model_budget, cap, config.default_budget)
+    if budget.tokens > config.max_budget:
+        limit = f"this server's limit of {config.max_budget}"
+        raise APIError(400, f"a budget of {budget.tokens} tokens is above {limit}", param="budget")
+    return strategy, budget, effort_mode
+
+
+def conversation_text(messages: list[ChatMessage]) -> str:
+    """The question a chat asks, as one text (see the module docstring)."""
+    system = [message.text() for message in messages if message.role in ("system", "developer") and message.text()]
+    turns = [message for message in messages if message.role in ("user", "assistant")]
+    if not turns or turns[-1].role != "user":
+        raise APIError(400, "the last message must be the user's question", param="messages")
+    if len(turns) == 1:
+        body = turns[0].text()
+    else:
+        body = "\n\n".join(f"{'User' if turn.role == 'user' else 'Assistant'}: {turn.text()}" for turn in turns)
+    return "\n\n".join([*system, body])
+
+
+def plan_chat(request: ChatCompletionRequest, config: ServerConfig, reasoner: Reasoner) -> SolvePlan:
+    """The one solve a chat completion runs, validated now (a 400 before it is queued)."""
+    strategy, budget, effort_mode = _strategy_and_budget(request, config, request.reasoning_effort, request.token_cap())
+    plan = SolvePlan(
+        prompt=conversation_text(request.messages),
+        strategy=strategy,
+        budget=budget,
+        options=_options(request, strategy, effort_mode),
+        answer_format=request.answer_format,
+        stops=tuple(request.stops()),
+    )
+    validate(plan, reasoner)
+    return plan
+
+
+def plan_completions(request: CompletionRequest, config: ServerConfig, reasoner: Reasoner) -> list[SolvePlan]:
+    """One solve per prompt of a completion request, each with the whole budget."""
+    prompts = request.prompts()
+    if not prompts:
+        raise APIError(400, "prompt is empty; pass at least one prompt", param="prompt")
+    strategy, budget, _ = _strategy_and_budget(request, config, None, request.token_cap())
+    options = _options(request, strategy, None)
+    plans = [
+        SolvePlan(prompt, strategy, budget, options, request.answer_format, tuple(request.stops()))
+        for prompt in prompts
+    ]
+    for plan in plans:
+        validate(plan, reasoner)
+    return plans
+
+
+def validate(plan: SolvePlan, reasoner: Reasoner) -> None:
+    """Raise the typed error the solve would raise (a 400), before queueing it."""
+    reasoner.validate(plan.prompt, plan.budget, plan.strategy, answer_format=plan.answer_format, **plan.options)
