@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     from server.main import add_serve_arguments
 
     add_serve_arguments(serve)
+    add_endpoint_argument(serve)
 
     models = commands.add_parser("models", help="list available models; --provision fetches the embedded one")
     models.add_argument(

@@ -50,10 +50,15 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_reasoner(args: argparse.Namespace) -> Any:
     """The `Reasoner` the server runs on, from the command-line options (the one place that builds it)."""
-    from evals.cli import parse_options
+    from evals.cli import endpoints_from, parse_options
     from reasoner import Reasoner
 
-    return Reasoner(args.model, engine_args=parse_options(args.engine_arg), max_concurrency=args.max_concurrency)
+    return Reasoner(
+        args.model,
+        endpoint=endpoints_from(args),
+        engine_args=parse_options(args.engine_arg),
+        max_concurrency=args.max_concurrency,
+    )
 
 
 def check_serve_arguments(args: argparse.Namespace) -> None:

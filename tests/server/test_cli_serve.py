@@ -33,3 +33,17 @@ def test_a_busy_port_is_one_line_not_a_traceback(capsys: pytest.CaptureFixture[s
         taken.listen()
         code, _, err = run_cli(capsys, "serve", "--port", str(taken.getsockname()[1]))
     assert code == 2 and "cannot listen on 127.0.0.1" in err and err.count("\n") == 1
+
+
+def test_serving_an_unreachable_endpoint_exits_3_naming_it(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    code, _, err = run_cli(capsys, "serve", "--endpoint", "http://127.0.0.1:9/v1", "--port", str(free_port))
+    assert code == 3
+    assert err.count("\n") == 1 and "127.0.0.1:9" in err
+
+
+def test_an_endpoint_with_engine_args_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "serve", "--endpoint", "http://127.0.0.1:9/v1", "--engine-arg", "max_model_len=512")
+    assert code == 2 and "endpoint=" in err and err.count("\n") == 1
