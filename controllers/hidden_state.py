@@ -41,6 +41,8 @@ POOLING_ENGINE_DEFAULTS: dict[str, Any] = {
     "kv_cache_memory_bytes": 64 << 20,
     "max_num_seqs": 8,
     "pooler_config": {"pooling_type": "LAST", "use_activation": False},
+    # No vLLM stat loggers: a new engine's Prometheus logger unregisters the policy engine's metrics.
+    "disable_log_stats": True,
 }
 _request_counter = itertools.count()
 

@@ -48,6 +48,8 @@ PRM_ENGINE_DEFAULTS: dict[str, Any] = {
     "max_model_len": 4096,
     "kv_cache_memory_bytes": 512 << 20,
     "max_num_seqs": 32,
+    # No vLLM stat loggers: a new engine's Prometheus logger unregisters the policy engine's metrics.
+    "disable_log_stats": True,
 }
 _MARK = "\x00STEPS\x00"
 _request_counter = itertools.count()

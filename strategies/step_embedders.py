@@ -44,6 +44,8 @@ EMBED_ENGINE_DEFAULTS: dict[str, Any] = {
     "max_model_len": 256,
     "kv_cache_memory_bytes": 64 << 20,
     "max_num_seqs": 32,
+    # No vLLM stat loggers: a new engine's Prometheus logger unregisters the policy engine's metrics.
+    "disable_log_stats": True,
 }
 _request_counter = itertools.count()
 

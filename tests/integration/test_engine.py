@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import psutil
@@ -13,6 +14,16 @@ from reasoner import Budget, EngineError, Outcome, Reasoner, Session, Strategy, 
 pytestmark = pytest.mark.engine
 
 COUNTING_PROMPT = "Count from 1 to 300, one number per line."
+
+
+def engine_core_processes() -> list[psutil.Process]:
+    """This process's live vLLM EngineCore descendants (zombies other tests left unreaped are skipped)."""
+    cores = []
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.ZombieProcess, psutil.NoSuchProcess):
+            if "EngineCore" in process.name() or "EngineCore" in " ".join(process.cmdline()):
+                cores.append(process)
+    return cores
 
 
 @register_strategy
@@ -67,11 +78,7 @@ def test_a_repeated_prefix_hits_the_prefix_cache(engine_reasoner: Reasoner) -> N
 
 
 def test_engine_death_is_an_engine_error_and_the_next_call_restarts(engine_reasoner: Reasoner) -> None:
-    engine_cores = [
-        process
-        for process in psutil.Process().children(recursive=True)
-        if "EngineCore" in " ".join(process.cmdline()) or "EngineCore" in process.name()
-    ]
+    engine_cores = engine_core_processes()
     assert engine_cores, "no EngineCore process found to kill"
 
     async def solve_while_killing() -> None:
@@ -88,11 +95,7 @@ def test_engine_death_is_an_engine_error_and_the_next_call_restarts(engine_reaso
 
 
 def test_an_engine_that_died_while_idle_is_restarted_by_the_next_call(engine_reasoner: Reasoner) -> None:
-    engine_cores = [
-        process
-        for process in psutil.Process().children(recursive=True)
-        if "EngineCore" in " ".join(process.cmdline()) or "EngineCore" in process.name()
-    ]
+    engine_cores = engine_core_processes()
     assert engine_cores, "no EngineCore process found to kill"
     for process in engine_cores:
         process.kill()
