@@ -7,6 +7,7 @@ Usage is exact over HTTP: the sum of the solves' generated tokens equals the ser
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -21,11 +22,15 @@ pytestmark = pytest.mark.engine
 
 GENERATED = "vllm:generation_tokens_total"
 QUESTION = "What is 12 + 30?"
-STRATEGIES = {
+STRATEGIES: dict[str, dict[str, Any]] = {
     "direct": {},
     "elastic": {},
     "mode": {"mode": "low"},
-    "latent_switch": {},
+    # The model's thinking opens with "1" (of "12"), a digit, which SwiReasoning's `explicit_math` safeguard
+    # feeds as that token (a math step, not a latent one); the entropy then drops and the rule goes explicit,
+    # so by default no soft token is sent. Without the safeguard that first step (the start mode is latent)
+    # is a soft token sent as prompt embeddings: latent steps really run over the endpoint.
+    "latent_switch": {"explicit_math": False},
     "self_eval": {},
     "self_consistency": {"n": 4},
     "parallel": {},
@@ -56,7 +61,7 @@ async def test_every_strategy_runs_over_an_endpoint_and_usage_equals_the_server_
     for name, solution in solutions.items():
         assert 0 < solution.usage.generated_tokens <= 160, name
     assert solutions["self_consistency"].usage.cached_prompt_tokens > 0  # samples share the prompt's KV
-    assert solutions["latent_switch"].metrics["latent_steps"] > 0
+    assert int(solutions["latent_switch"].metrics["latent_steps"] or 0) > 0  # soft tokens went over the endpoint
     spent = sum(solution.usage.generated_tokens for solution in solutions.values())
     assert spent == after[vllm_server.root_url] - before[vllm_server.root_url]
 

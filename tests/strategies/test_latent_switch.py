@@ -359,6 +359,7 @@ def test_swireasoning_answers_on_the_engine_within_budget_and_cap(engine_reasone
     assert solution.usage.generated_tokens <= 96
     spent = sum(int(metrics[key] or 0) for key in ("latent_steps", "math_steps", "explicit_tokens", "discarded_tokens"))
     assert spent + int(metrics["answer_tokens"] or 0) == solution.usage.generated_tokens
+    assert metrics["thinking_tokens"] == solution.usage.generated_by_phase["thinking"]
 
 
 @pytest.mark.engine
