@@ -143,12 +143,17 @@ MATH_SYMBOLS: tuple[str, ...] = (
 def math_token_ids(tokenizer: Tokenizer) -> frozenset[int]:
     """Ids of the tokens that spell math: digits, single letters, operators and common LaTeX commands.
 
-    Each symbol is encoded bare and after a space; every id of those encodings counts. SwiReasoning's
+    Each symbol is encoded bare and after a space. A piece of those encodings counts when it is the
+    whole symbol, one character, or holds a non-letter (`\\`, `\\fr`); a multi-letter fragment
+    of a command (`ac` of `\\frac`) does not, since the same ids spell ordinary words. SwiReasoning's
     reference feeds these steps as the sampled token even in a latent block, so a soft mixture
     never blurs a number or an operator.
     """
     ids: set[int] = set()
     for symbol in MATH_SYMBOLS:
-        ids.update(tokenizer.encode(symbol))
-        ids.update(token for token in tokenizer.encode(f" {symbol}") if symbol in tokenizer.decode([token]))
+        for text in (symbol, f" {symbol}"):
+            for token in tokenizer.encode(text):
+                piece = tokenizer.decode([token]).strip()
+                if piece == symbol or len(piece) == 1 or (piece and not piece.isalpha()):
+                    ids.add(token)
     return frozenset(ids)

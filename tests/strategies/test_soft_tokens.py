@@ -109,3 +109,28 @@ def test_math_token_ids_hold_digits_operators_and_latex_but_not_words() -> None:
     ids = math_token_ids(tokenizer)
     assert {tokenizer.encode(text)[0] for text in ("7", " 7", "+", " x", "\\frac")} <= ids
     assert not {tokenizer.encode(text)[0] for text in (" the", "answer", " so")} & ids
+
+
+class _PieceTokenizer:
+    """Splits LaTeX commands into pieces the way subword tokenizers do: `\\cdot` -> `\\`, `c`, `dot`."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+
+    def encode(self, text: str) -> list[int]:
+        parts = ["\\", text[1], text[2:]] if text.startswith("\\") and len(text) > 2 else [text]
+        for part in parts:
+            if part not in self.pieces:
+                self.pieces.append(part)
+        return [self.pieces.index(part) for part in parts]
+
+    def decode(self, token_ids: list[int]) -> str:
+        return "".join(self.pieces[token] for token in token_ids)
+
+
+def test_math_token_ids_leave_out_word_fragments_of_latex_commands() -> None:
+    tokenizer = _PieceTokenizer()
+    ids = math_token_ids(tokenizer)  # type: ignore[arg-type]
+    kept = {tokenizer.pieces[token] for token in ids}
+    assert {"\\", "c", "7", "+"} <= kept
+    assert not {"dot", "frac"[1:], "imes"} & kept
