@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import itertools
-from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,11 +27,10 @@ from controllers.estimators import Estimate, Estimator
 from controllers.probe import Probe
 from reasoner import Session, StrategyError
 from reasoner.engines.base import Backend
-from reasoner.engines.vllm_local import build_async_engine, shutdown_engine
+from reasoner.engines.lifecycle import EngineLoopOwner, build_async_engine, shutdown_engine
 from reasoner.errors import CapabilityError, EngineError
 from reasoner.models import ResolvedModel
 
-T = TypeVar("T")
 REPRESENTATIONS = ("engine", "input_embeddings")
 POOLING_ENGINE_DEFAULTS: dict[str, Any] = {
     "runner": "pooling",
@@ -47,7 +46,7 @@ POOLING_ENGINE_DEFAULTS: dict[str, Any] = {
 _request_counter = itertools.count()
 
 
-class PooledPromptEncoder:
+class PooledPromptEncoder(EngineLoopOwner):
     """A vLLM pooling engine on one model: a prompt's token ids -> its last-token hidden state.
 
     Started on first use, on the event loop that first uses it (calls from another running loop
@@ -58,8 +57,6 @@ class PooledPromptEncoder:
         self.model_source = model_source
         self.engine_args = {"model": model_source} | POOLING_ENGINE_DEFAULTS | dict(engine_args or {})
         self._engine: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._start_lock: asyncio.Lock | None = None
         self.starts = 0
 
     @property
@@ -99,18 +96,6 @@ class PooledPromptEncoder:
                     self._engine = await asyncio.to_thread(build_async_engine, self.engine_args, label)
                     self.starts += 1
         return self._engine
-
-    async def _on_engine_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        current = asyncio.get_running_loop()
-        owner = self._loop
-        if owner is None or owner.is_closed() or (owner is not current and not owner.is_running()):
-            if owner is not None and owner is not current:
-                self.close()
-            self._loop = owner = current
-            self._start_lock = None
-        if owner is current:
-            return await coroutine
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, owner))
 
     def close(self) -> None:
         """Stop the pooling engine; the next `represent` starts a fresh one."""

@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from reasoner import Session, StrategyError
 from reasoner.engines.lifecycle import (
+    EngineLoopOwner,
     build_async_engine,
     engine_error,
     shutdown_engine,
@@ -38,7 +39,6 @@ from reasoner.engines.remote_pooling import PoolingEndpoint
 from reasoner.errors import EngineError, ModelError, PromptError
 from reasoner.models import ResolvedModel, find_local_model, resolve_model
 
-T = TypeVar("T")
 Aggregate = Literal["last", "min", "mean", "prod"]
 AGGREGATES: tuple[str, ...] = ("last", "min", "mean", "prod")
 QWEN_PRM_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -132,7 +132,7 @@ def aggregate_rewards(rewards: Sequence[float], how: str) -> float:
     raise StrategyError(f"unknown aggregate {how!r}; use one of {', '.join(AGGREGATES)}")
 
 
-class PRMScorer:
+class PRMScorer(EngineLoopOwner):
     """Scores a response by a process reward model on its own vLLM pooling engine, or on a server.
 
     With `endpoint`, the PRM runs on a vLLM pooling server (`vllm serve PRM --runner pooling
@@ -173,8 +173,6 @@ class PRMScorer:
         self.name = name
         self._user_engine_args = dict(engine_args or {})
         self._engine: Any = None
-        self._start_lock: asyncio.Lock | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.starts = 0
 
     def engine_args(self) -> dict[str, Any]:
@@ -213,24 +211,6 @@ class PRMScorer:
         if engine is not None:
             shutdown_engine(engine)
         untrack_engine_owner(self)
-
-    async def _on_engine_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run on the event loop that owns the engine; the first loop to use the scorer owns it.
-
-        vLLM's engine serves one event loop, and a policy `Reasoner` may run strategies on its
-        own loop thread; calls from another running loop are handed to the owner, and an owner
-        that has stopped gives way (its engine is closed and started again on the new loop).
-        """
-        current = asyncio.get_running_loop()
-        owner = self._loop
-        if owner is None or owner.is_closed() or (owner is not current and not owner.is_running()):
-            if owner is not None and owner is not current:
-                self.close()
-            self._loop = owner = current
-            self._start_lock = None
-        if owner is current:
-            return await coroutine
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, owner))
 
     async def step_rewards(self, question: str, steps: Sequence[str]) -> tuple[list[float], int]:
         """Each step's reward in [0, 1] and the PRM prompt's length in tokens."""

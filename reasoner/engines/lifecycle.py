@@ -9,13 +9,15 @@ its owner (the next call starts a fresh one), a refused input is the caller's er
 
 from __future__ import annotations
 
+import abc
+import asyncio
 import atexit
 import contextlib
 import sys
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from reasoner.engines.engine_output import cancel_output_handler, engine_output_to_log, quiet_vllm_logger
 from reasoner.engines.watchdog import watch_new_children
@@ -29,6 +31,35 @@ class EngineOwner(Protocol):
 
 
 _live_owners: weakref.WeakSet[Any] = weakref.WeakSet()
+T = TypeVar("T")
+
+
+class EngineLoopOwner(abc.ABC):
+    """Holder of an auxiliary vLLM engine (a PRM, a pooling encoder): calls run on the loop that owns it.
+
+    vLLM's engine serves one event loop, and a policy `Reasoner` may run strategies on its own
+    loop thread; calls from another running loop are handed to the owner, and an owner that has
+    stopped gives way (its engine is closed and started again on the new loop).
+    """
+
+    _loop: asyncio.AbstractEventLoop | None = None
+    _start_lock: asyncio.Lock | None = None
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop the engine; the next call starts a fresh one."""
+
+    async def _on_engine_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        current = asyncio.get_running_loop()
+        owner = self._loop
+        if owner is None or owner.is_closed() or (owner is not current and not owner.is_running()):
+            if owner is not None and owner is not current:
+                self.close()
+            self._loop = owner = current
+            self._start_lock = None
+        if owner is current:
+            return await coroutine
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, owner))
 
 
 def track_engine_owner(owner: EngineOwner) -> None:
