@@ -12,8 +12,6 @@ from evals.records import read_records
 from reasoner import Reasoner
 from reasoner.testing import ScriptedBackend
 
-DATA = str(Path(__file__).resolve().parents[3] / "shared" / "data")
-
 
 @pytest.fixture
 def scripted_engine(monkeypatch: pytest.MonkeyPatch) -> ScriptedBackend:
