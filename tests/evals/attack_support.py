@@ -30,11 +30,13 @@ def attack_program(completion: str, timeout_s: float = 5.0, sandbox: Isolation =
         "test": f"def check(candidate):\n    assert candidate() == {expected!r}\n",
         "entry_point": "attack",
     }
+    # Groups a killed earlier run left behind on this machine are not this grade's.
+    before = set(jail_leftovers())
     verdict = grade_code(completion, problem, timeout_s=timeout_s, sandbox=sandbox)
     assert not verdict.passed, verdict
     assert verdict.isolation == sandbox, verdict
     assert verdict.network_isolated, verdict
-    leftovers = jail_leftovers()
+    leftovers = [leftover for leftover in jail_leftovers() if leftover not in before]
     assert leftovers == [], leftovers
     return verdict
 
