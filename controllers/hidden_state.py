@@ -15,9 +15,7 @@ and the estimate names the representation that ran (`Estimate.representation`).
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,8 +25,8 @@ from controllers.estimators import Estimate, Estimator
 from controllers.probe import Probe
 from reasoner import Session, StrategyError
 from reasoner.engines.base import Backend
-from reasoner.engines.lifecycle import EngineLoopOwner, build_async_engine, shutdown_engine
-from reasoner.errors import CapabilityError, EngineError
+from reasoner.engines.lifecycle import EngineLoopOwner, build_async_engine
+from reasoner.errors import CapabilityError
 from reasoner.models import ResolvedModel
 
 REPRESENTATIONS = ("engine", "input_embeddings")
@@ -43,7 +41,6 @@ POOLING_ENGINE_DEFAULTS: dict[str, Any] = {
     # No vLLM stat loggers: a new engine's Prometheus logger unregisters the policy engine's metrics.
     "disable_log_stats": True,
 }
-_request_counter = itertools.count()
 
 
 class PooledPromptEncoder(EngineLoopOwner):
@@ -56,52 +53,20 @@ class PooledPromptEncoder(EngineLoopOwner):
     def __init__(self, model_source: str, engine_args: dict[str, Any] | None = None):
         self.model_source = model_source
         self.engine_args = {"model": model_source} | POOLING_ENGINE_DEFAULTS | dict(engine_args or {})
-        self._engine: Any = None
-        self.starts = 0
 
-    @property
-    def running(self) -> bool:
-        return self._engine is not None
+    def engine_label(self) -> str:
+        return f"the pooling engine of {self.model_source!r}"
+
+    def _build_engine(self) -> Any:
+        return build_async_engine(self.engine_args, self.engine_label())
 
     async def represent(self, token_ids: Sequence[int]) -> np.ndarray:
         """The pooled hidden state `[hidden]` of the prompt `token_ids` (float32)."""
         return await self._on_engine_loop(self._represent(list(token_ids)))
 
     async def _represent(self, token_ids: list[int]) -> np.ndarray:
-        from vllm import PoolingParams
-        from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
-
-        engine = await self._started()
-        output = None
-        try:
-            async for chunk in engine.encode(
-                {"prompt_token_ids": token_ids}, PoolingParams(task="embed"), request_id=f"pool{next(_request_counter)}"
-            ):
-                output = chunk
-        except (EngineDeadError, EngineGenerateError) as exc:
-            self.close()
-            raise EngineError(f"the pooling engine failed: {exc}") from None
-        except ValueError as exc:
-            raise EngineError(f"the pooling engine refused the prompt: {exc}") from None
-        if output is None:
-            raise EngineError("the pooling engine returned no output")
-        return np.asarray(output.outputs.data.float().reshape(-1).tolist(), dtype=np.float32)
-
-    async def _started(self) -> Any:
-        if self._engine is None:
-            self._start_lock = self._start_lock or asyncio.Lock()
-            async with self._start_lock:
-                if self._engine is None:
-                    label = f"the pooling engine of {self.model_source!r}"
-                    self._engine = await asyncio.to_thread(build_async_engine, self.engine_args, label)
-                    self.starts += 1
-        return self._engine
-
-    def close(self) -> None:
-        """Stop the pooling engine; the next `represent` starts a fresh one."""
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            shutdown_engine(engine)
+        data = await self._pool(token_ids, "embed", "the pooling request")
+        return np.asarray(data.float().reshape(-1).tolist(), dtype=np.float32)
 
 
 _ENCODERS: dict[str, PooledPromptEncoder] = {}

@@ -20,7 +20,6 @@ the ledger (neither generated nor prompt tokens); each score is a trace segment 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,8 +29,6 @@ from reasoner import Session, StrategyError
 from reasoner.engines.lifecycle import (
     EngineLoopOwner,
     build_async_engine,
-    engine_error,
-    shutdown_engine,
     track_engine_owner,
     untrack_engine_owner,
 )
@@ -52,7 +49,6 @@ PRM_ENGINE_DEFAULTS: dict[str, Any] = {
     "disable_log_stats": True,
 }
 _MARK = "\x00STEPS\x00"
-_request_counter = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -172,45 +168,32 @@ class PRMScorer(EngineLoopOwner):
         self.aggregate = aggregate
         self.name = name
         self._user_engine_args = dict(engine_args or {})
-        self._engine: Any = None
-        self.starts = 0
 
     def engine_args(self) -> dict[str, Any]:
         """The arguments handed to vLLM: pooling defaults, the format's needs, then the caller's."""
         runner = {"model": self.model.source, "runner": "pooling"}
         return runner | PRM_ENGINE_DEFAULTS | self.prm_format.engine_overrides() | self._user_engine_args
 
-    @property
-    def running(self) -> bool:
-        return self._engine is not None
-
     async def start(self) -> None:
         """Start the PRM engine unless it runs already."""
-        await self._on_engine_loop(self._start())
+        await self._on_engine_loop(self._started())
 
-    async def _start(self) -> None:
-        if self._engine is not None:
-            return
-        self._start_lock = self._start_lock or asyncio.Lock()
-        async with self._start_lock:
-            if self._engine is None:
-                self._engine = await asyncio.to_thread(self._build_engine)
-                self.starts += 1
-                track_engine_owner(self)
+    def engine_label(self) -> str:
+        return f"the PRM {self.model.name!r}"
 
     def _build_engine(self) -> Any:
-        return build_async_engine(self.engine_args(), f"the PRM {self.model.name!r}")
+        engine = build_async_engine(self.engine_args(), self.engine_label())
+        track_engine_owner(self)
+        return engine
 
     def close(self) -> None:
         """Stop the PRM engine and its processes; the next score starts a fresh one."""
-        self.shutdown()
+        super().close()
+        untrack_engine_owner(self)
 
     def shutdown(self) -> None:
         """Same as `close` (the name the engine lifecycle calls at interpreter exit)."""
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            shutdown_engine(engine)
-        untrack_engine_owner(self)
+        self.close()
 
     async def step_rewards(self, question: str, steps: Sequence[str]) -> tuple[list[float], int]:
         """Each step's reward in [0, 1] and the PRM prompt's length in tokens."""
@@ -219,8 +202,7 @@ class PRMScorer(EngineLoopOwner):
     async def _step_rewards(self, question: str, steps: Sequence[str]) -> tuple[list[float], int]:
         limit: int | None
         if self._remote is None:
-            await self._start()
-            engine = self._engine
+            engine = await self._started()
             tokenizer, limit = engine.tokenizer, int(engine.model_config.max_model_len)
         else:
             tokenizer, limit = await self._endpoint_tokenizer(), (await self._remote.served_model()).max_model_len
@@ -231,7 +213,7 @@ class PRMScorer(EngineLoopOwner):
                 "raise max_model_len in engine_args or score shorter responses"
             )
         if self._remote is None:
-            rows = await self._token_probabilities(engine, ids)
+            rows = await self._token_probabilities(ids)
         else:
             rows = await self._remote.token_probabilities(ids)
         if len(rows) == len(ids):
@@ -255,27 +237,9 @@ class PRMScorer(EngineLoopOwner):
                 raise ModelError(f"cannot load the tokenizer of the PRM {self.model.name!r}: {exc}") from None
         return self._remote_tokenizer
 
-    async def _token_probabilities(self, engine: Any, ids: list[int]) -> list[list[float]]:
-        from vllm import PoolingParams
-        from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
-
-        request_id = f"prm{next(_request_counter)}"
-        output = None
-        try:
-            async for chunk in engine.encode(
-                {"prompt_token_ids": ids}, PoolingParams(task="token_classify"), request_id=request_id
-            ):
-                output = chunk
-        except (EngineDeadError, EngineGenerateError, ValueError) as exc:
-            raise engine_error(engine, exc, "the PRM request", self._engine_died, refused=EngineError) from None
-        if output is None:
-            raise EngineError("the PRM engine returned no output")
-        data = output.outputs.data.float()
+    async def _token_probabilities(self, ids: list[int]) -> list[list[float]]:
+        data = (await self._pool(ids, "token_classify", "the PRM request")).float()
         return [[float(value) for value in row] for row in data.reshape(len(ids), -1).tolist()]
-
-    def _engine_died(self, cause: BaseException) -> EngineError:
-        self.close()
-        return EngineError(f"the PRM engine died ({type(cause).__name__}: {cause}); the next score starts a fresh one")
 
     def _positive(self, row: list[float]) -> float:
         value = row[0] if len(row) == 1 else row[self.prm_format.positive_label]

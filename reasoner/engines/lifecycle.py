@@ -13,11 +13,12 @@ import abc
 import asyncio
 import atexit
 import contextlib
+import itertools
 import sys
 import weakref
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from reasoner.engines.engine_output import cancel_output_handler, engine_output_to_log, quiet_vllm_logger
 from reasoner.engines.watchdog import watch_new_children
@@ -32,22 +33,46 @@ class EngineOwner(Protocol):
 
 _live_owners: weakref.WeakSet[Any] = weakref.WeakSet()
 T = TypeVar("T")
+PoolingTask = Literal["embed", "token_classify"]
 
 
 class EngineLoopOwner(abc.ABC):
-    """Holder of an auxiliary vLLM engine (a PRM, a pooling encoder): calls run on the loop that owns it.
+    """Holder of an auxiliary vLLM engine (a PRM, a pooling encoder), started on first use.
 
     vLLM's engine serves one event loop, and a policy `Reasoner` may run strategies on its own
     loop thread; calls from another running loop are handed to the owner, and an owner that has
-    stopped gives way (its engine is closed and started again on the new loop).
+    stopped gives way (its engine is closed and started again on the new loop). A failed
+    engine is dropped (`close`), so the next call starts a fresh one; `starts` counts them.
     """
 
     _loop: asyncio.AbstractEventLoop | None = None
     _start_lock: asyncio.Lock | None = None
+    _engine: Any = None
+    starts: int = 0
 
     @abc.abstractmethod
+    def _build_engine(self) -> Any:
+        """Build the engine (`build_async_engine`); runs in a worker thread."""
+
+    @property
+    def running(self) -> bool:
+        return self._engine is not None
+
     def close(self) -> None:
         """Stop the engine; the next call starts a fresh one."""
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            shutdown_engine(engine)
+
+    async def _started(self) -> Any:
+        """The engine, built first if there is none (once, however many callers wait)."""
+        if self._engine is None:
+            self._start_lock = self._start_lock or asyncio.Lock()
+            async with self._start_lock:
+                if self._engine is None:
+                    self._engine = await asyncio.to_thread(self._build_engine)
+                    self.starts += 1
+        return self._engine
 
     async def _on_engine_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
         current = asyncio.get_running_loop()
@@ -60,6 +85,41 @@ class EngineLoopOwner(abc.ABC):
         if owner is current:
             return await coroutine
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, owner))
+
+    async def _pool(self, token_ids: list[int], task: PoolingTask, what: str) -> Any:
+        """One pooling request (`task`: "embed", "token_classify") on the started engine; its output tensor.
+
+        `what` names the request in errors. A dead engine is closed and reported as such;
+        anything else vLLM raises, a refused prompt included, is an `EngineError`.
+        """
+        from vllm import PoolingParams
+        from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
+
+        engine = await self._started()
+        output = None
+        try:
+            async for chunk in engine.encode(
+                {"prompt_token_ids": token_ids}, PoolingParams(task=task), request_id=f"pool{next(_pool_requests)}"
+            ):
+                output = chunk
+        except (EngineDeadError, EngineGenerateError, ValueError) as exc:
+            raise engine_error(engine, exc, what, self._engine_died, refused=EngineError) from None
+        if output is None:
+            raise EngineError(f"{what} returned no output")
+        return output.outputs.data
+
+    def _engine_died(self, cause: BaseException) -> EngineError:
+        self.close()
+        return EngineError(
+            f"{self.engine_label()} died ({type(cause).__name__}: {cause}); the next call starts a fresh one"
+        )
+
+    @abc.abstractmethod
+    def engine_label(self) -> str:
+        """What the engine is, in messages: "the PRM 'x'", "the pooling engine of 'y'"."""
+
+
+_pool_requests = itertools.count()
 
 
 def track_engine_owner(owner: EngineOwner) -> None:
