@@ -7,6 +7,13 @@ its processes, `memory.limit_in_bytes` its memory (tmpfs pages included). The ja
 by a one-line shell before `bwrap` is executed, so every process it ever starts is inside. At the
 end every process still in the group is killed and the group removed; a group that cannot be
 emptied is reported, never silently left.
+
+A run killed before its end (`kill -9` of the grader) leaves its group behind. Group names carry
+the owner's PID namespace and PID, so the first group a process opens first sweeps the stale
+ones: those whose owner is gone (in this PID namespace, no such process), with whatever still
+runs in them, and empty ones older than `ABANDONED_AFTER_S` whatever their name (a live run's
+group is empty only for the moment before its jail enters). Groups of live graders, and
+non-empty groups of other PID namespaces (containers sharing the hierarchy), are left alone.
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+GROUP_PREFIX = "reasoner-jail-"
+ABANDONED_AFTER_S = 600.0
 _CONTROLLERS = ("pids", "memory")
 _ENTER_THEN_EXEC = (
     'for group in "$@"; do [ "$group" = -- ] && break; echo $$ > "$group" || exit 125; shift; done; shift; exec "$@"'
@@ -80,7 +89,9 @@ def cgroup_problem() -> str | None:
 
 def open_group(memory_bytes: int, processes: int) -> RunGroup:
     """A fresh group per controller with the limits set (`OSError` where the kernel refuses)."""
-    name = f"reasoner-jail-{secrets.token_hex(8)}"
+    if not _swept:
+        sweep_stale_groups()
+    name = f"{GROUP_PREFIX}{pid_namespace()}-{os.getpid()}-{secrets.token_hex(6)}"
     group = RunGroup([])
     try:
         for controller in _CONTROLLERS:
@@ -114,3 +125,60 @@ def parent_group(controller: str) -> Path | None:
                 candidate = mount / path.lstrip("/")
                 return candidate if candidate.is_dir() else mount
     return mount
+
+
+def pid_namespace() -> int:
+    """The inode of this process's PID namespace (0 where /proc does not say)."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
+
+
+def stale_groups() -> list[RunGroup]:
+    """The stale run groups (see the module docstring), one `RunGroup` per name."""
+    by_name: dict[str, list[Path]] = {}
+    for controller in _CONTROLLERS:
+        parent = parent_group(controller)
+        if parent is None:
+            continue
+        with contextlib.suppress(OSError):
+            for directory in parent.glob(f"{GROUP_PREFIX}*"):
+                by_name.setdefault(directory.name, []).append(directory)
+    groups = [RunGroup(directories) for directories in by_name.values()]
+    return [group for group in groups if _owner_gone(group) or (not group.pids() and _age_s(group) > ABANDONED_AFTER_S)]
+
+
+def sweep_stale_groups() -> int:
+    """Kill what is left in stale run groups and remove them; how many were removed."""
+    global _swept
+    _swept = True
+    return sum(group.close() for group in stale_groups())
+
+
+def _owner_gone(group: RunGroup) -> bool:
+    """Whether the name says the group was opened in this PID namespace by a process that is gone."""
+    namespace, _, rest = group.directories[0].name.removeprefix(GROUP_PREFIX).partition("-")
+    owner = rest.partition("-")[0]
+    return namespace == str(pid_namespace()) and owner.isdigit() and not _alive(int(owner))
+
+
+def _age_s(group: RunGroup) -> float:
+    """Seconds since the youngest directory of `group` was made (0 when one cannot be read)."""
+    try:
+        return time.time() - max(directory.stat().st_mtime for directory in group.directories)
+    except OSError:
+        return 0.0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_swept = False
