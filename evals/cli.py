@@ -239,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _solve(args: argparse.Namespace) -> int:
-    from evals.progress import engine_start_status
+    from evals.progress import engine_start_status, start_message
     from evals.render import render_solution
     from reasoner import Budget, Reasoner
     from reasoner.api import validate_request
@@ -252,7 +252,7 @@ def _solve(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     with Reasoner(args.model, endpoint=endpoints_from(args), verbose=args.verbose) as reasoner:
         reasoner.validate(args.prompt, budget, args.strategy, answer_format=args.answer_format, **options)
-        with engine_start_status(console, reasoner.model_name):
+        with engine_start_status(console, start_message(reasoner.backend, reasoner.model_name)):
             reasoner.start()
         with console.status("Solving ..."):
             solution = reasoner.solve(args.prompt, budget, args.strategy, answer_format=args.answer_format, **options)

@@ -13,7 +13,7 @@ import sys
 from rich.console import Console
 
 from evals.cli import EXIT_ENGINE_ERROR, endpoints_from, parse_options
-from evals.progress import EvalProgress, engine_start_status
+from evals.progress import EvalProgress, engine_start_status, start_message
 from evals.records import RecordWriter
 from evals.report import load_report, render_csv, render_json, render_markdown, render_rich
 from evals.runner import EvalPlan, EvalResult, arun_eval, check_plan, make_plan, parse_budgets
@@ -67,7 +67,7 @@ def run_eval_command(args: argparse.Namespace) -> int:
 async def _run(reasoner: Reasoner, plan: EvalPlan, problems: SuiteProblems, out: str, err: Console) -> EvalResult:
     async with reasoner:
         check_plan(reasoner, plan, problems)
-        with engine_start_status(err, reasoner.model_name):
+        with engine_start_status(err, start_message(reasoner.backend, reasoner.model_name)):
             await reasoner.astart()
         with EvalProgress(err) as progress:
             return await arun_eval(reasoner, plan, problems, out, on_start=progress.begin, on_record=progress.update)

@@ -1,4 +1,4 @@
-"""Rich displays on stderr: the engine start-up status line, and eval progress (results done,
+"""Rich displays on stderr: the start-up status line (engine or servers), and eval progress (results done,
 accuracy so far, tokens per second). Both draw only on a terminal."""
 
 from __future__ import annotations
@@ -11,16 +11,27 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from reasoner.engines.base import Backend
+from reasoner.engines.remote import RemoteBackend
 
-def engine_start_status(console: Console, model_name: str) -> AbstractContextManager[object]:
-    """A transient status line with a spinner and the elapsed time while the engine starts, on a
+
+def start_message(backend: Backend, model_name: str) -> str:
+    """What starting `backend` does, for the status line: an engine started here, or servers reached."""
+    if isinstance(backend, RemoteBackend):
+        servers = f"{len(backend.endpoints)} vLLM servers" if len(backend.endpoints) > 1 else backend.endpoints[0]
+        return f"Connecting to {servers} for {model_name}"
+    return f"Starting the vLLM engine for {model_name}"
+
+
+def engine_start_status(console: Console, message: str) -> AbstractContextManager[object]:
+    """A transient status line (`message`, a spinner and the elapsed time) while the backend starts, on a
     terminal (elsewhere nothing). Use as a context manager around the start.
     """
     if not console.is_terminal:
         return contextlib.nullcontext()
     status = Progress(
         SpinnerColumn(),
-        TextColumn(f"Starting the vLLM engine for {model_name}"),
+        TextColumn(message),
         TimeElapsedColumn(),
         console=console,
         transient=True,

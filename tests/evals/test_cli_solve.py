@@ -9,7 +9,9 @@ from cli_support import run_cli
 from rich.console import Console
 
 from evals.cli import main
-from evals.progress import engine_start_status
+from evals.progress import engine_start_status, start_message
+from reasoner.engines.remote import RemoteBackend
+from reasoner.testing import ScriptedBackend
 
 
 @pytest.mark.parametrize(
@@ -75,12 +77,19 @@ def test_an_unreachable_endpoint_from_the_environment_exits_3_naming_it(
 
 def test_the_engine_start_status_line_shows_the_elapsed_time_on_a_terminal_only() -> None:
     terminal = Console(file=io.StringIO(), force_terminal=True, width=100)
-    with engine_start_status(terminal, "smollm2-135m-instruct"):
+    with engine_start_status(terminal, start_message(ScriptedBackend([]), "smollm2-135m-instruct")):
         time.sleep(0.3)
     drawn = terminal.file.getvalue()  # type: ignore[attr-defined]
     assert "Starting the vLLM engine for smollm2-135m-instruct" in drawn
     assert "0:00:00" in drawn
     piped = Console(file=io.StringIO())
-    with engine_start_status(piped, "smollm2-135m-instruct"):
+    with engine_start_status(piped, "Starting the vLLM engine for smollm2-135m-instruct"):
         time.sleep(0.1)
     assert piped.file.getvalue() == ""  # type: ignore[attr-defined]
+
+
+def test_the_status_line_says_servers_are_reached_for_an_endpoint() -> None:
+    one = RemoteBackend("http://gpu-box:8000")
+    assert start_message(one, "qwen3") == "Connecting to http://gpu-box:8000 for qwen3"
+    fleet = RemoteBackend(["http://a:8000", "http://b:8000"])
+    assert start_message(fleet, "qwen3") == "Connecting to 2 vLLM servers for qwen3"
