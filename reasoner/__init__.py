@@ -20,6 +20,7 @@ from reasoner.errors import (
     SandboxUnavailableError,
     StrategyError,
     SuiteError,
+    UsageError,
 )
 from reasoner.ledger import BudgetExhausted
 from reasoner.profiles import ModelProfile
@@ -50,6 +51,7 @@ __all__ = [
     "StrategyOptions",
     "SuiteError",
     "Usage",
+    "UsageError",
     "get_strategy",
     "register_strategy",
     "solve",

@@ -10,7 +10,7 @@ from typing import Any
 from reasoner.budget import Budget, BudgetLike, as_budget
 from reasoner.deadline import deadline_outcome
 from reasoner.engines.base import Backend
-from reasoner.errors import BudgetError, InputError, ModelError, PromptError, StrategyError
+from reasoner.errors import BudgetError, InputError, ModelError, PromptError, StrategyError, UsageError
 from reasoner.events import EventCallback
 from reasoner.ledger import BudgetExhausted
 from reasoner.models import EMBEDDED_MODEL, resolve_model
@@ -177,7 +177,16 @@ class Reasoner:
             await self.backend.close()
 
     def close(self) -> None:
-        """Stop the engine and the helper thread, if any."""
+        """Stop the engine and the helper thread, if any.
+
+        Inside the event loop that runs the engine (after `await astart()` or `asolve` there),
+        blocking would stop that loop for good: that is a `UsageError`; use `await aclose()`.
+        """
+        if self._loop is not None and self._loop is _running_loop():
+            raise UsageError(
+                "Reasoner.close() was called inside the event loop that runs the engine, where it would block "
+                "forever; use `await reasoner.aclose()` or `async with Reasoner(...)`"
+            )
         if self._loop is not None and self._loop.is_running():
             asyncio.run_coroutine_threadsafe(self.backend.close(), self._loop).result()
         else:
@@ -381,3 +390,11 @@ def solve_many(
 ) -> list[Solution]:
     """Solve many prompts concurrently; see `Reasoner.asolve_many`."""
     return default_reasoner(model).solve_many(prompts, budget, strategy, **kwargs)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop running in this thread, or None."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -45,3 +45,7 @@ class CapabilityError(ReasonerError, RuntimeError):
 
 class SandboxUnavailableError(ReasonerError, RuntimeError):
     """The code jail cannot start here (the cause is named); opt in to another sandbox or fix the host."""
+
+
+class UsageError(ReasonerError, RuntimeError):
+    """A call that cannot work where it was made (the message names the one that does)."""

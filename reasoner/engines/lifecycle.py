@@ -172,8 +172,8 @@ def build_async_engine(
             from vllm.v1.engine.async_llm import AsyncLLM
 
             try:
-                engine_args = AsyncEngineArgs(**arguments)
-            except TypeError as exc:
+                engine_args = AsyncEngineArgs(**_with_config_objects(arguments))
+            except (TypeError, ValueError) as exc:
                 raise EngineError(f"invalid engine_args for {label}: {exc}") from None
             engine = AsyncLLM.from_engine_args(engine_args, stat_loggers=stat_loggers)
     except EngineError:
@@ -187,6 +187,16 @@ def build_async_engine(
     atexit.unregister(_shut_down_live_engines)
     atexit.register(_shut_down_live_engines)
     return engine
+
+
+def _with_config_objects(arguments: dict[str, Any]) -> dict[str, Any]:
+    """`arguments` with a `kv_transfer_config` given as a dict made into vLLM's config object (vLLM takes only that)."""
+    connector = arguments.get("kv_transfer_config")
+    if not isinstance(connector, dict):
+        return arguments
+    from vllm.config import KVTransferConfig
+
+    return arguments | {"kv_transfer_config": KVTransferConfig(**connector)}
 
 
 def shutdown_engine(engine: Any) -> None:

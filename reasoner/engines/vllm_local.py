@@ -41,7 +41,16 @@ from reasoner.errors import EngineError, ModelError
 from reasoner.models import ResolvedModel
 from reasoner.tokenizer import HFTokenizer
 
+# Keeps the KV of each prompt-embedding request's last partial block for the next request, so a
+# latent step computes one row instead of up to block_size - 1 (see `engines.tail_kv`). CPU only:
+# it addresses the KV cache in vLLM's CPU attention layout.
+TAIL_KV_CONNECTOR: dict[str, Any] = {
+    "kv_connector": "TailKVConnector",
+    "kv_connector_module_path": "reasoner.engines.tail_kv",
+    "kv_role": "kv_both",
+}
 CPU_DEFAULTS: dict[str, Any] = {
+    "kv_transfer_config": TAIL_KV_CONNECTOR,
     "enforce_eager": True,
     "dtype": "bfloat16",
     "block_size": 32,

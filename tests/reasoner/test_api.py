@@ -19,6 +19,7 @@ from reasoner import (
     Solution,
     Strategy,
     StrategyError,
+    UsageError,
     register_strategy,
 )
 from reasoner.testing import ScriptedBackend
@@ -109,6 +110,16 @@ async def test_sync_solve_works_inside_a_running_event_loop(scripted: ScriptedBa
     with Reasoner(backend=scripted, profile="smollm2") as reasoner:
         solution = reasoner.solve("What is 2 + 3?", budget=32)
     assert solution.answer == "5"
+
+
+async def test_blocking_close_inside_the_engines_own_loop_is_refused_not_a_hang(scripted: ScriptedBackend) -> None:
+    reasoner = Reasoner(backend=scripted, profile="smollm2")
+    await reasoner.astart()
+    with pytest.raises(UsageError, match="aclose"):
+        reasoner.close()
+    assert scripted.started
+    await reasoner.aclose()
+    assert not scripted.started
 
 
 def test_async_use_after_sync_use_runs_on_the_owning_loop(scripted: ScriptedBackend) -> None:

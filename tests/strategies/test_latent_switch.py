@@ -332,6 +332,46 @@ class LatentProbe(Strategy):
         )
 
 
+@register_strategy
+class TailProbe(Strategy):
+    """Test-only strategy: three latent steps (the last two load the partial block), then the last step
+    again after the prefix cache and the tail store are emptied, so every row is computed afresh."""
+
+    name = "test_tail_probe"
+
+    async def run(self, session: Session, prompt: str) -> Outcome:
+        embeddings = await session.backend.input_embeddings()
+        ids = session.encode(session.profile.build_prompt(session.tokenizer, prompt, thinking=True))
+        prefix = PrefixEmbeds(embeddings.shape[1])
+        prefix.append(embeddings[ids])
+        steps = []
+        for _ in range(3):
+            step = await session.generate(prefix.view(), max_tokens=1, phase="thinking", kind="step", logprobs=PROBE_K)
+            assert step.logprobs is not None
+            steps.append(step)
+            prefix.append(soft_embedding(embeddings, top_k_distribution(step.logprobs[0], PROBE_K), 1.0))
+        prefix = PrefixEmbeds(embeddings.shape[1])
+        prefix.append(embeddings[ids])
+        for step in steps[:2]:
+            assert step.logprobs is not None
+            prefix.append(soft_embedding(embeddings, top_k_distribution(step.logprobs[0], PROBE_K), 1.0))
+        assert await session.backend.engine.reset_prefix_cache(reset_connector=True)  # type: ignore[attr-defined]
+        fresh = await session.generate(prefix.view(), max_tokens=1, phase="thinking", kind="step", logprobs=PROBE_K)
+        served, last = steps[-1].logprobs, fresh.logprobs
+        assert served is not None and last is not None
+        shared = set(served[0]) & set(last[0])
+        return Outcome(
+            text="",
+            answer=None,
+            metrics={
+                "rows_computed_after_load": max(step.prompt_tokens - step.cached_prompt_tokens for step in steps[1:]),
+                "rows_computed_fresh": fresh.prompt_tokens - fresh.cached_prompt_tokens,
+                "same_top_token": steps[-1].token_ids == fresh.token_ids,
+                "logprob_gap": max(abs(served[0][token] - last[0][token]) for token in shared),
+            },
+        )
+
+
 @pytest.mark.engine
 def test_the_embedding_matrix_is_the_engines_own_input_embedding(engine_reasoner: Reasoner) -> None:
     metrics = engine_reasoner.solve(QUESTION, budget=8, strategy="test_latent_probe").metrics
@@ -340,12 +380,23 @@ def test_the_embedding_matrix_is_the_engines_own_input_embedding(engine_reasoner
 
 
 @pytest.mark.engine
-def test_a_soft_token_is_the_weighted_mixture_and_its_prefix_is_served_from_cache(engine_reasoner: Reasoner) -> None:
+def test_a_soft_token_is_the_weighted_mixture_and_every_row_before_it_is_served(engine_reasoner: Reasoner) -> None:
     metrics = engine_reasoner.solve(QUESTION, budget=8, strategy="test_latent_probe").metrics
     assert float(metrics["soft_gap"] or 0) < 1e-5
     rows = int(metrics["prompt_rows"] or 0)
     block = engine_reasoner.backend.engine_args()["block_size"]  # type: ignore[attr-defined]
-    assert int(metrics["cached_after_soft"] or 0) == rows // block * block
+    assert rows % block, "the probe prompt must end inside a block to test the partial block"
+    # Full blocks come from vLLM's prefix cache, the partial last block from the tail connector.
+    assert int(metrics["cached_after_soft"] or 0) == rows
+
+
+@pytest.mark.engine
+def test_a_step_on_a_loaded_partial_block_matches_the_step_computed_afresh(engine_reasoner: Reasoner) -> None:
+    metrics = engine_reasoner.solve(QUESTION, budget=8, strategy="test_tail_probe").metrics
+    assert metrics["rows_computed_after_load"] == 1
+    assert int(metrics["rows_computed_fresh"] or 0) > 1  # the reset emptied both caches
+    assert metrics["same_top_token"]
+    assert float(metrics["logprob_gap"] or 0) < 0.05
 
 
 @pytest.mark.engine

@@ -1,0 +1,189 @@
+"""The tail KV connector's bookkeeping: what it saves, what a later request loads, what it drops.
+
+The scheduler side runs here on stand-ins for vLLM's request and scheduler output; the worker
+side copies rows of a small tensor laid out like vLLM's CPU KV cache. The real engine path is
+in tests/strategies/test_latent_switch.py (every row before a soft token is served).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import torch
+
+from reasoner.engines import tail_kv
+from reasoner.engines.tail_kv import TailKVConnector, TailMetadata
+
+BLOCK = 4
+HIDDEN = 3
+
+
+@dataclass
+class FakeRequest:
+    request_id: str
+    prompt_embeds: torch.Tensor | None
+    block_hashes: list[bytes] = field(default_factory=list)
+
+    @property
+    def num_prompt_tokens(self) -> int:
+        assert self.prompt_embeds is not None
+        return int(self.prompt_embeds.shape[0])
+
+
+class FakeBlocks:
+    def __init__(self) -> None:
+        self.by_request: dict[str, list[int]] = {}
+
+    def get_block_ids(self, request_id: str) -> tuple[list[int], ...]:
+        return (self.by_request[request_id],)
+
+
+def rows(count: int, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(count, HIDDEN, generator=generator).to(torch.bfloat16)
+
+
+def request(request_id: str, embeds: torch.Tensor) -> FakeRequest:
+    """A prompt-embedding request whose block hashes chain over its full blocks, as vLLM's do."""
+    data = embeds.contiguous().view(torch.uint8).numpy()
+    width = data.shape[1]
+    hashes = [
+        hashlib.sha256(data[: (index + 1) * BLOCK].tobytes()).digest()[: width + 8]
+        for index in range(embeds.shape[0] // BLOCK)
+    ]
+    return FakeRequest(request_id, embeds, hashes)
+
+
+def connector(role: Any = None) -> TailKVConnector:
+    config = SimpleNamespace(cache_config=SimpleNamespace(block_size=BLOCK), kv_transfer_config=SimpleNamespace())
+    made = TailKVConnector(config, role, None)
+    blocks = FakeBlocks()
+    made._kv_cache_manager = blocks  # type: ignore[assignment]
+    return made
+
+
+def schedule(made: TailKVConnector, new: list[tuple[FakeRequest, list[int], int]]) -> TailMetadata:
+    """One scheduler step: each new request with its blocks and prompt rows already computed."""
+    blocks: FakeBlocks = made._kv_cache_manager  # type: ignore[assignment]
+    scheduled_new = []
+    for req, block_ids, computed in new:
+        blocks.by_request[req.request_id] = block_ids
+        scheduled_new.append(
+            SimpleNamespace(req_id=req.request_id, block_ids=(block_ids,), num_computed_tokens=computed)
+        )
+    output = SimpleNamespace(
+        scheduled_new_reqs=scheduled_new,
+        scheduled_cached_reqs=SimpleNamespace(req_ids=[], num_computed_tokens=[]),
+        num_scheduled_tokens={req.request_id: req.num_prompt_tokens - computed for req, _, computed in new},
+    )
+    meta = made.build_connector_meta(output)
+    assert isinstance(meta, TailMetadata)
+    return meta
+
+
+def admit(made: TailKVConnector, req: FakeRequest, cached_rows: int) -> int:
+    made.on_new_request(req)
+    loaded, asynchronous = made.get_num_new_matched_tokens(req, cached_rows)
+    assert asynchronous is False
+    made.update_state_after_alloc(req, None, loaded)
+    return loaded
+
+
+def test_a_prompt_extending_a_saved_tail_loads_all_but_its_new_row() -> None:
+    made = connector()
+    head = rows(10)
+    first = request("a", head)
+    assert admit(made, first, cached_rows=0) == 0
+    saves = schedule(made, [(first, [7, 8, 9], 0)]).saves
+    assert [(save.blocks, save.offsets) for save in saves] == [([9, 9], [0, 1])]  # rows 8 and 9
+
+    second = request("b", torch.cat([head, rows(1, seed=1)]))
+    assert admit(made, second, cached_rows=8) == 2  # rows 8 and 9; row 10 is computed
+    meta = schedule(made, [(second, [7, 8, 5], 8)])
+    assert [(load.key, load.blocks, load.offsets) for load in meta.loads] == [(saves[0].key, [5, 5], [0, 1])]
+    assert [(save.blocks, save.offsets) for save in meta.saves] == [([5, 5, 5], [0, 1, 2])]
+
+
+def test_a_tail_with_different_rows_or_a_different_head_is_not_loaded() -> None:
+    made = connector()
+    head = rows(10)
+    admit(made, request("a", head), 0)
+    schedule(made, [(request("a", head), [1, 2, 3], 0)])
+    changed_tail = torch.cat([head[:9], rows(2, seed=5)])
+    assert admit(made, request("b", changed_tail), 8) == 0
+    changed_head = torch.cat([rows(8, seed=6), head[8:], rows(1, seed=7)])
+    assert admit(made, request("c", changed_head), 8) == 0
+
+
+def test_the_last_row_is_always_left_to_compute() -> None:
+    made = connector()
+    head = rows(10)
+    admit(made, request("a", head), 0)
+    schedule(made, [(request("a", head), [1, 2, 3], 0)])
+    assert admit(made, request("same", head.clone()), 8) == 0  # the same 10 rows: row 9 must be computed
+    assert admit(made, request("longer", torch.cat([head, rows(1, seed=3)])), 8) == 2
+
+
+def test_token_prompts_are_neither_saved_nor_loaded() -> None:
+    made = connector()
+    token_request = FakeRequest("t", None)
+    made.on_new_request(token_request)
+    assert made.get_num_new_matched_tokens(token_request, 0) == (0, False)
+    output = SimpleNamespace(
+        scheduled_new_reqs=[SimpleNamespace(req_id="t", block_ids=([1],), num_computed_tokens=0)],
+        scheduled_cached_reqs=SimpleNamespace(req_ids=[], num_computed_tokens=[]),
+        num_scheduled_tokens={"t": 6},
+    )
+    meta = made.build_connector_meta(output)
+    assert isinstance(meta, TailMetadata) and meta.saves == [] and meta.loads == []
+
+
+def test_the_least_recently_used_tails_are_dropped_beyond_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tail_kv, "MAX_TAILS", 2)
+    made = connector()
+    saved = []
+    dropped = []
+    for index in range(4):
+        req = request(f"r{index}", rows(6, seed=index))
+        admit(made, req, 0)
+        meta = schedule(made, [(req, [index * 2, index * 2 + 1], 0)])
+        saved += [save.key for save in meta.saves]
+        dropped += meta.drops
+    assert dropped == saved[:2]
+    assert admit(made, request("again", torch.cat([rows(6, seed=0), rows(1)])), 4) == 0
+    assert admit(made, request("kept", torch.cat([rows(6, seed=3), rows(1)])), 4) == 2
+
+
+def test_resetting_forgets_every_tail_and_tells_the_worker() -> None:
+    made = connector()
+    head = rows(6)
+    admit(made, request("a", head), 0)
+    saved = schedule(made, [(request("a", head), [1, 2], 0)]).saves
+    assert made.reset_cache() is True
+    assert admit(made, request("b", torch.cat([head, rows(1, seed=2)])), 4) == 0
+    assert schedule(made, []).drops == [save.key for save in saved]
+
+
+def test_the_worker_saves_after_the_forward_pass_and_loads_before_the_next() -> None:
+    made = connector()
+    cache = torch.zeros(6, 2, BLOCK, 5)  # [blocks, kv heads, block size, 2 x head size], the CPU layout
+    made.register_kv_caches({"layer.0": cache})
+    cache[3, :, 0:2] = torch.arange(20, dtype=torch.float32).reshape(2, 2, 5).transpose(0, 1)
+    key = b"k" * 32
+    made.bind_connector_metadata(TailMetadata(saves=[tail_kv.TailTransfer(key, [3, 3], [0, 1])]))
+    made.start_load_kv(None)
+    made.wait_for_save()
+    made.clear_connector_metadata()
+    made.bind_connector_metadata(TailMetadata(loads=[tail_kv.TailTransfer(key, [5, 5], [0, 1])]))
+    made.start_load_kv(None)
+    made.wait_for_save()
+    assert torch.equal(cache[5, :, 0:2], cache[3, :, 0:2])
+    made.clear_connector_metadata()
+    made.bind_connector_metadata(TailMetadata(drops=[key]))
+    made.start_load_kv(None)
+    made.wait_for_save()
+    assert made._tails == {}
