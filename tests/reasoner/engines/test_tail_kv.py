@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 import torch
 
-from reasoner.engines import tail_kv
+from reasoner.engines import lifecycle, tail_kv
 from reasoner.engines.tail_kv import TailKVConnector, TailMetadata
+from reasoner.engines.vllm_local import TAIL_KV_CONNECTOR, VLLMBackend, default_engine_args
+from reasoner.models import resolve_model
 
 BLOCK = 4
 HIDDEN = 3
@@ -187,3 +189,21 @@ def test_the_worker_saves_after_the_forward_pass_and_loads_before_the_next() -> 
     made.start_load_kv(None)
     made.wait_for_save()
     assert made._tails == {}
+
+
+def test_the_cpu_engine_keeps_tails_by_default_and_an_engine_argument_turns_it_off() -> None:
+    assert default_engine_args(on_cpu=True)["kv_transfer_config"] == TAIL_KV_CONNECTOR
+    assert "kv_transfer_config" not in default_engine_args(on_cpu=False)
+    turned_off = VLLMBackend(resolve_model(None), {"kv_transfer_config": None}).engine_args()
+    assert turned_off["kv_transfer_config"] is None
+
+
+def test_a_connector_given_as_a_dict_becomes_vllms_config_object() -> None:
+    from vllm.config import KVTransferConfig
+
+    arguments = lifecycle._with_config_objects({"model": "m", "kv_transfer_config": TAIL_KV_CONNECTOR})
+    connector = arguments["kv_transfer_config"]
+    assert isinstance(connector, KVTransferConfig)
+    assert connector.kv_connector == "TailKVConnector"
+    assert connector.kv_connector_module_path == "reasoner.engines.tail_kv"
+    assert lifecycle._with_config_objects({"model": "m"}) == {"model": "m"}
