@@ -3,10 +3,11 @@
 Part 1 times one latent step (a max_tokens=1 request over the prompt embeddings plus the
 soft tokens so far, the prefix cache serving the unchanged head) against one explicit
 decode step at the same context length, one chain at a time and several chains at once
-(the engine batches their steps). vLLM caches only full KV blocks, so each latent step
-recomputes the rows since the last block boundary (1 to block_size of them); the run reports
-how many, and for the batched chains at the longest length, the step time by that count: the
-cost of a latent step is set by that tail, since the engine spends its time in the forward pass.
+(the engine batches their steps). vLLM caches only full KV blocks, so without the toolkit's
+tail connector each latent step recomputes the rows since the last block boundary (1 to
+block_size of them); the run reports how many rows a step recomputed, and for the batched
+chains at the longest length the step time by that count (`--no-tail-kv` runs without the
+connector, to see what it saves).
 Part 2 solves an easy procedural arithmetic suite with explicit-only, latent-only, SwiReasoning
 and ThinkRouter thinking. One engine, one run.
 
@@ -206,8 +207,12 @@ def main() -> None:
     parser.add_argument(
         "--block-size", type=int, default=None, help="engine KV block size (CPU attention takes multiples of 32)"
     )
+    parser.add_argument("--no-tail-kv", action="store_true", help="run without the tail KV connector")
     args = parser.parse_args()
-    reasoner = Reasoner(engine_args={"block_size": args.block_size} if args.block_size else None)
+    engine_args: dict[str, object] = {"block_size": args.block_size} if args.block_size else {}
+    if args.no_tail_kv:
+        engine_args["kv_transfer_config"] = None
+    reasoner = Reasoner(engine_args=engine_args or None)
     try:
         costs, rows = asyncio.run(measure(reasoner, args))
     finally:

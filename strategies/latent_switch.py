@@ -9,8 +9,9 @@ and forces the answer. Then the answer follows with its own budget.
 Engine path: the prompt is one growing float32 array of input embeddings (prompt tokens,
 soft tokens, sampled tokens), sent as prompt embeddings. A latent step is a request with
 max_tokens=1 and top-k logprobs over that array; rows are only ever appended, so every
-step re-sends the previous step's bytes and the prefix cache serves all but the last
-partial block. An explicit block is one streamed request, aborted when the rule switches.
+step re-sends the previous step's bytes: vLLM's prefix cache serves its full KV blocks and,
+on the CPU engine, the tail connector (`reasoner.engines.tail_kv`) the partial last one, so a
+step computes one row. An explicit block is one streamed request, aborted when the rule switches.
 At a SwiReasoning switch the fed embedding is mixed with the thinking delimiters' embeddings,
 as the reference implementation does: the first explicit token after a latent block with the
 close-thinking embedding (`close_mix`), the first soft token after an explicit block with the

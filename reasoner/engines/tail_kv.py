@@ -11,8 +11,11 @@ starts with those rows loads them instead of recomputing, so a latent step compu
 
 Only prompt-embedding requests are stored (token prompts keep vLLM's own behaviour). The store
 lives in the worker process, at most `MAX_TAILS` tails (least recently used dropped; the
-scheduler decides, so both sides agree on what is held). It reads and writes the KV cache as
-`[num_blocks, num_kv_heads, block_size, ...]` tensors, vLLM's CPU attention layout, and is
+scheduler decides, so both sides agree on what is held). A tail is saved and loaded as its whole
+KV block, `cache[block]` of each layer: the attention kernel's layout inside a block (keys and
+values apart, rows possibly tiled) never matters, and the rows past the tail are overwritten
+by the rows the next request computes. It needs the block index first in each layer's KV
+tensor, as vLLM's CPU attention lays it out, and is
 enabled only on the CPU engine (`vllm_local.TAIL_KV_CONNECTOR` in its defaults; the engine
 argument `kv_transfer_config=None` turns it off). vLLM calls this connector API experimental,
 and a connector turns vLLM's hybrid KV cache manager off (hybrid SSM models need it).
@@ -38,11 +41,10 @@ _ROOT = b"reasoner-tail-root"
 
 @dataclass
 class TailTransfer:
-    """One tail to load into, or save from, the paged KV cache: its key and (block, offset) per row."""
+    """One tail to load into, or save from, the paged KV cache: its key and the KV block that holds it."""
 
     key: bytes
-    blocks: list[int]
-    offsets: list[int]
+    block: int
 
 
 @dataclass
@@ -84,10 +86,13 @@ class TailKVConnector(KVConnectorBase_V1):
             self._requests[request.request_id] = request
 
     def get_num_new_matched_tokens(self, request: Any, num_computed_tokens: int) -> tuple[int, bool]:
+        self._loads.pop(request.request_id, None)
         if request.request_id not in self._requests or num_computed_tokens % self._block_size:
             return 0, False
         room = request.num_prompt_tokens - 1 - num_computed_tokens  # vLLM computes at least one row
         parent = self._parent(request, num_computed_tokens)
+        if parent is None:
+            return 0, False
         for rows in sorted(self._by_parent.get(parent, {}), reverse=True):
             if rows > room:
                 continue
@@ -109,11 +114,14 @@ class TailKVConnector(KVConnectorBase_V1):
         scheduled = scheduler_output.num_scheduled_tokens
         for new in scheduler_output.scheduled_new_reqs:
             if new.req_id in self._loads:
-                key, start, rows = self._loads.pop(new.req_id)
-                meta.loads.append(self._transfer(key, new.block_ids[0], start, rows))
+                key, start, _ = self._loads.pop(new.req_id)
+                meta.loads.append(self._transfer(key, new.block_ids[0], start))
             self._maybe_save(new.req_id, new.num_computed_tokens + scheduled.get(new.req_id, 0), meta)
         cached = scheduler_output.scheduled_cached_reqs
         for req_id, computed in zip(cached.req_ids, cached.num_computed_tokens, strict=True):
+            if req_id in self._loads and req_id in cached.resumed_req_ids and self._kv_cache_manager is not None:
+                key, start, _ = self._loads.pop(req_id)  # a preempted request starts over, loads included
+                meta.loads.append(self._transfer(key, self._kv_cache_manager.get_block_ids(req_id)[0], start))
             self._maybe_save(req_id, computed + scheduled.get(req_id, 0), meta)
         while len(self._held) > MAX_TAILS:
             key, (parent, rows) = self._held.popitem(last=False)
@@ -148,26 +156,26 @@ class TailKVConnector(KVConnectorBase_V1):
         if start == length or self._kv_cache_manager is None:
             return
         parent = self._parent(request, start)
+        if parent is None:
+            return
         key = tail_key(parent, request.prompt_embeds[start:length])
         if key in self._held:
             self._held.move_to_end(key)
             return
         block_ids = self._kv_cache_manager.get_block_ids(req_id)[0]
-        meta.saves.append(self._transfer(key, block_ids, start, length - start))
+        meta.saves.append(self._transfer(key, block_ids, start))
         self._held[key] = (parent, length - start)
         self._by_parent.setdefault(parent, {})[length - start] = key
 
-    def _parent(self, request: Any, start: int) -> bytes:
-        """The hash of the full blocks before row `start` (a constant before the first block)."""
-        return bytes(request.block_hashes[start // self._block_size - 1]) if start else _ROOT
+    def _parent(self, request: Any, start: int) -> bytes | None:
+        """The hash of the full blocks before row `start` (a constant before the first block; None unhashed)."""
+        if not start:
+            return _ROOT
+        index = start // self._block_size - 1
+        return bytes(request.block_hashes[index]) if index < len(request.block_hashes) else None
 
-    def _transfer(self, key: bytes, block_ids: list[int], start: int, rows: int) -> TailTransfer:
-        positions = range(start, start + rows)
-        return TailTransfer(
-            key,
-            [block_ids[position // self._block_size] for position in positions],
-            [position % self._block_size for position in positions],
-        )
+    def _transfer(self, key: bytes, block_ids: list[int], start: int) -> TailTransfer:
+        return TailTransfer(key, block_ids[start // self._block_size])
 
     # Worker side.
 
@@ -180,7 +188,7 @@ class TailKVConnector(KVConnectorBase_V1):
         for load in meta.loads:
             tail = self._tails[load.key]
             for name, cache in self._kv_caches.items():
-                cache[load.blocks, :, load.offsets] = tail[name]
+                cache[load.block] = tail[name]
 
     def wait_for_layer_load(self, layer_name: str) -> None:
         return None
@@ -192,8 +200,6 @@ class TailKVConnector(KVConnectorBase_V1):
         meta = self._get_connector_metadata()
         assert isinstance(meta, TailMetadata)
         for save in meta.saves:
-            self._tails[save.key] = {
-                name: cache[save.blocks, :, save.offsets].clone() for name, cache in self._kv_caches.items()
-            }
+            self._tails[save.key] = {name: cache[save.block].clone() for name, cache in self._kv_caches.items()}
         for key in meta.drops:
             self._tails.pop(key, None)

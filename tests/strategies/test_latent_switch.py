@@ -334,8 +334,9 @@ class LatentProbe(Strategy):
 
 @register_strategy
 class TailProbe(Strategy):
-    """Test-only strategy: three latent steps (the last two load the partial block), then the last step
-    again after the prefix cache and the tail store are emptied, so every row is computed afresh."""
+    """Test-only strategy: three latent steps (the last two load the partial block; another prompt runs
+    between them), then the last step again after the prefix cache and the tail store are emptied,
+    so every row is computed afresh."""
 
     name = "test_tail_probe"
 
@@ -344,12 +345,15 @@ class TailProbe(Strategy):
         ids = session.encode(session.profile.build_prompt(session.tokenizer, prompt, thinking=True))
         prefix = PrefixEmbeds(embeddings.shape[1])
         prefix.append(embeddings[ids])
+        other = session.encode(" ".join(str(number) for number in range(400)))
         steps = []
         for _ in range(3):
             step = await session.generate(prefix.view(), max_tokens=1, phase="thinking", kind="step", logprobs=PROBE_K)
             assert step.logprobs is not None
             steps.append(step)
             prefix.append(soft_embedding(embeddings, top_k_distribution(step.logprobs[0], PROBE_K), 1.0))
+            # Another prompt takes the KV blocks freed since, so a loaded tail cannot be a stale leftover.
+            await session.generate(other, max_tokens=1, phase="thinking", kind="step")
         prefix = PrefixEmbeds(embeddings.shape[1])
         prefix.append(embeddings[ids])
         for step in steps[:2]:

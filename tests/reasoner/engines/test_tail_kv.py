@@ -68,8 +68,11 @@ def connector(role: Any = None) -> TailKVConnector:
     return made
 
 
-def schedule(made: TailKVConnector, new: list[tuple[FakeRequest, list[int], int]]) -> TailMetadata:
-    """One scheduler step: each new request with its blocks and prompt rows already computed."""
+def schedule(
+    made: TailKVConnector, new: list[tuple[FakeRequest, list[int], int]], resumed: FakeRequest | None = None
+) -> TailMetadata:
+    """One scheduler step: each new request with its blocks and prompt rows already computed, and a
+    preempted request scheduled again from its first row (its blocks set beforehand)."""
     blocks: FakeBlocks = made._kv_cache_manager  # type: ignore[assignment]
     scheduled_new = []
     for req, block_ids, computed in new:
@@ -79,8 +82,13 @@ def schedule(made: TailKVConnector, new: list[tuple[FakeRequest, list[int], int]
         )
     output = SimpleNamespace(
         scheduled_new_reqs=scheduled_new,
-        scheduled_cached_reqs=SimpleNamespace(req_ids=[], num_computed_tokens=[]),
-        num_scheduled_tokens={req.request_id: req.num_prompt_tokens - computed for req, _, computed in new},
+        scheduled_cached_reqs=SimpleNamespace(
+            req_ids=[resumed.request_id] if resumed else [],
+            num_computed_tokens=[0] if resumed else [],
+            resumed_req_ids={resumed.request_id} if resumed else set(),
+        ),
+        num_scheduled_tokens={req.request_id: req.num_prompt_tokens - computed for req, _, computed in new}
+        | ({resumed.request_id: resumed.num_prompt_tokens} if resumed else {}),
     )
     meta = made.build_connector_meta(output)
     assert isinstance(meta, TailMetadata)
@@ -101,13 +109,13 @@ def test_a_prompt_extending_a_saved_tail_loads_all_but_its_new_row() -> None:
     first = request("a", head)
     assert admit(made, first, cached_rows=0) == 0
     saves = schedule(made, [(first, [7, 8, 9], 0)]).saves
-    assert [(save.blocks, save.offsets) for save in saves] == [([9, 9], [0, 1])]  # rows 8 and 9
+    assert [save.block for save in saves] == [9]  # rows 8 and 9, in the request's third block
 
     second = request("b", torch.cat([head, rows(1, seed=1)]))
     assert admit(made, second, cached_rows=8) == 2  # rows 8 and 9; row 10 is computed
     meta = schedule(made, [(second, [7, 8, 5], 8)])
-    assert [(load.key, load.blocks, load.offsets) for load in meta.loads] == [(saves[0].key, [5, 5], [0, 1])]
-    assert [(save.blocks, save.offsets) for save in meta.saves] == [([5, 5, 5], [0, 1, 2])]
+    assert [(load.key, load.block) for load in meta.loads] == [(saves[0].key, 5)]
+    assert [save.block for save in meta.saves] == [5]  # rows 8 to 10, for the request after
 
 
 def test_a_tail_with_different_rows_or_a_different_head_is_not_loaded() -> None:
@@ -130,6 +138,32 @@ def test_the_last_row_is_always_left_to_compute() -> None:
     assert admit(made, request("longer", torch.cat([head, rows(1, seed=3)])), 8) == 2
 
 
+def test_a_preempted_request_that_starts_over_loads_its_tail_again() -> None:
+    made = connector()
+    head = rows(10)
+    admit(made, request("a", head), 0)
+    saves = schedule(made, [(request("a", head), [1, 2, 3], 0)]).saves
+    again = request("b", torch.cat([head, rows(1, seed=1)]))
+    assert admit(made, again, cached_rows=8) == 2
+    schedule(made, [(again, [1, 2, 4], 8)])
+    assert made.get_num_new_matched_tokens(again, 8) == (2, False)  # preempted: looked up again
+    made.update_state_after_alloc(again, None, 2)
+    made._kv_cache_manager.by_request["b"] = [1, 2, 6]  # type: ignore[union-attr]
+    meta = schedule(made, [], resumed=again)
+    assert [(load.key, load.block) for load in meta.loads] == [(saves[0].key, 6)]
+
+
+def test_without_block_hashes_only_prompts_shorter_than_a_block_are_kept() -> None:
+    made = connector()
+    unhashed = FakeRequest("u", rows(10))
+    made.on_new_request(unhashed)
+    assert made.get_num_new_matched_tokens(unhashed, 8) == (0, False)
+    assert schedule(made, [(unhashed, [1, 2, 3], 0)]).saves == []
+    short = FakeRequest("s", rows(3))
+    made.on_new_request(short)
+    assert len(schedule(made, [(short, [4], 0)]).saves) == 1
+
+
 def test_token_prompts_are_neither_saved_nor_loaded() -> None:
     made = connector()
     token_request = FakeRequest("t", None)
@@ -137,7 +171,7 @@ def test_token_prompts_are_neither_saved_nor_loaded() -> None:
     assert made.get_num_new_matched_tokens(token_request, 0) == (0, False)
     output = SimpleNamespace(
         scheduled_new_reqs=[SimpleNamespace(req_id="t", block_ids=([1],), num_computed_tokens=0)],
-        scheduled_cached_reqs=SimpleNamespace(req_ids=[], num_computed_tokens=[]),
+        scheduled_cached_reqs=SimpleNamespace(req_ids=[], num_computed_tokens=[], resumed_req_ids=set()),
         num_scheduled_tokens={"t": 6},
     )
     meta = made.build_connector_meta(output)
@@ -170,21 +204,22 @@ def test_resetting_forgets_every_tail_and_tells_the_worker() -> None:
     assert schedule(made, []).drops == [save.key for save in saved]
 
 
-def test_the_worker_saves_after_the_forward_pass_and_loads_before_the_next() -> None:
+def test_the_worker_saves_a_whole_block_after_the_forward_pass_and_loads_it_before_the_next() -> None:
     made = connector()
-    cache = torch.zeros(6, 2, BLOCK, 5)  # [blocks, kv heads, block size, 2 x head size], the CPU layout
+    cache = torch.zeros(6, 2, 2 * BLOCK, 5)  # [blocks, kv heads, keys then values, head size]
     made.register_kv_caches({"layer.0": cache})
-    cache[3, :, 0:2] = torch.arange(20, dtype=torch.float32).reshape(2, 2, 5).transpose(0, 1)
+    cache[3] = torch.arange(2 * 2 * BLOCK * 5, dtype=torch.float32).reshape(2, 2 * BLOCK, 5)
     key = b"k" * 32
-    made.bind_connector_metadata(TailMetadata(saves=[tail_kv.TailTransfer(key, [3, 3], [0, 1])]))
+    made.bind_connector_metadata(TailMetadata(saves=[tail_kv.TailTransfer(key, 3)]))
     made.start_load_kv(None)
     made.wait_for_save()
     made.clear_connector_metadata()
-    made.bind_connector_metadata(TailMetadata(loads=[tail_kv.TailTransfer(key, [5, 5], [0, 1])]))
+    cache[3] = -1.0  # the block is freed and reused after the request ends
+    made.bind_connector_metadata(TailMetadata(loads=[tail_kv.TailTransfer(key, 5)]))
     made.start_load_kv(None)
     made.wait_for_save()
-    assert torch.equal(cache[5, :, 0:2], cache[3, :, 0:2])
     made.clear_connector_metadata()
+    assert torch.equal(cache[5], torch.arange(2 * 2 * BLOCK * 5, dtype=torch.float32).reshape(2, 2 * BLOCK, 5))
     made.bind_connector_metadata(TailMetadata(drops=[key]))
     made.start_load_kv(None)
     made.wait_for_save()
