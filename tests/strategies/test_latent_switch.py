@@ -297,6 +297,15 @@ def test_the_budget_splits_into_thinking_and_answer(budget: Budget, expected: tu
     assert split_budget(budget, answer_tokens=48, least_answer=4) == expected
 
 
+async def prompt_as_rows(session: Session, prompt: str) -> tuple[np.ndarray, list[int], PrefixEmbeds]:
+    """The embedding matrix, the thinking prompt's token ids, and the same prompt as embedding rows."""
+    embeddings = await session.backend.input_embeddings()
+    ids = session.encode(session.profile.build_prompt(session.tokenizer, prompt, thinking=True))
+    prefix = PrefixEmbeds(embeddings.shape[1])
+    prefix.append(embeddings[ids])
+    return embeddings, ids, prefix
+
+
 @register_strategy
 class LatentProbe(Strategy):
     """Test-only strategy: a token prompt and the same prompt as embedding rows, then one soft token."""
@@ -304,10 +313,7 @@ class LatentProbe(Strategy):
     name = "test_latent_probe"
 
     async def run(self, session: Session, prompt: str) -> Outcome:
-        embeddings = await session.backend.input_embeddings()
-        ids = session.encode(session.profile.build_prompt(session.tokenizer, prompt, thinking=True))
-        prefix = PrefixEmbeds(embeddings.shape[1])
-        prefix.append(embeddings[ids])
+        embeddings, ids, prefix = await prompt_as_rows(session, prompt)
         by_ids = await session.generate(ids, max_tokens=1, phase="thinking", kind="step", logprobs=PROBE_K)
         by_rows = await session.generate(prefix.view(), max_tokens=1, phase="thinking", kind="step", logprobs=PROBE_K)
         assert by_ids.logprobs is not None and by_rows.logprobs is not None
@@ -341,10 +347,7 @@ class TailProbe(Strategy):
     name = "test_tail_probe"
 
     async def run(self, session: Session, prompt: str) -> Outcome:
-        embeddings = await session.backend.input_embeddings()
-        ids = session.encode(session.profile.build_prompt(session.tokenizer, prompt, thinking=True))
-        prefix = PrefixEmbeds(embeddings.shape[1])
-        prefix.append(embeddings[ids])
+        embeddings, _, prefix = await prompt_as_rows(session, prompt)
         other = session.encode(" ".join(str(number) for number in range(400)))
         steps = []
         for _ in range(3):
@@ -354,8 +357,7 @@ class TailProbe(Strategy):
             prefix.append(soft_embedding(embeddings, top_k_distribution(step.logprobs[0], PROBE_K), 1.0))
             # Another prompt takes the KV blocks freed since, so a loaded tail cannot be a stale leftover.
             await session.generate(other, max_tokens=1, phase="thinking", kind="step")
-        prefix = PrefixEmbeds(embeddings.shape[1])
-        prefix.append(embeddings[ids])
+        _, _, prefix = await prompt_as_rows(session, prompt)
         for step in steps[:2]:
             assert step.logprobs is not None
             prefix.append(soft_embedding(embeddings, top_k_distribution(step.logprobs[0], PROBE_K), 1.0))
