@@ -24,7 +24,7 @@ and a connector turns vLLM's hybrid KV cache manager off (hybrid SSM models need
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,9 +68,10 @@ class TailKVConnector(KVConnectorBase_V1):
     def __init__(self, vllm_config: Any, role: KVConnectorRole, kv_cache_config: Any = None):
         super().__init__(vllm_config=vllm_config, role=role, kv_cache_config=kv_cache_config)
         self._block_size = int(vllm_config.cache_config.block_size)
-        # Scheduler side: which tails the worker holds (LRU order), by key and by parent block.
+        # Scheduler side: the tails the worker holds (LRU order), and per parent block how many
+        # of them have each length (prompts that share their full blocks can hold several).
         self._held: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
-        self._by_parent: dict[bytes, dict[int, bytes]] = {}
+        self._lengths: dict[bytes, Counter[int]] = {}
         self._requests: dict[str, Any] = {}
         self._loads: dict[str, tuple[bytes, int, int]] = {}
         self._saved: set[str] = set()
@@ -93,12 +94,12 @@ class TailKVConnector(KVConnectorBase_V1):
         parent = self._parent(request, num_computed_tokens)
         if parent is None:
             return 0, False
-        for rows in sorted(self._by_parent.get(parent, {}), reverse=True):
+        for rows in sorted(self._lengths.get(parent, ()), reverse=True):
             if rows > room:
                 continue
             start = num_computed_tokens
             key = tail_key(parent, request.prompt_embeds[start : start + rows])
-            if key == self._by_parent[parent][rows]:
+            if key in self._held:
                 self._loads[request.request_id] = (key, start, rows)
                 self._held.move_to_end(key)
                 return rows, False
@@ -125,10 +126,12 @@ class TailKVConnector(KVConnectorBase_V1):
             self._maybe_save(req_id, computed + scheduled.get(req_id, 0), meta)
         while len(self._held) > MAX_TAILS:
             key, (parent, rows) = self._held.popitem(last=False)
-            if self._by_parent.get(parent, {}).get(rows) == key:
-                del self._by_parent[parent][rows]
-                if not self._by_parent[parent]:
-                    del self._by_parent[parent]
+            lengths = self._lengths[parent]
+            lengths[rows] -= 1
+            if not +lengths:
+                del self._lengths[parent]
+            else:
+                self._lengths[parent] = +lengths
             meta.drops.append(key)
         return meta
 
@@ -136,7 +139,7 @@ class TailKVConnector(KVConnectorBase_V1):
         """Forget every tail (vLLM's `reset_prefix_cache(reset_connector=True)`); the worker drops them next step."""
         self._dropped += list(self._held)
         self._held.clear()
-        self._by_parent.clear()
+        self._lengths.clear()
         return True
 
     def request_finished(self, request: Any, block_ids: list[int]) -> tuple[bool, dict[str, Any] | None]:
@@ -165,7 +168,7 @@ class TailKVConnector(KVConnectorBase_V1):
         block_ids = self._kv_cache_manager.get_block_ids(req_id)[0]
         meta.saves.append(self._transfer(key, block_ids, start))
         self._held[key] = (parent, length - start)
-        self._by_parent.setdefault(parent, {})[length - start] = key
+        self._lengths.setdefault(parent, Counter())[length - start] += 1
 
     def _parent(self, request: Any, start: int) -> bytes | None:
         """The hash of the full blocks before row `start` (a constant before the first block; None unhashed)."""

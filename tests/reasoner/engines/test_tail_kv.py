@@ -129,6 +129,17 @@ def test_a_tail_with_different_rows_or_a_different_head_is_not_loaded() -> None:
     assert admit(made, request("c", changed_head), 8) == 0
 
 
+def test_prompts_that_share_their_full_blocks_keep_a_tail_each() -> None:
+    made = connector()
+    shared = rows(8)
+    first, second = torch.cat([shared, rows(2, seed=1)]), torch.cat([shared, rows(2, seed=2)])
+    for name, embeds, block in (("a", first, 3), ("b", second, 4)):
+        admit(made, request(name, embeds), 8)
+        assert len(schedule(made, [(request(name, embeds), [1, 2, block], 8)]).saves) == 1
+    assert admit(made, request("a2", torch.cat([first, rows(1, seed=3)])), 8) == 2
+    assert admit(made, request("b2", torch.cat([second, rows(1, seed=4)])), 8) == 2
+
+
 def test_the_last_row_is_always_left_to_compute() -> None:
     made = connector()
     head = rows(10)
