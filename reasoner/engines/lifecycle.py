@@ -1,4 +1,4 @@
-"""The life of an in-process vLLM engine, shared by the policy backend and the PRM scorer.
+"""The life of an in-process vLLM engine, shared by the policy backend and the auxiliary engines (PRM, pooling).
 
 Build it (in a thread; its processes spawned without re-running the user's `__main__`, watched
 so they die with this process, their output in a log file unless verbose),
