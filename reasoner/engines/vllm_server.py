@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -22,10 +23,14 @@ from pathlib import Path
 
 import httpx
 
+from reasoner.engines.vllm_local import TAIL_KV_CONNECTOR
 from reasoner.errors import EngineError
 
 START_TIMEOUT_S = 240.0
 CPU_SERVER_ARGS = ("--enforce-eager", "--block-size", "32", "--dtype", "bfloat16")
+# For a CPU server that takes latent steps (prompt embeddings): the tail KV connector, so each step
+# computes one row (`reasoner.engines.tail_kv`; `reasoner` must be importable in the server's Python).
+TAIL_KV_SERVER_ARGS = ("--kv-transfer-config", json.dumps(TAIL_KV_CONNECTOR))
 _live_servers: weakref.WeakSet[VLLMServer] = weakref.WeakSet()
 
 

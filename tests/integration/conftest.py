@@ -6,11 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from reasoner.engines.vllm_server import CPU_SERVER_ARGS, VLLMServer
+from reasoner.engines.vllm_server import CPU_SERVER_ARGS, TAIL_KV_SERVER_ARGS, VLLMServer
 from reasoner.models import resolve_model
 
 SERVER_ARGS = (
     *CPU_SERVER_ARGS,
+    *TAIL_KV_SERVER_ARGS,
     "--max-model-len",
     "2048",
     "--enable-prompt-embeds",

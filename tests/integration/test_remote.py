@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
-from reasoner import EngineError, Reasoner, Solution
+from reasoner import Budget, EngineError, Reasoner, Session, Solution
 from reasoner.engines.remote import RemoteBackend
 from reasoner.engines.vllm_server import VLLMServer
 from reasoner.models import resolve_model
 from reasoner.tokenizer import HFTokenizer
 from strategies.scoring_prm import PRMFormat, PRMScorer
+from strategies.soft_tokens import PrefixEmbeds, soft_embedding, top_k_distribution
 
 pytestmark = pytest.mark.engine
 
@@ -64,6 +65,23 @@ async def test_every_strategy_runs_over_an_endpoint_and_usage_equals_the_server_
     assert int(solutions["latent_switch"].metrics["latent_steps"] or 0) > 0  # soft tokens went over the endpoint
     spent = sum(solution.usage.generated_tokens for solution in solutions.values())
     assert spent == after[vllm_server.root_url] - before[vllm_server.root_url]
+
+
+async def test_latent_steps_over_the_endpoint_compute_one_row_each(vllm_server: VLLMServer) -> None:
+    async with Reasoner(endpoint=vllm_server.url) as reasoner:
+        await reasoner.astart()
+        backend = reasoner.backend
+        embeddings = await backend.input_embeddings()
+        session = Session(backend, backend.tokenizer(), reasoner.profile, Budget(tokens=10_000))
+        prefix = PrefixEmbeds(embeddings.shape[1])
+        prefix.append(embeddings[session.encode(" ".join(str(number) for number in range(60)))])
+        computed = []
+        for _ in range(5):
+            step = await session.generate(prefix.view(), max_tokens=1, phase="thinking", kind="step", logprobs=5)
+            assert step.logprobs is not None
+            computed.append(step.prompt_tokens - step.cached_prompt_tokens)
+            prefix.append(soft_embedding(embeddings, top_k_distribution(step.logprobs[0], 5), 1.0))
+    assert computed[0] > 32 and computed[1:] == [1, 1, 1, 1]  # the tail connector on the server
 
 
 async def test_the_servers_tokenizer_renders_and_encodes_like_the_local_one(vllm_server: VLLMServer) -> None:
