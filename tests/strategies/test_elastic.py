@@ -233,7 +233,10 @@ def test_without_a_deadline_the_metric_says_it_was_not_reached() -> None:
 @pytest.mark.engine
 def test_a_deadline_cuts_thinking_on_the_engine_and_the_answer_is_still_forced(engine_reasoner: Reasoner) -> None:
     budget = Budget(tokens=1200, thinking=1000, answer=64, deadline_s=0.3)
-    solution = engine_reasoner.solve("Count from 1 to 500, then say what 2 + 3 is.", budget, strategy="elastic")
+    # A prompt the model thinks on to the budget when nothing stops it (greedy, alone: 300 of 300 tokens);
+    # "Count from 1 to 500" closed its thinking after 8 tokens, about 0.3 s, so the deadline was a coin toss.
+    prompt = "Write the numbers 1, 2, 3, and so on up to 400, separated by commas. Then say what 2 + 3 is."
+    solution = engine_reasoner.solve(prompt, budget, strategy="elastic")
     assert solution.metrics["deadline_reached"] is True
     assert solution.metrics["thinking_cut"] is True
     assert solution.metrics["thinking_tokens"] < 1000
