@@ -73,7 +73,7 @@ class TailKVConnector(KVConnectorBase_V1):
         self._held: OrderedDict[bytes, tuple[bytes, int]] = OrderedDict()
         self._lengths: dict[bytes, Counter[int]] = {}
         self._requests: dict[str, Any] = {}
-        self._loads: dict[str, tuple[bytes, int, int]] = {}
+        self._loads: dict[str, tuple[bytes, int]] = {}  # request -> (tail key, first row)
         self._saved: set[str] = set()
         self._dropped: list[bytes] = []
         # Worker side: the KV caches by layer and the stored tails.
@@ -100,7 +100,7 @@ class TailKVConnector(KVConnectorBase_V1):
             start = num_computed_tokens
             key = tail_key(parent, request.prompt_embeds[start : start + rows])
             if key in self._held:
-                self._loads[request.request_id] = (key, start, rows)
+                self._loads[request.request_id] = (key, start)
                 self._held.move_to_end(key)
                 return rows, False
         return 0, False
@@ -115,13 +115,13 @@ class TailKVConnector(KVConnectorBase_V1):
         scheduled = scheduler_output.num_scheduled_tokens
         for new in scheduler_output.scheduled_new_reqs:
             if new.req_id in self._loads:
-                key, start, _ = self._loads.pop(new.req_id)
+                key, start = self._loads.pop(new.req_id)
                 meta.loads.append(self._transfer(key, new.block_ids[0], start))
             self._maybe_save(new.req_id, new.num_computed_tokens + scheduled.get(new.req_id, 0), meta)
         cached = scheduler_output.scheduled_cached_reqs
         for req_id, computed in zip(cached.req_ids, cached.num_computed_tokens, strict=True):
             if req_id in self._loads and req_id in cached.resumed_req_ids and self._kv_cache_manager is not None:
-                key, start, _ = self._loads.pop(req_id)  # a preempted request starts over, loads included
+                key, start = self._loads.pop(req_id)  # a preempted request starts over, loads included
                 meta.loads.append(self._transfer(key, self._kv_cache_manager.get_block_ids(req_id)[0], start))
             self._maybe_save(req_id, computed + scheduled.get(req_id, 0), meta)
         while len(self._held) > MAX_TAILS:
