@@ -7,7 +7,10 @@ decode step at the same context length, one chain at a time and several chains a
 tail connector each latent step recomputes the rows since the last block boundary (1 to
 block_size of them); the run reports how many rows a step recomputed, and for the batched
 chains at the longest length the step time by that count (`--no-tail-kv` runs without the
-connector, to see what it saves).
+connector, to see what it saves), and how many engine forward passes a round of steps took: the
+connector holds a latent step that arrives while nothing runs until the other chains' steps of
+the last pass are back, so a round of 8 chains is one pass, not two (`--round-wait-s 0` turns
+that off).
 Part 2 solves an easy procedural arithmetic suite with explicit-only, latent-only, SwiReasoning
 and ThinkRouter thinking. One engine, one run.
 
@@ -24,11 +27,14 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from prometheus_client import REGISTRY
 from rich.console import Console
 from rich.table import Table
 
 from evals.suites import grade, load_suite
 from reasoner import Budget, Reasoner, RunningRequest, Session
+from reasoner.engines.tail_kv import ROUND_WAIT_S
+from reasoner.engines.vllm_local import TAIL_KV_CONNECTOR
 from strategies.soft_tokens import PrefixEmbeds, soft_embedding, top_k_distribution
 
 LENGTHS = (64, 256, 1024)
@@ -49,10 +55,21 @@ class StepCost:
     cached_fraction: float
     recomputed_rows: float
     by_recomputed: dict[str, float]
+    passes_per_round: float
 
     @property
     def ratio(self) -> float:
         return self.latent_s / self.explicit_s
+
+
+def engine_passes() -> float:
+    """Forward passes the in-process engine has run so far (its `vllm:iteration_tokens_total` histogram count)."""
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        for sample in metric.samples
+        if sample.name == "vllm:iteration_tokens_total_count"
+    )
 
 
 def context_ids(session: Session, length: int, offset: int) -> list[int]:
@@ -116,8 +133,8 @@ def by_recomputed_rows(steps: list[LatentStep], block_size: int) -> dict[str, fl
 
 async def latent_steps(
     session: Session, embeddings: np.ndarray, contexts: list[list[int]], steps: int
-) -> tuple[list[LatentStep], list[LatentStep]]:
-    """(cold first steps, warm steps) of concurrent latent chains.
+) -> tuple[list[LatentStep], list[LatentStep], float]:
+    """(cold first steps, warm steps, engine passes per round of warm steps) of concurrent latent chains.
 
     Every chain's first (cold, fully prefilled) step runs before any warm step is timed.
     """
@@ -129,8 +146,9 @@ async def latent_steps(
     async def chain(prefix: PrefixEmbeds) -> list[LatentStep]:
         return [await latent_step(session, embeddings, prefix) for _ in range(steps)]
 
+    passes_before = engine_passes()
     warm = [step for steps_of_chain in await asyncio.gather(*(chain(p) for p in prefixes)) for step in steps_of_chain]
-    return list(cold), warm
+    return list(cold), warm, (engine_passes() - passes_before) / steps
 
 
 async def step_costs(reasoner: Reasoner, steps: int, chains: int, offset: int) -> list[StepCost]:
@@ -145,7 +163,7 @@ async def step_costs(reasoner: Reasoner, steps: int, chains: int, offset: int) -
         for concurrency in sorted({1, chains}):
             starts = [offset + length * 7 + 1000 * chain for chain in range(concurrency)]
             explicit = await explicit_steps(session, [context_ids(session, length, start) for start in starts], steps)
-            cold, warm = await latent_steps(
+            cold, warm, passes_per_round = await latent_steps(
                 session, embeddings, [context_ids(session, length, start + 1) for start in starts], steps
             )
             costs.append(
@@ -158,6 +176,7 @@ async def step_costs(reasoner: Reasoner, steps: int, chains: int, offset: int) -
                     statistics.mean(step.cached_rows / step.prompt_rows for step in warm),
                     statistics.mean(step.recomputed_rows for step in warm),
                     by_recomputed_rows(warm, block_size),
+                    passes_per_round,
                 )
             )
     return costs
@@ -208,10 +227,19 @@ def main() -> None:
         "--block-size", type=int, default=None, help="engine KV block size (CPU attention takes multiples of 32)"
     )
     parser.add_argument("--no-tail-kv", action="store_true", help="run without the tail KV connector")
+    parser.add_argument(
+        "--round-wait-s",
+        type=float,
+        default=None,
+        help=f"how long a latent step waits for the rest of its round (default {ROUND_WAIT_S}; 0: no waiting)",
+    )
     args = parser.parse_args()
     engine_args: dict[str, object] = {"block_size": args.block_size} if args.block_size else {}
     if args.no_tail_kv:
         engine_args["kv_transfer_config"] = None
+    elif args.round_wait_s is not None:
+        extra = {"round_wait_s": args.round_wait_s}
+        engine_args["kv_transfer_config"] = {**TAIL_KV_CONNECTOR, "kv_connector_extra_config": extra}
     reasoner = Reasoner(engine_args=engine_args or None)
     try:
         costs, rows = asyncio.run(measure(reasoner, args))
@@ -219,7 +247,17 @@ def main() -> None:
         reasoner.close()
     console = Console()
     table = Table(title=f"one latent step vs one explicit decode step ({args.steps} steps per chain, top-k {TOP_K})")
-    columns = ("length", "chains", "explicit ms", "latent ms", "cold latent ms", "cached", "recomputed", "ratio")
+    columns = (
+        "length",
+        "chains",
+        "explicit ms",
+        "latent ms",
+        "cold latent ms",
+        "cached",
+        "recomputed",
+        "passes/round",
+        "ratio",
+    )
     for column in columns:
         table.add_column(column, justify="right")
     for cost in costs:
@@ -231,6 +269,7 @@ def main() -> None:
             f"{cost.cold_latent_s * 1e3:.1f}",
             f"{cost.cached_fraction:.1%}",
             f"{cost.recomputed_rows:.1f}",
+            f"{cost.passes_per_round:.2f}",
             f"{cost.ratio:.2f}x",
         )
     console.print(table)
@@ -251,7 +290,8 @@ def main() -> None:
     for cost in costs[-2:] if len(costs) > 1 else costs:
         print(
             f"latent step / explicit decode step at length {cost.length}, {cost.chains} chain(s): "
-            f"{cost.ratio:.2f}x (target <= 2x), {cost.recomputed_rows:.1f} rows recomputed per step"
+            f"{cost.ratio:.2f}x (target <= 2x), {cost.recomputed_rows:.1f} rows recomputed per step, "
+            f"{cost.passes_per_round:.2f} engine passes per round"
         )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from reasoner.engines.base import EmbedsPrompt, FinishReason, Prompt, SamplingSpec, TextPrompt, TokensPrompt
+from reasoner.engines.embeds import bfloat16_tensor
 from reasoner.errors import PromptError
 
 _TOKEN_ID_KEY = re.compile(r"^token_id:(-?\d+)$")
@@ -63,9 +64,8 @@ def encode_prompt_embeds(embeds: np.ndarray) -> str:
 
     if embeds.ndim != 2 or embeds.shape[0] < 1:
         raise PromptError(f"prompt embeddings must be [length, hidden] with length >= 1, got {embeds.shape}")
-    tensor = torch.from_numpy(np.ascontiguousarray(embeds, dtype=np.float32)).to(torch.bfloat16)
     buffer = io.BytesIO()
-    torch.save(tensor, buffer)
+    torch.save(bfloat16_tensor(embeds), buffer)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 

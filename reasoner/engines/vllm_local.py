@@ -29,6 +29,7 @@ from reasoner.engines.base import (
     TextPrompt,
     TokensPrompt,
 )
+from reasoner.engines.embeds import bfloat16_tensor
 from reasoner.engines.lifecycle import (
     build_async_engine,
     engine_error,
@@ -281,12 +282,8 @@ def _engine_prompt(prompt: Prompt) -> Any:
     if isinstance(prompt, TextPrompt):
         return {"prompt": prompt.text}
     if isinstance(prompt, EmbedsPrompt):
-        import torch
-
         # One canonical dtype, so equal embeddings are equal bytes and hit the prefix cache.
-        return {
-            "prompt_embeds": torch.from_numpy(np.ascontiguousarray(prompt.embeds, dtype=np.float32)).to(torch.bfloat16)
-        }
+        return {"prompt_embeds": bfloat16_tensor(prompt.embeds)}
     raise TypeError(f"unsupported prompt type {type(prompt).__name__}")
 
 

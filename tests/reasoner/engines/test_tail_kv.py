@@ -29,6 +29,8 @@ class FakeRequest:
     request_id: str
     prompt_embeds: torch.Tensor | None
     block_hashes: list[bytes] = field(default_factory=list)
+    max_tokens: int = 16
+    arrival_time: float = 0.0
 
     @property
     def num_prompt_tokens(self) -> int:
@@ -60,8 +62,9 @@ def request(request_id: str, embeds: torch.Tensor) -> FakeRequest:
     return FakeRequest(request_id, embeds, hashes)
 
 
-def connector(role: Any = None) -> TailKVConnector:
-    config = SimpleNamespace(cache_config=SimpleNamespace(block_size=BLOCK), kv_transfer_config=SimpleNamespace())
+def connector(role: Any = None, extra: dict[str, Any] | None = None) -> TailKVConnector:
+    transfer = SimpleNamespace(kv_connector_extra_config=extra or {})
+    config = SimpleNamespace(cache_config=SimpleNamespace(block_size=BLOCK), kv_transfer_config=transfer)
     made = TailKVConnector(config, role, None)
     blocks = FakeBlocks()
     made._kv_cache_manager = blocks  # type: ignore[assignment]
@@ -213,6 +216,121 @@ def test_resetting_forgets_every_tail_and_tells_the_worker() -> None:
     assert made.reset_cache() is True
     assert admit(made, request("b", torch.cat([head, rows(1, seed=2)])), 4) == 0
     assert schedule(made, []).drops == [save.key for save in saved]
+
+
+class Clock:
+    """Stands in for both the monotonic and the wall clock."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def with_clock(made: TailKVConnector) -> Clock:
+    clock = Clock()
+    made._clock = made._wall_clock = clock
+    return clock
+
+
+def latent_step(request_id: str, clock: Clock, seed: int = 0) -> FakeRequest:
+    """A one-token prompt-embedding request that the frontend stamps now."""
+    return FakeRequest(request_id, rows(5, seed=seed), max_tokens=1, arrival_time=clock.now)
+
+
+PASS_S = 0.04  # so a round waits at most 0.02 s for its latecomers
+
+
+def run_pass(made: TailKVConnector, clock: Clock, requests: list[FakeRequest]) -> None:
+    """One forward pass over waiting `requests`, that takes `PASS_S` and ends with all of them finished."""
+    for req in requests:
+        loaded, _ = made.get_num_new_matched_tokens(req, 0)
+        assert loaded is not None
+    schedule(made, [(req, [index], 0) for index, req in enumerate(requests)])
+    clock.now += PASS_S
+    for req in requests:
+        made.request_finished(req, [])
+
+
+def arrive(made: TailKVConnector, req: FakeRequest) -> FakeRequest:
+    made.on_new_request(req)
+    return req
+
+
+def test_a_latent_step_waits_for_the_steps_of_the_last_pass_to_come_back() -> None:
+    made = connector()
+    clock = with_clock(made)
+    first = [arrive(made, latent_step(name, clock)) for name in ("a1", "b1")]
+    run_pass(made, clock, first)
+    early = arrive(made, latent_step("a2", clock))
+    assert made.get_num_new_matched_tokens(early, 0) == (None, False)  # b has not come back
+    clock.now += 0.015
+    late = arrive(made, latent_step("b2", clock))
+    assert made.get_num_new_matched_tokens(early, 0) == (0, False)
+    assert made.get_num_new_matched_tokens(late, 0) == (0, False)
+
+
+def test_steps_sent_during_a_pass_wait_for_the_steps_that_pass_runs() -> None:
+    """Two groups out of step: the second group's steps were sent while the first group's pass ran."""
+    made = connector()
+    clock = with_clock(made)
+    first = [arrive(made, latent_step(name, clock)) for name in ("a1", "b1")]
+    sent_during = [latent_step(name, clock) for name in ("c1", "d1")]
+    run_pass(made, clock, first)
+    for req in sent_during:
+        arrive(made, req)  # the engine reads its input between passes
+        assert made.get_num_new_matched_tokens(req, 0) == (None, False)
+    clock.now += 0.002
+    back = [arrive(made, latent_step(name, clock)) for name in ("a2", "b2")]
+    assert all(made.get_num_new_matched_tokens(req, 0) == (0, False) for req in sent_during + back)
+
+
+def test_a_chain_that_does_not_come_back_holds_the_others_only_until_the_wait_ends() -> None:
+    made = connector()
+    clock = with_clock(made)
+    run_pass(made, clock, [arrive(made, latent_step(name, clock)) for name in ("a1", "b1")])
+    again = arrive(made, latent_step("a2", clock))
+    clock.now += 0.015
+    assert made.get_num_new_matched_tokens(again, 0) == (None, False)
+    clock.now += 0.005  # half the pass's 0.04 s
+    assert made.get_num_new_matched_tokens(again, 0) == (0, False)
+    run_pass(made, clock, [again])  # b is forgotten: the next round awaits a alone
+    third = arrive(made, latent_step("a3", clock))
+    assert made.get_num_new_matched_tokens(third, 0) == (0, False)
+
+
+def test_nothing_is_held_while_a_pass_runs_anyway_or_for_other_requests() -> None:
+    made = connector()
+    clock = with_clock(made)
+    decoding = arrive(made, FakeRequest("decode", rows(3, seed=9)))  # an explicit block: many tokens
+    run_pass(made, clock, [arrive(made, latent_step(name, clock)) for name in ("a1", "b1")])
+    schedule(made, [(decoding, [7], 0)])  # still running: the next pass happens without waiting
+    step = arrive(made, latent_step("a2", clock))
+    assert made.get_num_new_matched_tokens(step, 0) == (0, False)
+    made.request_finished(decoding, [])
+    run_pass(made, clock, [arrive(made, latent_step(name, clock)) for name in ("a3", "b3")])
+    longer = arrive(made, FakeRequest("block", rows(5), max_tokens=8, arrival_time=clock.now))
+    assert made.get_num_new_matched_tokens(longer, 0) == (0, False)
+
+
+def test_round_wait_caps_the_wait() -> None:
+    made = connector(extra={"round_wait_s": 0.005})
+    clock = with_clock(made)
+    run_pass(made, clock, [arrive(made, latent_step(name, clock)) for name in ("a1", "b1")])
+    step = arrive(made, latent_step("a2", clock))
+    clock.now += 0.004
+    assert made.get_num_new_matched_tokens(step, 0) == (None, False)
+    clock.now += 0.001
+    assert made.get_num_new_matched_tokens(step, 0) == (0, False)
+
+
+def test_a_zero_round_wait_turns_holding_off() -> None:
+    made = connector(extra={"round_wait_s": 0})
+    clock = with_clock(made)
+    run_pass(made, clock, [arrive(made, latent_step(name, clock)) for name in ("a1", "b1")])
+    step = arrive(made, latent_step("a2", clock))
+    assert made.get_num_new_matched_tokens(step, 0) == (0, False)
 
 
 def test_the_worker_saves_a_whole_block_after_the_forward_pass_and_loads_it_before_the_next() -> None:
