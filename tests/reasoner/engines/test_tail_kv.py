@@ -314,22 +314,16 @@ def test_nothing_is_held_while_a_pass_runs_anyway_or_for_other_requests() -> Non
     assert made.get_num_new_matched_tokens(longer, 0) == (0, False)
 
 
-def test_round_wait_caps_the_wait() -> None:
-    made = connector(extra={"round_wait_s": 0.005})
+@pytest.mark.parametrize("round_wait_s", [0.005, 0.0])
+def test_round_wait_caps_the_wait_and_zero_turns_holding_off(round_wait_s: float) -> None:
+    made = connector(extra={"round_wait_s": round_wait_s})
     clock = with_clock(made)
     run_pass(made, clock, [arrive(made, latent_step(name, clock)) for name in ("a1", "b1")])
     step = arrive(made, latent_step("a2", clock))
-    clock.now += 0.004
-    assert made.get_num_new_matched_tokens(step, 0) == (None, False)
-    clock.now += 0.001
-    assert made.get_num_new_matched_tokens(step, 0) == (0, False)
-
-
-def test_a_zero_round_wait_turns_holding_off() -> None:
-    made = connector(extra={"round_wait_s": 0})
-    clock = with_clock(made)
-    run_pass(made, clock, [arrive(made, latent_step(name, clock)) for name in ("a1", "b1")])
-    step = arrive(made, latent_step("a2", clock))
+    if round_wait_s:
+        clock.now += 0.004  # within the cap, and well within half the 0.04 s pass
+        assert made.get_num_new_matched_tokens(step, 0) == (None, False)
+        clock.now += 0.002
     assert made.get_num_new_matched_tokens(step, 0) == (0, False)
 
 
