@@ -178,8 +178,9 @@ class TailKVConnector(KVConnectorBase_V1):
         return True
 
     def request_finished(self, request: Any, block_ids: list[int]) -> tuple[bool, dict[str, Any] | None]:
+        ran = request.request_id in self._running
         self._running.discard(request.request_id)
-        if _is_latent_step(request):
+        if ran and _is_latent_step(request):  # one aborted before it ran is in no pass
             if self._awaited_pass != self._passes:
                 self._awaited, self._awaited_pass = 0, self._passes
                 self._finished_at = self._wall_clock()

@@ -314,6 +314,15 @@ def test_nothing_is_held_while_a_pass_runs_anyway_or_for_other_requests() -> Non
     assert made.get_num_new_matched_tokens(longer, 0) == (0, False)
 
 
+def test_a_step_aborted_before_it_ran_is_not_awaited() -> None:
+    made = connector()
+    clock = with_clock(made)
+    run_pass(made, clock, [arrive(made, latent_step("a1", clock))])
+    made.request_finished(arrive(made, latent_step("b1", clock)), [])  # aborted while it waited
+    step = arrive(made, latent_step("a2", clock))
+    assert made.get_num_new_matched_tokens(step, 0) == (0, False)
+
+
 @pytest.mark.parametrize("round_wait_s", [0.005, 0.0])
 def test_round_wait_caps_the_wait_and_zero_turns_holding_off(round_wait_s: float) -> None:
     made = connector(extra={"round_wait_s": round_wait_s})
