@@ -2,10 +2,10 @@
 
 The conversion rounds to nearest, ties to even, as torch's `.to(torch.bfloat16)` does, and maps
 every NaN to one quiet NaN (torch's own NaN pattern differs between its code paths), so equal
-embeddings stay equal bytes (the prefix cache and the tail
-connector key on them). It runs in numpy on the calling thread: torch's own conversion wakes its
-intra-op threads, which on a machine whose cores the engine keeps busy made one conversion take
-about a millisecond on the event loop instead of tens of microseconds.
+embeddings stay equal bytes (the prefix cache and the tail connector key on them). It runs in
+numpy on the calling thread: torch's own conversion wakes its intra-op threads, which on a
+machine whose cores the engine keeps busy made one conversion take about a millisecond on the
+event loop instead of tens of microseconds.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 _QUIET_NAN = np.uint16(0x7FC0)
 
 
-def bfloat16_bits(embeds: np.ndarray) -> np.ndarray:
+def _bfloat16_bits(embeds: np.ndarray) -> np.ndarray:
     """The bfloat16 bit patterns (uint16) of `embeds`, rounded to nearest even."""
     floats = np.ascontiguousarray(embeds, dtype=np.float32)
     bits = floats.view(np.uint32)
@@ -40,4 +40,4 @@ def bfloat16_tensor(embeds: np.ndarray) -> torch.Tensor:
     """`embeds` as a bfloat16 torch tensor: what `.to(torch.bfloat16)` gives, bit for bit but for NaN's payload."""
     import torch
 
-    return torch.from_numpy(bfloat16_bits(embeds)).view(torch.bfloat16)
+    return torch.from_numpy(_bfloat16_bits(embeds)).view(torch.bfloat16)

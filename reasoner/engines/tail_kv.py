@@ -9,6 +9,17 @@ partial tail of every prompt-embedding request that finished its prompt, keyed b
 the full blocks before it and the tail's own embedding bytes; a later request whose prompt
 starts with those rows loads them instead of recomputing, so a latent step computes one row.
 
+Only prompt-embedding requests are stored (token prompts keep vLLM's own behaviour). The store
+lives in the worker process, at most `MAX_TAILS` tails (least recently used dropped; the
+scheduler decides, so both sides agree on what is held). A tail is saved and loaded as its whole
+KV block, `cache[block]` of each layer: the attention kernel's layout inside a block (keys and
+values apart, rows possibly tiled) never matters, and the rows past the tail are overwritten
+by the rows the next request computes. It needs the block index first in each layer's KV
+tensor, as vLLM's CPU attention lays it out, and is enabled only on the CPU engine
+(`vllm_local.TAIL_KV_CONNECTOR` in its defaults; the engine argument `kv_transfer_config=None`
+turns it off). vLLM calls this connector API experimental, and a connector turns vLLM's hybrid
+KV cache manager off (hybrid SSM models need it).
+
 It also gathers latent steps into rounds. Each latent step is a new request, and the engine starts
 a forward pass as soon as a request waits and nothing runs; with many chains the steps settle
 into two passes per round (while one group's pass runs, the other group's next steps arrive and
