@@ -33,7 +33,7 @@ from rich.table import Table
 
 from evals.suites import grade, load_suite
 from reasoner import Budget, Reasoner, RunningRequest, Session
-from reasoner.engines.tail_kv import ROUND_WAIT_S
+from reasoner.engines.latent_rounds import ROUND_WAIT_S
 from reasoner.engines.vllm_local import TAIL_KV_CONNECTOR
 from strategies.soft_tokens import PrefixEmbeds, soft_embedding, top_k_distribution
 

@@ -20,24 +20,13 @@ tensor, as vLLM's CPU attention lays it out, and is enabled only on the CPU engi
 turns it off). vLLM calls this connector API experimental, and a connector turns vLLM's hybrid
 KV cache manager off (hybrid SSM models need it).
 
-It also gathers latent steps into rounds. Each latent step is a new request, and the engine starts
-a forward pass as soon as a request waits and nothing runs; with many chains the steps settle
-into two passes per round (while one group's pass runs, the other group's next steps arrive and
-go alone in the pass after), each pass paying the model's fixed cost. So when nothing else runs
-and latent steps of the last pass have not come back yet, a waiting latent step is held
-(`get_num_new_matched_tokens` answers "not yet") until they all have, or half as long as that
-pass took has passed since it ended: waiting is worth it while it costs less than the extra pass
-the latecomers would otherwise need. `round_wait_s` caps the wait (the engine argument's
-`kv_connector_extra_config`; 0 turns holding off). A latent step is a prompt-embedding request for
-one token; a new request comes back for a finished one if the frontend stamped its arrival after
-that finish (requests sent during the pass answer an earlier one). While a step is held the engine
-loop runs empty steps; each sleeps `HOLD_POLL_S`, so the loop leaves the cores to the frontend.
+It also gathers latent steps into rounds (`engines.latent_rounds`): a held step gets "not yet"
+from `get_num_new_matched_tokens`; `kv_connector_extra_config={"round_wait_s": ...}` sets the cap.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,12 +38,9 @@ from vllm.distributed.kv_transfer.kv_connector.v1.base import (
     KVConnectorRole,
 )
 
+from reasoner.engines.latent_rounds import ROUND_WAIT_S, RoundGate
+
 MAX_TAILS = 256
-ROUND_WAIT_S = 0.05
-HOLD_FRACTION = 0.5  # of the last pass's duration: the longest a round waits for its latecomers
-# While a step is held and nothing runs, the engine loop would spin on empty steps; each one
-# sleeps this long instead, leaving the cores to the frontend that sends the awaited steps.
-HOLD_POLL_S = 0.0005
 _ROOT = b"reasoner-tail-root"
 
 
@@ -95,22 +81,8 @@ class TailKVConnector(KVConnectorBase_V1):
         self._loads: dict[str, tuple[bytes, int]] = {}  # request -> (tail key, first row)
         self._saved: set[str] = set()
         self._dropped: list[bytes] = []
-        # Scheduler side, gathering rounds: the requests a pass runs (scheduled, not finished), the
-        # passes scheduled and when the last one started, the latent steps of the last pass that had
-        # some and have not come back (with that pass's number and wall-clock end, the clock of
-        # requests' arrival stamps), and until when a waiting latent step is held for them.
         extra = getattr(vllm_config.kv_transfer_config, "kv_connector_extra_config", None) or {}
-        self._round_wait_s = float(extra.get("round_wait_s", ROUND_WAIT_S))
-        self._running: set[str] = set()
-        self._passes = 0
-        self._awaited = 0
-        self._awaited_pass = -1
-        self._finished_at = 0.0
-        self._hold_until = 0.0
-        self._holding = False
-        self._pass_started = 0.0
-        self._clock = time.monotonic
-        self._wall_clock = time.time
+        self._rounds = RoundGate(round_wait_s=float(extra.get("round_wait_s", ROUND_WAIT_S)))
         # Worker side: the KV caches by layer and the stored tails.
         self._kv_caches: dict[str, torch.Tensor] = {}
         self._tails: dict[bytes, dict[str, torch.Tensor]] = {}
@@ -118,14 +90,13 @@ class TailKVConnector(KVConnectorBase_V1):
     # Scheduler side.
 
     def on_new_request(self, request: Any) -> None:
-        if self._awaited and request.arrival_time >= self._finished_at:
-            self._awaited -= 1
+        self._rounds.arrived(request)
         if request.prompt_embeds is not None:
             self._requests[request.request_id] = request
 
     def get_num_new_matched_tokens(self, request: Any, num_computed_tokens: int) -> tuple[int | None, bool]:
         self._loads.pop(request.request_id, None)
-        if self._holds(request):
+        if self._rounds.holds(request):
             return None, False
         if request.request_id not in self._requests or num_computed_tokens % self._block_size:
             return 0, False
@@ -152,13 +123,7 @@ class TailKVConnector(KVConnectorBase_V1):
         meta = TailMetadata(drops=self._dropped)
         self._dropped = []
         scheduled = scheduler_output.num_scheduled_tokens
-        self._running.update(scheduled)
-        if scheduled:
-            self._passes += 1
-            self._pass_started = self._clock()
-        if self._holding and not scheduled:
-            time.sleep(HOLD_POLL_S)
-        self._holding = False
+        self._rounds.scheduled(scheduled)
         for new in scheduler_output.scheduled_new_reqs:
             if new.req_id in self._loads:
                 key, start = self._loads.pop(new.req_id)
@@ -189,29 +154,11 @@ class TailKVConnector(KVConnectorBase_V1):
         return True
 
     def request_finished(self, request: Any, block_ids: list[int]) -> tuple[bool, dict[str, Any] | None]:
-        ran = request.request_id in self._running
-        self._running.discard(request.request_id)
-        if ran and _is_latent_step(request):  # one aborted before it ran is in no pass
-            if self._awaited_pass != self._passes:
-                self._awaited, self._awaited_pass = 0, self._passes
-                self._finished_at = self._wall_clock()
-                now = self._clock()
-                self._hold_until = now + min(self._round_wait_s, HOLD_FRACTION * (now - self._pass_started))
-            self._awaited += 1
+        self._rounds.finished(request)
         self._requests.pop(request.request_id, None)
         self._loads.pop(request.request_id, None)
         self._saved.discard(request.request_id)
         return False, None
-
-    def _holds(self, request: Any) -> bool:
-        """Whether a waiting latent step waits for the rest of its round (nothing else runs meanwhile)."""
-        if self._running or not self._awaited or not _is_latent_step(request):
-            return False
-        if self._clock() >= self._hold_until:
-            self._awaited = 0
-            return False
-        self._holding = True
-        return True
 
     def _maybe_save(self, req_id: str, computed_after_step: int, meta: TailMetadata) -> None:
         """Save the prompt's partial tail once this step computes the whole prompt."""
@@ -271,8 +218,3 @@ class TailKVConnector(KVConnectorBase_V1):
             self._tails[save.key] = {name: cache[save.block].clone() for name, cache in self._kv_caches.items()}
         for key in meta.drops:
             self._tails.pop(key, None)
-
-
-def _is_latent_step(request: Any) -> bool:
-    """A prompt-embedding request for one token: what a latent step sends."""
-    return request.prompt_embeds is not None and request.max_tokens == 1

@@ -230,7 +230,7 @@ class Clock:
 
 def with_clock(made: TailKVConnector) -> Clock:
     clock = Clock()
-    made._clock = made._wall_clock = clock
+    made._rounds.clock = made._rounds.wall_clock = clock
     return clock
 
 
