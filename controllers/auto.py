@@ -32,14 +32,8 @@ from typing import Any
 from pydantic import Field
 
 from controllers.allocation import allocate
-from controllers.estimators import (
-    ESTIMATOR_NAMES,
-    Estimate,
-    Estimator,
-    EstimatorSpec,
-    NoEstimator,
-    make_estimator,
-)
+from controllers.estimate import Estimate, Estimator
+from controllers.estimators import ESTIMATOR_NAMES, EstimatorSpec, NoEstimator, make_estimator
 from controllers.policy import Choice, Policy, default_policy, load_policy
 from controllers.probe import load_probe
 from reasoner import Budget, BudgetError, Outcome, Session, Strategy, StrategyError, StrategyOptions, get_strategy

@@ -25,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from controllers.estimators import DISAGREEMENT_WEIGHT, Estimate, EstimatorSpec, make_estimator
+from controllers.estimate import Estimate
+from controllers.estimators import DISAGREEMENT_WEIGHT, EstimatorSpec, make_estimator
 from controllers.policy import Policy, check_records, learn_policy
 from controllers.probe import train_probe
 from reasoner import Budget, Reasoner, Session, SuiteError

@@ -16,7 +16,8 @@
 
 Every request is a trace segment of kind `estimate` under one `estimate` root and is charged
 to the session's ledger under the phase `estimation` (the self-eval score token goes under
-`evaluation`, the scorer's phase). `Estimate.tokens` is what the estimation generated.
+`evaluation`, the scorer's phase). `Estimate.tokens` is what the estimation generated. The
+`Estimator` base and the `Estimate` it returns are in `controllers.estimate`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from controllers.estimate import Estimator
 from controllers.probe import Probe
 from reasoner import Generation, Session, StrategyError
 from strategies.scoring import SelfEvalScorer
@@ -43,38 +45,6 @@ class EstimatorSpec:
     probe: Probe | None = None
     entropy_weight: float = 1 - DISAGREEMENT_WEIGHT
     representation: str = "engine"
-
-
-@dataclass
-class Estimate:
-    """What an estimator found: difficulty in [0, 1], its features and its generated tokens."""
-
-    estimator: str
-    difficulty: float
-    tokens: int
-    features: dict[str, float] = field(default_factory=dict)
-    node: int | None = None
-    representation: str | None = None
-
-
-class Estimator:
-    """Base: `cost_cap` bounds the tokens one estimate may generate."""
-
-    name = "estimator"
-    cost_cap = 0
-
-    async def estimate(self, session: Session, prompt: str) -> Estimate:
-        """Estimate the prompt's difficulty on `session`, charging its tokens there."""
-        before = session.ledger.generated_tokens
-        root = session.trace.add("estimate", phase="estimation", estimator=self.name)
-        difficulty, features = await self._measure(session, prompt, root)
-        tokens = session.ledger.generated_tokens - before
-        difficulty = min(1.0, max(0.0, difficulty))
-        session.trace.update(root, tokens=0, difficulty=difficulty, estimator_tokens=tokens)
-        return Estimate(self.name, difficulty, tokens, features, root)
-
-    async def _measure(self, session: Session, prompt: str, root: int) -> tuple[float, dict[str, float]]:
-        raise NotImplementedError
 
 
 class PilotEstimator(Estimator):

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from controllers.estimators import Estimate, Estimator
+from controllers.estimate import Estimate, Estimator
 from controllers.probe import Probe
 from reasoner import Session, StrategyError
 from reasoner.engines.base import Backend
