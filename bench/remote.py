@@ -2,21 +2,25 @@
 
 (a) Throughput: the same 64 prompts, greedy, same max_tokens, as raw concurrent streaming
     HTTP requests (httpx, token-id prompts) and as `solve_many("direct")` over the endpoint;
-    one server, prefix cache reset before every run, runs alternated. Target >= 0.95.
+    one server, prefix cache reset before every run; each repeat runs both, which goes first
+    alternating from repeat to repeat (`alternation.py`). Printed: each side's tokens/s over
+    the repeats, last the verdict ("within noise" when the repeats disagree in direction).
+    Target >= 0.95.
 (b) Prefix-cache hits: `self_consistency` and `tree_search` on 2 replicas, with the default
     prefix affinity and with per-request round robin; hit tokens from the servers' own
-    `vllm:prefix_cache_hits_total`, caches reset before every run. Target: affinity >= 1.5x.
+    `vllm:prefix_cache_hits_total`, caches reset before every run (so a count, not a time: the
+    order of the runs does not enter). Target: affinity >= 1.5x.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import time
 from typing import Any
 
 import httpx
+from alternation import per_side, ratios, repeat_count, schedule, spread, verdict
 from rich.console import Console
 from rich.table import Table
 
@@ -38,6 +42,7 @@ SEARCH_QUESTIONS = [
 SERVER_ARGS = (*CPU_SERVER_ARGS, "--max-model-len", "2048", "--enable-prompt-tokens-details", "--max-num-seqs", "64")
 SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING", "VLLM_SERVER_DEV_MODE": "1"}
 HITS = "vllm:prefix_cache_hits_total"
+RAW, TOOLKIT = "raw HTTP", "reasoner direct"
 QUERIES = "vllm:prefix_cache_queries_total"
 
 
@@ -81,7 +86,8 @@ async def toolkit(reasoner: Reasoner, max_tokens: int) -> tuple[int, float]:
     return sum(solution.usage.generated_tokens for solution in solutions), time.perf_counter() - started
 
 
-async def throughput(server: VLLMServer, repeats: int, max_tokens: int) -> list[tuple[str, int, float]]:
+async def throughput(server: VLLMServer, repeats: int, max_tokens: int) -> list[tuple[int, str, int, float]]:
+    """(repeat, side, generated tokens, wall s) of every measured run, in the order they ran."""
     async with Reasoner(endpoint=server.url) as reasoner:
         await reasoner.astart()
         backend = reasoner.backend
@@ -89,12 +95,14 @@ async def throughput(server: VLLMServer, repeats: int, max_tokens: int) -> list[
         tokenizer = backend.tokenizer()
         prompts = [tokenizer.encode(reasoner.profile.build_prompt(tokenizer, q, thinking=False)) for q in QUESTIONS]
         await raw_http(server, backend.served_model, prompts[:8], 8)  # warm-up, not counted
+        runs = {
+            RAW: lambda: raw_http(server, backend.served_model, prompts, max_tokens),
+            TOOLKIT: lambda: toolkit(reasoner, max_tokens),
+        }
         rows = []
-        for _ in range(repeats):
+        for repeat, side in schedule(list(runs), repeats):
             await reset_caches([server])
-            rows.append(("raw HTTP", *await raw_http(server, backend.served_model, prompts, max_tokens)))
-            await reset_caches([server])
-            rows.append(("reasoner direct", *await toolkit(reasoner, max_tokens)))
+            rows.append((repeat, side, *await runs[side]()))
     return rows
 
 
@@ -118,7 +126,7 @@ async def cache_hits(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=repeat_count, default=6)
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--budget", type=int, default=256, help="per-solve budget of the cache-hit runs")
     args = parser.parse_args()
@@ -127,13 +135,14 @@ def main() -> None:
     with VLLMServer(model, SERVER_ARGS, env=SERVER_ENV) as first:
         rows = asyncio.run(throughput(first, args.repeats, args.max_tokens))
         table = Table(title=f"(a) {len(QUESTIONS)} prompts, max_tokens={args.max_tokens}, greedy, one server")
-        for column in ("run", "generated tokens", "wall s", "tokens/s"):
+        for column in ("repeat", "run", "generated tokens", "wall s", "tokens/s"):
             table.add_column(column, justify="right")
-        for name, tokens, seconds in rows:
-            table.add_row(name, str(tokens), f"{seconds:.2f}", f"{tokens / seconds:.1f}")
+        for repeat, side, tokens, seconds in rows:
+            table.add_row(str(repeat + 1), side, str(tokens), f"{seconds:.2f}", f"{tokens / seconds:.1f}")
         console.print(table)
-        ratios = [(tk / ts) / (rk / rs) for (_, rk, rs), (_, tk, ts) in zip(rows[::2], rows[1::2], strict=True)]
-        console.print(f"per-repeat ratios: {', '.join(f'{ratio:.3f}' for ratio in ratios)}")
+        rates = per_side((side, tokens / seconds) for _, side, tokens, seconds in rows)
+        for side, values in rates.items():
+            console.print(f"{side} tokens/s over {len(values)} repeats: {spread(values)}")
         with VLLMServer(model, SERVER_ARGS, env=SERVER_ENV) as second:
             table = Table(title=f"(b) {len(SEARCH_QUESTIONS)} solves per run, 2 replicas, budget {args.budget}")
             for column in ("strategy", "routing", "hit tokens", "query tokens", "hit rate"):
@@ -147,7 +156,7 @@ def main() -> None:
             console.print(table)
     affinity_ratio = totals["prefix_affinity"] / max(totals["round_robin"], 1)
     console.print(f"prefix-cache hit tokens, affinity / round robin: {affinity_ratio:.2f}x")
-    console.print(f"toolkit over HTTP / raw HTTP throughput (median): {statistics.median(ratios):.3f}")
+    console.print(verdict("toolkit over HTTP / raw HTTP throughput", ratios(rates[TOOLKIT], rates[RAW])))
 
 
 if __name__ == "__main__":

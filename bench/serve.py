@@ -4,8 +4,10 @@ One engine for both: the server's app runs under uvicorn in this process on the 
 `Reasoner`, and the openai client sends every prompt at once over HTTP on 127.0.0.1; the
 in-process path gathers `asolve` for the same prompts. The client shares this process's
 event loop and CPU with the server, so the figure includes the client's own JSON work (a
-worst case). The prefix cache is reset before every run; runs alternate to spread machine
-noise and the median ratio of generated tokens/s is printed last. Target: >= 0.9.
+worst case). The prefix cache is reset before every run; each repeat runs both paths, and
+which goes first alternates from repeat to repeat (`alternation.py`). Printed: each path's
+tokens/s over the repeats and the per-repeat ratios, last the tokens/s verdict ("within noise"
+when the repeats disagree in direction). Target: >= 0.9.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import socket
-import statistics
 import time
 
 import openai
 import uvicorn
+from alternation import per_side, ratios, repeat_count, schedule, spread, verdict
 from rich.console import Console
 from rich.table import Table
 
@@ -25,6 +27,7 @@ from reasoner import Reasoner
 from server import ServerConfig, create_app
 
 QUESTIONS = [f"What is {a} + {b}? Explain briefly." for a in range(3, 67, 8) for b in range(5, 45, 5)]
+IN_PROCESS, SERVED = "in-process asolve", "reasoner serve (HTTP)"
 
 
 async def in_process(reasoner: Reasoner, strategy: str, budget: int) -> tuple[int, float]:
@@ -50,7 +53,8 @@ async def through_server(
     ), time.perf_counter() - started
 
 
-async def measure(reasoner: Reasoner, repeats: int, strategy: str, budget: int) -> list[tuple[str, int, float]]:
+async def measure(reasoner: Reasoner, repeats: int, strategy: str, budget: int) -> list[tuple[int, str, int, float]]:
+    """(repeat, path, generated tokens, wall s) of every measured run, in the order they ran."""
     await reasoner.astart()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -64,11 +68,11 @@ async def measure(reasoner: Reasoner, repeats: int, strategy: str, budget: int) 
     try:
         await in_process(reasoner, strategy, 8)  # warm-up, not counted
         await through_server(reasoner, client, strategy, 8)
-        rows = []
-        for _ in range(repeats):
-            rows.append(("in-process asolve", *await in_process(reasoner, strategy, budget)))
-            rows.append(("reasoner serve (HTTP)", *await through_server(reasoner, client, strategy, budget)))
-        return rows
+        runs = {
+            IN_PROCESS: lambda: in_process(reasoner, strategy, budget),
+            SERVED: lambda: through_server(reasoner, client, strategy, budget),
+        }
+        return [(repeat, path, *await runs[path]()) for repeat, path in schedule(list(runs), repeats)]
     finally:
         await client.close()
         server.should_exit = True
@@ -77,7 +81,7 @@ async def measure(reasoner: Reasoner, repeats: int, strategy: str, budget: int) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=repeat_count, default=4)
     parser.add_argument("--budget", type=int, default=128)
     parser.add_argument("--strategy", default="direct")
     parser.add_argument("--model", default=None)
@@ -88,26 +92,27 @@ def main() -> None:
     finally:
         reasoner.close()
     table = Table(title=f"{len(QUESTIONS)} prompts at once, {args.strategy}@{args.budget}, one engine")
-    for column in ("run", "requests", "generated tokens", "wall s", "requests/s", "tokens/s"):
+    for column in ("repeat", "run", "requests", "generated tokens", "wall s", "requests/s", "tokens/s"):
         table.add_column(column, justify="right")
-    for name, tokens, seconds in rows:
-        count = len(QUESTIONS)
+    count = len(QUESTIONS)
+    for repeat, path, tokens, seconds in rows:
         table.add_row(
-            name, str(count), str(tokens), f"{seconds:.2f}", f"{count / seconds:.2f}", f"{tokens / seconds:.1f}"
+            str(repeat + 1),
+            path,
+            str(count),
+            str(tokens),
+            f"{seconds:.2f}",
+            f"{count / seconds:.2f}",
+            f"{tokens / seconds:.1f}",
         )
     console = Console()
     console.print(table)
-    token_ratios = [
-        (served_tokens / served_s) / (local_tokens / local_s)
-        for (_, local_tokens, local_s), (_, served_tokens, served_s) in zip(rows[::2], rows[1::2], strict=True)
-    ]
-    request_ratios = [
-        local_s / served_s for (_, _, local_s), (_, _, served_s) in zip(rows[::2], rows[1::2], strict=True)
-    ]
-    console.print(f"per-repeat tokens/s ratios: {', '.join(f'{ratio:.3f}' for ratio in token_ratios)}")
-    console.print(f"per-repeat requests/s ratios: {', '.join(f'{ratio:.3f}' for ratio in request_ratios)}")
-    console.print(f"server / in-process requests/s (median): {statistics.median(request_ratios):.3f}")
-    console.print(f"server / in-process tokens/s (median): {statistics.median(token_ratios):.3f}")
+    token_rates = per_side((path, tokens / seconds) for _, path, tokens, seconds in rows)
+    request_rates = per_side((path, count / seconds) for _, path, _, seconds in rows)
+    for path, rates in token_rates.items():
+        console.print(f"{path} tokens/s over {len(rates)} repeats: {spread(rates)}")
+    console.print(verdict("server / in-process requests/s", ratios(request_rates[SERVED], request_rates[IN_PROCESS])))
+    console.print(verdict("server / in-process tokens/s", ratios(token_rates[SERVED], token_rates[IN_PROCESS])))
 
 
 if __name__ == "__main__":
