@@ -46,7 +46,11 @@ Prompt = TextPrompt | TokensPrompt | EmbedsPrompt
 
 @dataclass(frozen=True)
 class SamplingSpec:
-    """How to sample one request. `top_k=0` means no top-k cut; `logprobs` is the top-k to return."""
+    """How to sample one request. `top_k=0` means no top-k cut; `logprobs` is the top-k to return.
+
+    `ignore_eos` keeps generating past the end-of-sequence token (stop strings still stop), so a
+    test can force a request's length instead of hoping the model writes long.
+    """
 
     max_tokens: int
     temperature: float = 0.0
@@ -56,6 +60,7 @@ class SamplingSpec:
     stop_token_ids: tuple[int, ...] = ()
     logprobs: int | None = None
     include_stop_str_in_output: bool = False
+    ignore_eos: bool = False
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ def completion_payload(model: str, prompt: Prompt, sampling: SamplingSpec) -> tu
         "stop": list(sampling.stop),
         "stop_token_ids": list(sampling.stop_token_ids),
         "include_stop_str_in_output": sampling.include_stop_str_in_output,
+        "ignore_eos": sampling.ignore_eos,
         "add_special_tokens": False,
         "stream": True,
         "stream_options": {"include_usage": True},

@@ -10,10 +10,18 @@ import psutil
 import pytest
 
 from reasoner import Budget, EngineError, Outcome, Reasoner, Session, Strategy, register_strategy
+from reasoner.events import SolveEvent
+from reasoner.testing import forced_lengths
 
 pytestmark = pytest.mark.engine
 
 COUNTING_PROMPT = "Count from 1 to 300, one number per line."
+
+
+@pytest.fixture
+def forced(engine_reasoner: Reasoner) -> Reasoner:
+    """The shared engine with every request forced to its full length (the model's end-of-sequence ignored)."""
+    return forced_lengths(engine_reasoner)
 
 
 def engine_core_processes() -> list[psutil.Process]:
@@ -59,8 +67,8 @@ def test_a_shared_batch_budget_holds_on_the_engine(engine_reasoner: Reasoner) ->
     assert sum(solution.usage.generated_tokens for solution in solutions) <= 100
 
 
-def test_abort_saves_the_tokens_it_would_have_made(engine_reasoner: Reasoner) -> None:
-    solution = engine_reasoner.solve(COUNTING_PROMPT, budget=400, strategy="test_abort_probe")
+def test_abort_saves_the_tokens_it_would_have_made(forced: Reasoner) -> None:
+    solution = forced.solve(COUNTING_PROMPT, budget=400, strategy="test_abort_probe")
     assert solution.metrics["finish_reason"] == "abort"
     assert solution.usage.generated_tokens < 400
     assert solution.usage.aborted_tokens_saved == 400 - solution.usage.generated_tokens
@@ -77,13 +85,22 @@ def test_a_repeated_prefix_hits_the_prefix_cache(engine_reasoner: Reasoner) -> N
     assert after.prefix_cache_queries > before.prefix_cache_queries
 
 
-def test_engine_death_is_an_engine_error_and_the_next_call_restarts(engine_reasoner: Reasoner) -> None:
+def test_engine_death_is_an_engine_error_and_the_next_call_restarts(
+    engine_reasoner: Reasoner, forced: Reasoner
+) -> None:
     engine_cores = engine_core_processes()
     assert engine_cores, "no EngineCore process found to kill"
 
     async def solve_while_killing() -> None:
-        pending = asyncio.ensure_future(engine_reasoner.asolve(COUNTING_PROMPT, budget=300))
-        await asyncio.sleep(0.5)
+        generating = asyncio.Event()
+
+        def on_event(event: SolveEvent) -> None:
+            generating.set()
+
+        # 2000 forced tokens take far longer than the kill: the solve is mid-request when the engine dies.
+        pending = asyncio.ensure_future(forced.asolve(COUNTING_PROMPT, budget=2000, on_event=on_event))
+        await asyncio.wait_for(generating.wait(), timeout=60)
+        assert not pending.done()
         for process in engine_cores:
             process.kill()
         await pending
