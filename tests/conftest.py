@@ -13,6 +13,20 @@ from reasoner.testing import ScriptedBackend
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--full",
+        action="store_true",
+        help="grade every HumanEval/MBPP reference solution (664) instead of a fixed, seeded sample (`make test-full`)",
+    )
+
+
+@pytest.fixture
+def full_run(request: pytest.FixtureRequest) -> bool:
+    """True under `--full` (`make test-full`): tests that sample a large set take all of it."""
+    return bool(request.config.getoption("--full"))
+
+
 @pytest.fixture
 def scripted() -> ScriptedBackend:
     return ScriptedBackend("The sum is 5.\n\nFinal answer: 5")
