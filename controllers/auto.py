@@ -49,9 +49,15 @@ class AutoOptions(StrategyOptions):
         description=f"Difficulty estimator: one of {', '.join(ESTIMATOR_NAMES)}; default: the policy's, else pilot.",
     )
     policy_file: str | None = Field(
-        default=None, description="Policy JSON from `reasoner calibrate`; default: built in."
+        default=None,
+        description="Policy JSON from `reasoner calibrate`; default: built in.",
+        json_schema_extra={"operator_only": True},
     )
-    probe_file: str | None = Field(default=None, description="Trained probe JSON, for estimator='probe' or 'hidden'.")
+    probe_file: str | None = Field(
+        default=None,
+        description="Trained probe JSON, for estimator='probe' or 'hidden'.",
+        json_schema_extra={"operator_only": True},
+    )
     prior_estimator: str | None = Field(default=None, description="Estimator of the prior estimate (batch).")
     prior_difficulty: float | None = Field(
         default=None, ge=0.0, le=1.0, description="Difficulty already estimated (batch allocation sets it)."

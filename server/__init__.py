@@ -5,6 +5,9 @@ from the command line. Layout (as vLLM's server): `protocol` (request and respon
 `selection` (request -> strategy, budget, options), `service` (queue and cancellation),
 `streaming` (SSE), `responses` (usage and the `reasoner` account), `errors` (OpenAI's error
 JSON, in one place), `metrics` (Prometheus), `routers/` (one per endpoint group).
+
+Layer: an entry point, on top (DESIGN.md section 1). Imports the public API of the layers below
+and finds strategies through the registry; nothing imports it.
 """
 
 from server.app import create_app

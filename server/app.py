@@ -51,7 +51,12 @@ class RequestMetrics:
 
 
 class BodyLimit:
-    """ASGI middleware: refuse request bodies over `max_bytes` with 413, before anything parses them."""
+    """ASGI middleware: read the whole request body first; over `max_bytes` is a 413, not UTF-8 a 400.
+
+    The body is refused before anything parses it, whether its length is declared or it comes
+    chunked. JSON exchanged between systems is UTF-8 (RFC 8259), and a body in another encoding
+    (UTF-16, Latin-1) is refused rather than guessed at. The app then reads the body as sent.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES):
         self.app = app
@@ -62,24 +67,47 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > self.max_bytes:
-            await self._refuse(send)
+        if not declared.isdigit() or len(declared) > 12 or int(declared) > self.max_bytes:
+            await _refuse(send, APIError(413, f"the request body is over {self.max_bytes} bytes"))
             return
+        chunks: list[bytes] = []
         received = 0
-
-        async def receive_counted() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            received += len(message.get("body", b""))
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            received += len(chunks[-1])
             if received > self.max_bytes:
-                raise APIError(413, f"the request body is over {self.max_bytes} bytes")
-            return message
+                await _refuse(send, APIError(413, f"the request body is over {self.max_bytes} bytes"))
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            await _refuse(send, APIError(400, f"the request body is not UTF-8 (byte {exc.start}); send UTF-8 JSON"))
+            return
+        await self.app(scope, _replay(body, receive), send)
 
-        await self.app(scope, receive_counted, send)
 
-    async def _refuse(self, send: Send) -> None:
-        error = APIError(413, f"the request body is over {self.max_bytes} bytes (or its length is malformed)")
-        await JSONResponse(error_body(error), status_code=413)({"type": "http"}, _no_receive, send)
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands over `body` once, then waits on the client as the original does."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def _refuse(send: Send, error: APIError) -> None:
+    await JSONResponse(error_body(error), status_code=error.status)({"type": "http"}, _no_receive, send)
 
 
 async def _no_receive() -> Message:

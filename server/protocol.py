@@ -4,7 +4,8 @@ The OpenAI fields keep OpenAI's names and meaning. The toolkit's fields arrive t
 client's `extra_body` (they are plain top-level JSON fields): `strategy`, `budget` (an int
 of total tokens or an object of `Budget` fields), `strategy_options` and `answer_format`.
 Unknown fields are ignored, as OpenAI-compatible servers do; fields that ask for something
-this server cannot give (`n > 1`, `logprobs`, `tools`, `echo`) are refused with a 400.
+this server cannot give (`n > 1`, `logprobs`, `tools`, `echo`) are refused with a 400, as
+are lists (messages, content parts, prompts) of more than `MAX_ITEMS` items.
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 AnswerFormat = Literal["math", "code", "text"]
+MAX_ITEMS = 4096
+
+
+def _at_most_max_items(value: Any) -> Any:
+    """Refuse a list longer than `MAX_ITEMS` before its items are validated (one by one, on the event loop)."""
+    if isinstance(value, list) and len(value) > MAX_ITEMS:
+        raise ValueError(f"at most {MAX_ITEMS} items, got {len(value)}")
+    return value
 
 
 def _utf8_text(text: str) -> str:
@@ -50,6 +59,7 @@ class ChatMessage(BaseModel):
     content: str | list[TextPart] | None = None
 
     _utf8 = field_validator("content")(lambda value: _utf8_text(value) if isinstance(value, str) else value)
+    _parts = field_validator("content", mode="before")(_at_most_max_items)
 
     def text(self) -> str:
         if self.content is None:
@@ -101,6 +111,8 @@ class ChatCompletionRequest(SolveFields):
     reasoning_effort: str | None = Field(default=None, description="low / medium / high: the `mode` strategy's dial.")
     tools: list[Any] | None = None
 
+    _messages = field_validator("messages", mode="before")(_at_most_max_items)
+
     @field_validator("tools")
     @classmethod
     def _no_tools(cls, value: list[Any] | None) -> None:
@@ -118,6 +130,7 @@ class CompletionRequest(SolveFields):
     prompt: str | list[str]
     echo: bool = False
 
+    _prompts = field_validator("prompt", mode="before")(_at_most_max_items)
     _utf8 = field_validator("prompt")(
         lambda value: _utf8_text(value) if isinstance(value, str) else [_utf8_text(item) for item in value]
     )

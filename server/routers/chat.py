@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
+from server.prompt_fit import check_prompts_fit
 from server.protocol import ChatChoice, ChatCompletionRequest, ChatCompletionResponse, ChatMessageOut
 from server.responses import cut_at_stops, finish_reason, reasoner_info, reasoning_text, usage_info
 from server.selection import plan_chat
@@ -19,6 +20,7 @@ async def chat_completions(
     body: ChatCompletionRequest, request: Request, state: StateDep
 ) -> ChatCompletionResponse | StreamingResponse:
     plan = plan_chat(body, state.config, state.reasoner)
+    await check_prompts_fit(state.reasoner, [plan.prompt])
     state.service.admit()
     response_id = new_response_id("chatcmpl")
     if body.stream:

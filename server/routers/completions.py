@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
+from server.prompt_fit import check_prompts_fit
 from server.protocol import CompletionChoice, CompletionRequest, CompletionResponse
 from server.responses import cut_at_stops, finish_reason, reasoner_info, usage_info
 from server.selection import plan_completions
@@ -18,7 +19,9 @@ router = APIRouter(dependencies=[Depends(check_api_key)])
 async def completions(
     body: CompletionRequest, request: Request, state: StateDep
 ) -> CompletionResponse | StreamingResponse:
+    state.service.check_request_size(len(body.prompts()))
     plans = plan_completions(body, state.config, state.reasoner)
+    await check_prompts_fit(state.reasoner, [plan.prompt for plan in plans])
     state.service.admit(len(plans))
     response_id = new_response_id("cmpl")
     if body.stream:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import Field
 
-from reasoner import Budget, BudgetError, Reasoner
+from reasoner import Budget, BudgetError, Reasoner, StrategyOptions
 from reasoner.testing import ScriptedBackend
 from server.config import ServerConfig
 from server.errors import APIError
 from server.protocol import ChatCompletionRequest, ChatMessage
-from server.selection import conversation_text, plan_chat, resolve_budget, strategy_from_model
+from server.selection import conversation_text, is_operator_only, plan_chat, resolve_budget, strategy_from_model
 
 CONFIG = ServerConfig(model_name="smol", default_strategy="direct", default_budget=256, max_budget=4096)
 
@@ -87,7 +88,7 @@ def test_temperature_becomes_an_option_only_where_the_strategy_has_one(reasoner:
 
 
 def test_options_naming_server_files_and_budgets_past_the_limit_are_refused(reasoner: Reasoner) -> None:
-    with pytest.raises(APIError, match="file on the server"):
+    with pytest.raises(APIError, match="only the server's operator sets it"):
         plan_chat(chat(model="auto", strategy_options={"policy_file": "/etc/passwd"}), CONFIG, reasoner)
     with pytest.raises(APIError, match="limit of 4096"):
         plan_chat(chat(model="direct", budget=5000), CONFIG, reasoner)
@@ -109,3 +110,16 @@ def test_a_chat_is_one_question_with_its_system_text_first() -> None:
     assert conversation_text(turns) == "User: 2 + 2?\n\nAssistant: 4\n\nUser: times 3?"
     with pytest.raises(APIError, match="last message"):
         conversation_text([ChatMessage(role="user", content="hi"), ChatMessage(role="assistant", content="yo")])
+
+
+class ThirdPartyOptions(StrategyOptions):
+    source: str = Field(default="builtin", json_schema_extra={"operator_only": True})
+    index_path: str = "index.json"
+    depth: int = 2
+
+
+@pytest.mark.parametrize(("name", "operator_only"), [("source", True), ("index_path", True), ("depth", False)])
+def test_a_strategy_marks_its_operator_only_options_without_the_server_naming_them(
+    name: str, operator_only: bool
+) -> None:
+    assert is_operator_only(name, ThirdPartyOptions.model_fields[name]) is operator_only
