@@ -1,10 +1,9 @@
 """Code-grading throughput: the 164 HumanEval canonical solutions, jail vs the sandbox it replaced.
 
-Three graders, measured in one run; every round grades with each, and the order rotates by one
+Two graders, measured in one run; every round grades with each, and the order rotates by one
 grader each round (`alternation.py`), so each goes first in turn and a busy host slows them alike:
 - `before`: the one-process sandbox of commit 8ab6553 (audit hook; verdict reported by the
   graded process itself), loaded from this repository's git history;
-- `process`: today's opt-in process sandbox (judge + candidate, audit hook as the only wall);
 - `jail`: today's default (judge + candidate in the bubblewrap jail and its own cgroup).
 Printed: each grader's grades per second over the rounds (mean ± sd, min-max), last the jail /
 before verdict ("within noise" when the rounds disagree in direction); every grader must pass
@@ -65,9 +64,9 @@ def baseline_grader(module: ModuleType) -> Callable[[dict[str, Any]], bool]:
     return grade
 
 
-def current_grader(sandbox: str) -> Callable[[dict[str, Any]], bool]:
+def current_grader() -> Callable[[dict[str, Any]], bool]:
     def grade(problem: dict[str, Any]) -> bool:
-        return grade_code(problem["canonical_solution"], problem, sandbox=sandbox).passed  # type: ignore[arg-type]
+        return grade_code(problem["canonical_solution"], problem).passed
 
     return grade
 
@@ -88,8 +87,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         graders = {
             "before": baseline_grader(load_baseline(Path(folder))),
-            "process": current_grader("process"),
-            "jail": current_grader("jail"),
+            "jail": current_grader(),
         }
         rates: dict[str, list[float]] = {name: [] for name in graders}
         passes: dict[str, list[int]] = {name: [] for name in graders}

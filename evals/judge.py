@@ -7,12 +7,13 @@ one JSON line per message (values in `evals.wire`'s plain-data encoding):
 
 1. The candidate loads the program and says `{"ready": [names]}` (its module-level functions
    and classes) or `{"load_error": {"type", "message"}}` (a syntax error, a raise at import).
-   In the process sandbox it first says `{"network_isolated": bool}`, before the program runs.
 2. The judge builds the test's namespace as the harness would have it: the prompt's own code
    but the entry point's stub (trusted helpers such as HumanEval's `poly`, `encode_cyclic`,
-   constants, imports) runs here; every other name the candidate defined becomes a proxy,
-   the entry point always. Then the test runs here (MBPP's setup code is in it), and last
-   `check(<entry_point>)`, exactly as the harness writes it.
+   constants, imports) runs here; the entry point becomes a proxy, and so does each other name
+   the candidate defined that the test (or a helper) reads, unless it is a built-in, a helper's
+   or a name the test binds itself: a candidate's `abs`, `sum` or `range` never replaces the
+   one the tests call (the official harness lets it). Then the test runs here (MBPP's setup
+   code is in it), and last `check(<entry_point>)`, exactly as the harness writes it.
 3. A proxy call sends `{"op": "call", "target", "args", "kwargs"}`; the answer is
    `{"value", "args"}` or `{"raised": {"type", "message"}}`. `args` carries the new state of
    each list, dict or set argument the call mutated; the judge writes it back into its own
@@ -25,7 +26,7 @@ one JSON line per message (values in `evals.wire`'s plain-data encoding):
    `getattr`/`setattr` requests, it can be passed back, and nothing else: comparing it,
    hashing it or asking its truth raises `NotPlainData`. So a returned object whose `__eq__`
    is always true cannot pass a test.
-5. The judge writes `{"status", "detail", "network_isolated"}` to its verdict pipe, which the candidate cannot
+5. The judge writes `{"status", "detail"}` to its verdict pipe, which the candidate cannot
    reach: `passed` when `check` returns, `failed` on an AssertionError, `error` on any other
    exception, `crashed` when the candidate's process ends or breaks the protocol mid-test.
 
@@ -214,12 +215,36 @@ def helpers_of(prompt: str, entry_point: str) -> str:
     return ast.unparse(ast.Module(body=kept, type_ignores=[]))
 
 
+def exposed_names(candidate: list[str], test: ast.Module, helpers: ast.Module, trusted: dict[str, Any]) -> list[str]:
+    """The candidate's names the test namespace gets (besides the entry point).
+
+    Only names the test or a helper reads, and never one that is a built-in, already `trusted`
+    (the helpers' names) or bound anywhere in the test (its functions, imports, assignments,
+    parameters): those keep meaning what the test's author meant.
+    """
+    read: set[str] = set()
+    bound: set[str] = set()
+    for tree in (test, helpers):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name):
+                (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                bound.add(node.name)
+            elif isinstance(node, ast.alias):
+                bound.add((node.asname or node.name).split(".")[0])
+            elif isinstance(node, ast.arg):
+                bound.add(node.arg)
+            elif isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
+                bound.add(node.name)
+            elif isinstance(node, ast.Global | ast.Nonlocal):
+                bound.update(node.names)
+    refused = bound | set(vars(builtins)) | set(trusted)
+    return sorted(name for name in set(candidate) & read if name not in refused)
+
+
 def judge(config: dict[str, Any], channel: Channel) -> dict[str, Any]:
     """Run the tests against the candidate; the verdict as `{"status", "detail"}`."""
     first = channel.receive()
-    if "network_isolated" in first:  # the process sandbox says so before the program runs
-        config["network_isolated"] = first["network_isolated"] is True
-        first = channel.receive()
     if "load_error" in first:
         raised = _as_exception(first["load_error"])
         return _verdict("failed" if isinstance(raised, AssertionError) else "error", raised)
@@ -227,12 +252,14 @@ def judge(config: dict[str, Any], channel: Channel) -> dict[str, Any]:
     if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
         raise CandidateGone("the candidate broke the protocol: no list of names")
     namespace: dict[str, Any] = {}
-    exec(compile(helpers_of(config["prompt"], config["entry_point"]), "prompt.py", "exec"), namespace)
-    for name in names:
-        namespace.setdefault(name, RemoteFunction(channel, name))
-    namespace[config["entry_point"]] = RemoteFunction(channel, config["entry_point"])
+    helpers = helpers_of(config["prompt"], config["entry_point"])
+    exec(compile(helpers, "prompt.py", "exec"), namespace)
     try:
-        exec(compile(config["test"], "test.py", "exec"), namespace)
+        test = ast.parse(config["test"], "test.py")
+        for name in exposed_names(names, test, ast.parse(helpers), namespace):
+            namespace[name] = RemoteFunction(channel, name)
+        namespace[config["entry_point"]] = RemoteFunction(channel, config["entry_point"])
+        exec(compile(test, "test.py", "exec"), namespace)
         exec(compile(f"check({config['entry_point']})", "test.py", "exec"), namespace)
     except CandidateGone:
         raise
@@ -262,8 +289,9 @@ def main() -> None:
         verdict = judge(config, Channel(config["requests_fd"], config["replies_fd"]))
     except CandidateGone as gone:
         verdict = {"status": "crashed", "detail": str(gone)}
-    verdict["network_isolated"] = config.get("network_isolated", False)
-    os.write(verdict_fd, json.dumps(verdict).encode())
+    data = json.dumps(verdict).encode()
+    while data:  # a detail of 500 characters escapes to up to 6 KB: more than one pipe write may take
+        data = data[os.write(verdict_fd, data) :]
 
 
 if __name__ == "__main__":

@@ -1,16 +1,14 @@
-"""One judged run: the candidate in its sandbox, the judge beside it, the verdict from the judge.
+"""One judged run: the candidate in the jail, the judge beside it, the verdict from the judge.
 
 The grader starts two fresh interpreters (standard library only, empty environment) joined by
-two pipes: the candidate (`evals.answerer`) inside the chosen isolation, and the trusted judge
-(`evals.judge`) outside it, which alone holds the pipe the verdict comes back on. Isolation:
-
-- `jail` (the default): the OS jail of `evals.jail`, inside a fresh cgroup of `evals.cgroup_limits`
-  (where the grader may make one; as root it must), with rlimits (CPU seconds, address space,
-  file size, open files, processes, no core dumps) set before the program loads. When the jail
-  cannot start, grading refuses with `SandboxUnavailableError` naming the cause.
-- `process` (opt-in only): a plain child process in its own session and temp folder, with the
-  same rlimits, its own network namespace where the kernel allows, and the audit hook of
-  `evals.audit_policy` as the only wall. Weaker: for hosts without namespaces.
+two pipes: the candidate (`evals.answerer`) inside the OS jail of `evals.jail`, and the trusted
+judge (`evals.judge`) outside it, which alone holds the pipe the verdict comes back on. The jail
+runs inside a fresh cgroup of `evals.cgroup_limits` (where the grader may make one; as root it
+must), with rlimits (CPU seconds, address space, file size, open files, processes, no core
+dumps) set before the program loads. When the jail cannot start, grading refuses with
+`SandboxUnavailableError` naming the cause; code never runs outside it (the former opt-in
+`process` sandbox, an audit hook in the candidate's own process, is refused with `InputError`:
+code that reaches the interpreter's internals could switch the hook off and forge a pass).
 
 When the grade ends (verdict, wall-clock limit or crash), both processes are killed; the jail's
 PID namespace and cgroup take every process it started with it.
@@ -31,14 +29,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from evals import cgroup_limits
-from evals.jail import ANSWERER_DIR, interpreter, jail_command, require_jail
-from reasoner.errors import SandboxUnavailableError
+from evals.jail import ANSWERER_DIR, interpreter, jail_command, launch_command, require_jail
+from reasoner.errors import InputError, SandboxUnavailableError
 
-Isolation = Literal["jail", "process"]
+Isolation = Literal["jail"]
 RunStatus = Literal["passed", "failed", "error", "timeout", "crashed"]
-ISOLATIONS: tuple[Isolation, ...] = ("jail", "process")
+ISOLATIONS: tuple[Isolation, ...] = ("jail",)
 _HERE = Path(__file__).resolve().parent
-_VERDICT_BYTES = 4096
+_VERDICT_MAX_BYTES = 1 << 20  # a verdict's detail is at most 500 characters; this only bounds a broken judge
 _SCRUBBED_ENV = {"PATH": "/nonexistent", "LANG": "C.UTF-8"}
 
 
@@ -66,41 +64,50 @@ class SandboxLimits:
 
 @dataclass(frozen=True)
 class JudgedRun:
-    """How a judged run ended: the judge's verdict, or `timeout`, and which isolation ran."""
+    """How a judged run ended: the judge's verdict, or `timeout`."""
 
     status: RunStatus
     detail: str
-    isolation: Isolation
-    network_isolated: bool
     duration_s: float
 
 
-def run_judged(program: str, problem: dict[str, str], isolation: Isolation, limits: SandboxLimits) -> JudgedRun:
-    """Run `program` (prompt + completion) as the candidate and `problem`'s tests in the judge (blocking)."""
-    group = _open_group(limits) if isolation == "jail" else None
+def check_sandbox_choice(sandbox: object) -> None:
+    """`InputError` unless `sandbox` names an isolation that exists (only `jail`)."""
+    if sandbox == "process":
+        raise InputError(
+            "sandbox='process' (--sandbox process) was removed: an audit hook in the candidate's own "
+            "process could be switched off and a wrong answer reported as passed; code runs only in "
+            "the OS jail (sandbox='jail', the default)"
+        )
+    if sandbox not in ISOLATIONS:
+        raise InputError(f"sandbox must be one of {', '.join(ISOLATIONS)}, got {sandbox!r}")
+
+
+def run_judged(program: str, problem: dict[str, str], limits: SandboxLimits) -> JudgedRun:
+    """Run `program` (prompt + completion) jailed as the candidate and `problem`'s tests in the judge (blocking)."""
+    group = _open_group(limits)
     try:
         with tempfile.TemporaryDirectory(prefix="reasoner-grade-") as workdir:
-            verdict, timed_out, candidate_status, duration_s = _run(program, problem, isolation, limits, group, workdir)
+            verdict, timed_out, candidate_status, duration_s = _run(program, problem, limits, group, workdir)
     finally:
         if group is not None and not group.close():
             raise SandboxUnavailableError(f"a jailed run's cgroup could not be emptied: {group.directories}")
-    network_isolated = isolation == "jail" or verdict.get("network_isolated") is True
     if timed_out or (verdict.get("status") == "crashed" and candidate_status in _CPU_LIMIT_STATUSES):
-        return JudgedRun("timeout", "time limit exceeded", isolation, network_isolated, duration_s)
+        return JudgedRun("timeout", "time limit exceeded", duration_s)
     if verdict.get("status") not in ("passed", "failed", "error", "crashed"):
-        return JudgedRun("error", "the judge ended without a verdict", isolation, network_isolated, duration_s)
-    return JudgedRun(verdict["status"], str(verdict["detail"]), isolation, network_isolated, duration_s)
+        return JudgedRun("error", "the judge ended without a verdict", duration_s)
+    return JudgedRun(verdict["status"], str(verdict.get("detail", "")), duration_s)
 
 
 def _run(
-    program: str, problem: dict[str, str], isolation: Isolation, limits: SandboxLimits, group: Any, workdir: str
+    program: str, problem: dict[str, str], limits: SandboxLimits, group: cgroup_limits.RunGroup | None, workdir: str
 ) -> tuple[dict[str, Any], bool, int | None, float]:
     """Start both processes, wait for the judge or the wall limit, kill both; the verdict and how it ended."""
     pipes = _Pipes()
     candidate = judge = None
     started = time.monotonic()
     try:
-        candidate = _start_candidate(isolation, limits, pipes, group, workdir)
+        candidate = _start_candidate(limits, pipes, group, workdir)
         judge = _start_judge(problem, limits, pipes)
         _send(judge, problem, pipes, limits)
         pipes.close_child_ends()
@@ -144,24 +151,23 @@ class _Pipes:
             setattr(self, name, -1)
 
 
-def check_isolation(isolation: Isolation) -> None:
-    """Raise `SandboxUnavailableError` (naming the cause) when `isolation` cannot run here; call before long runs."""
-    if isolation == "jail":
-        require_jail()
-        problem = cgroup_limits.cgroup_problem()
-        if problem is not None and os.getuid() == 0:
-            raise SandboxUnavailableError(_ROOT_WITHOUT_CGROUP.format(problem=problem))
+def check_isolation(isolation: Isolation = "jail") -> None:
+    """Raise `SandboxUnavailableError` (naming the cause) when the jail cannot run here; call before long runs."""
+    check_sandbox_choice(isolation)
+    require_jail()
+    problem = cgroup_limits.cgroup_problem()
+    if problem is not None and os.getuid() == 0:
+        raise SandboxUnavailableError(_ROOT_WITHOUT_CGROUP.format(problem=problem))
 
 
 _ROOT_WITHOUT_CGROUP = (
     "{problem}: as root, process and memory limits of the jail need a cgroup; "
-    "run as another user, mount the cgroup v1 pids and memory hierarchies writable, "
-    "or opt in to the weaker process sandbox with sandbox='process' (--sandbox process)"
+    "run as another user, or mount the cgroup v1 pids and memory hierarchies writable"
 )
 
 
 def _open_group(limits: SandboxLimits) -> cgroup_limits.RunGroup | None:
-    check_isolation("jail")
+    check_isolation()
     if cgroup_limits.cgroup_problem() is not None:
         return None  # not root: the rlimits (RLIMIT_NPROC included) hold
     try:
@@ -175,19 +181,17 @@ def _open_group(limits: SandboxLimits) -> cgroup_limits.RunGroup | None:
 
 
 def _start_candidate(
-    isolation: Isolation, limits: SandboxLimits, pipes: _Pipes, group: Any, workdir: str
+    limits: SandboxLimits, pipes: _Pipes, group: cgroup_limits.RunGroup | None, workdir: str
 ) -> subprocess.Popen[bytes]:
     rlimits = limits.rlimits()
     if os.getuid() != 0:
         rlimits["RLIMIT_NPROC"] = _user_task_count() + limits.processes
-    config: dict[str, Any] = {"limits": rlimits}
-    if isolation == "jail":
-        answerer = f"{ANSWERER_DIR}/answerer.py"
-        command = [*jail_command(limits.tmp_bytes), interpreter(), "-I", "-S", "-B", answerer, json.dumps(config)]
-        command = group.wrap(command) if group is not None else command
-    else:
-        config["policy"] = {"workdir": workdir}
-        command = [interpreter(), "-I", "-S", "-B", str(_HERE / "answerer.py"), json.dumps(config)]
+    config = json.dumps({"limits": rlimits})
+    command = [*jail_command(limits.tmp_bytes), interpreter(), "-I", "-S", "-B", f"{ANSWERER_DIR}/answerer.py", config]
+    if os.geteuid() == 0:  # the launcher enters the cgroups, then drops root before bwrap starts
+        command = launch_command(command, workdir, group.procs_files() if group is not None else ())
+    elif group is not None:
+        command = group.wrap(command)
     return subprocess.Popen(
         command,
         stdin=pipes.requests_read,
@@ -248,11 +252,17 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 
 def _read_verdict(fd: int) -> dict[str, Any]:
+    """What the judge wrote, read whole (up to a bound far above any verdict); {} when nothing or not JSON."""
     os.set_blocking(fd, False)
-    try:
-        data = os.read(fd, _VERDICT_BYTES)
-    except BlockingIOError:
-        return {}
+    data = b""
+    while len(data) <= _VERDICT_MAX_BYTES:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        data += chunk
     try:
         verdict = json.loads(data)
     except ValueError:

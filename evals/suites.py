@@ -295,7 +295,7 @@ def _stratified_sample(problems: list[Problem], limit: int, seed: int) -> list[P
 def grade(problem: Problem, response: str | None, sandbox: Isolation = "jail") -> bool:
     """True when `response` (a full response or an extracted answer) solves `problem`.
 
-    Code runs in `sandbox` (`jail`, or the opt-in `process`; see `evals.code_grader`)."""
+    Code runs in `sandbox` (only the OS `jail`; see `evals.code_grader`)."""
     if response is None or not response.strip():
         return False
     if problem.suite == "countdown":

