@@ -105,7 +105,7 @@ def main() -> None:
             f"{count / seconds:.2f}",
             f"{tokens / seconds:.1f}",
         )
-    console = Console()
+    console = Console(width=120)
     console.print(table)
     token_rates = per_side((path, tokens / seconds) for _, path, tokens, seconds in rows)
     request_rates = per_side((path, count / seconds) for _, path, _, seconds in rows)
