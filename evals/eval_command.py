@@ -27,6 +27,7 @@ REPORT_WIDTH = 120
 def run_eval_command(args: argparse.Namespace) -> int:
     """Validate, start the engine, run the grid with a progress display, and summarise."""
     budgets = parse_budgets(args.budgets)
+    endpoints = endpoints_from(args)
     plan = make_plan(
         args.suite,
         args.strategies.split(","),
@@ -47,9 +48,12 @@ def run_eval_command(args: argparse.Namespace) -> int:
         raise SuiteError(f"suite {args.suite!r} has no problems left after the filters {filters or ''}")
     err = Console(stderr=True)
     _warn_malformed(problems, err)
-    RecordWriter(args.out).open().close()
-    reasoner = Reasoner(args.model, endpoint=endpoints_from(args), verbose=args.verbose)
-    result = asyncio.run(_run(reasoner, plan, problems, args.out, err))
+    writer = RecordWriter(args.out).open()  # checked and locked before the engine starts, held to the end
+    try:
+        reasoner = Reasoner(args.model, endpoint=endpoints, verbose=args.verbose)
+        result = asyncio.run(_run(reasoner, plan, problems, writer, err))
+    finally:
+        writer.close()
     accuracy = "n/a" if result.accuracy is None else f"{result.accuracy:.1%}"
     sys.stdout.write(
         f"wrote {result.written} records to {args.out} ({result.skipped} already there), "
@@ -64,7 +68,9 @@ def run_eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _run(reasoner: Reasoner, plan: EvalPlan, problems: SuiteProblems, out: str, err: Console) -> EvalResult:
+async def _run(
+    reasoner: Reasoner, plan: EvalPlan, problems: SuiteProblems, out: RecordWriter, err: Console
+) -> EvalResult:
     async with reasoner:
         check_plan(reasoner, plan, problems)
         with engine_start_status(err, start_message(reasoner.backend, reasoner.model_name)):

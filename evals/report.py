@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -136,13 +137,11 @@ def load_report(paths: Sequence[str | Path], compare: tuple[str, str] | None = N
 
 def build_report(records: Sequence[dict[str, Any]], compare: tuple[str, str] | None = None) -> Report:
     """Rows per (suite, strategy, budget), Pareto marks per suite, and the optional comparison."""
-    try:
-        cells: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-        for record in records:
-            cells.setdefault((record["suite"], strategy_label(record), int(record["budget"])), []).append(record)
-        rows = [_row(suite, label, budget, cell) for (suite, label, budget), cell in sorted(cells.items())]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SuiteError(f"a record lacks a usable field ({exc}); was it written by `reasoner eval`?") from None
+    cells: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    for record in records:
+        check_record(record)
+        cells.setdefault((record["suite"], strategy_label(record), record["budget"]), []).append(record)
+    rows = [_row(suite, label, budget, cell) for (suite, label, budget), cell in sorted(cells.items())]
     if not rows:
         raise SuiteError("no records to report; run `reasoner eval --out FILE` first")
     for suite in dict.fromkeys(row.suite for row in rows):
@@ -151,6 +150,40 @@ def build_report(records: Sequence[dict[str, Any]], compare: tuple[str, str] | N
             suite_rows[index].pareto = True
     comparisons = _compare(records, compare) if compare else []
     return Report(rows, comparisons, _bin_shares(cells), isolation=_isolation_counts(records))
+
+
+def check_record(record: dict[str, Any]) -> None:
+    """Refuse a record whose fields the report reads are missing or of the wrong type, naming the field."""
+    problem = _field_problem(record)
+    if problem is not None:
+        raise SuiteError(f"record {str(record.get('key'))[:200]!r} {problem}; was it written by `reasoner eval`?")
+
+
+def _field_problem(record: dict[str, Any]) -> str | None:
+    for name in ("suite", "problem_id", "strategy"):
+        if not isinstance(record.get(name), str):
+            return f"has no text field {name!r}"
+    budget = record.get("budget")
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        return f"has budget {budget!r}, not a positive whole number"
+    if not isinstance(record.get("correct"), bool):
+        return f"has correct {record.get('correct')!r}, not true or false"
+    usage = record.get("usage")
+    tokens = usage.get("generated_tokens") if isinstance(usage, dict) else None
+    if not _finite(tokens):
+        return f"has usage.generated_tokens {tokens!r}, not a number of tokens"
+    if not _finite(record.get("latency_s")):
+        return f"has latency_s {record.get('latency_s')!r}, not a number of seconds"
+    for name in ("options", "metrics"):
+        if record.get(name) is not None and not isinstance(record[name], dict):
+            return f"has {name} {str(record[name])[:80]}, not an object"
+    if "isolation" in record and not isinstance(record["isolation"], str):
+        return f"has isolation {record['isolation']!r}, not a name"
+    return None
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 def _isolation_counts(records: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:

@@ -79,7 +79,7 @@ def parse_budgets(text: str) -> tuple[int, ...]:
         raise BudgetError("the budgets list is empty; pass token budgets like --budgets 256,1024")
     budgets = []
     for item in items:
-        if not item.isdigit() or int(item) < 1:
+        if not (item.isascii() and item.isdigit()) or int(item) < 1:
             raise BudgetError(f"budget {item!r} is not a positive whole number of tokens; e.g. --budgets 256,1024")
         budgets.append(int(item))
     return tuple(dict.fromkeys(budgets))
@@ -137,21 +137,22 @@ async def arun_eval(
     reasoner: Reasoner,
     plan: EvalPlan,
     problems: Sequence[Problem],
-    out: str | Path,
+    out: str | Path | RecordWriter,
     *,
     on_start: Callable[[int, int], None] | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> EvalResult:
     """Run the plan's grid on `problems`, appending one record per result to `out`; resumable.
 
+    `out` is a path, or a `RecordWriter` already opened on it (closed at the end).
     `on_start(total, already_done)` is called once the finished keys are known, `on_record`
     with each record written.
     """
     check_plan(reasoner, plan, problems)
     result = EvalResult()
     started = time.monotonic()
-    with RecordWriter(out) as writer:
-        done = read_records(out, must_exist=False).keys
+    with out if isinstance(out, RecordWriter) else RecordWriter(out) as writer:
+        done = read_records(writer.path, must_exist=False).keys
         limiter = asyncio.Semaphore(plan.concurrency)
 
         async def run_one(problem: Problem, strategy: str, budget: int, key: str) -> None:

@@ -87,8 +87,8 @@ async def test_a_half_written_record_is_redone_once(scripted_reasoner: Reasoner,
     out = tmp_path / "run.jsonl"
     plan = make_plan("arith", ["direct"], [16])
     await arun_eval(scripted_reasoner, plan, load_suite("arith", limit=3), out)
-    lines = out.read_text().splitlines()
-    out.write_text("\n".join(lines[:2]) + "\n" + lines[2][: len(lines[2]) // 2])
+    header, *lines = out.read_text().splitlines()
+    out.write_text("\n".join([header, *lines[:2]]) + "\n" + lines[2][: len(lines[2]) // 2])
     result = await arun_eval(scripted_reasoner, plan, load_suite("arith", limit=3), out)
     assert result.written == 1
     assert sorted(keys_of(out)) == sorted(json.loads(line)["key"] for line in lines)
