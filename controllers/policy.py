@@ -146,7 +146,14 @@ def load_policy(path: str | Path) -> Policy:
     source = Path(path)
     if not source.is_file():
         raise PolicyError(f"no policy file at {source}; write one with `reasoner calibrate RECORDS --out {source}`")
-    text = source.read_text(encoding="utf-8")
+    try:
+        text = source.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PolicyError(
+            f"policy file {source} is not UTF-8 text (a binary file?); pass a file from `reasoner calibrate`"
+        ) from None
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {source}: {exc.strerror or exc}") from None
     if not text.strip():
         raise PolicyError(f"policy file {source} is empty; rerun `reasoner calibrate` to write it")
     try:

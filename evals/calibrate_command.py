@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
+import stat
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from controllers.calibration import Calibration, acalibrate, problem_key
-from controllers.policy import check_records
+from controllers.policy import check_records, policy_from_json
 from evals import procedural
 from evals.cli import endpoints_from
 from evals.records import read_records
@@ -26,11 +30,15 @@ from reasoner.engines.remote_discovery import describe_remote_model
 from reasoner.errors import InputError, SuiteError
 from reasoner.models import EMBEDDED_ALIASES, EMBEDDED_MODEL
 
+MAX_POLICY_BYTES = 16 * 2**20
+"""A larger file is no policy `calibrate` wrote; it is not read whole."""
+
 
 def run_calibrate_command(args: argparse.Namespace) -> int:
     """Read the records, estimate their problems, learn the policy, write it, and say what each bin runs."""
     if args.min_accuracy is not None and not 0.0 <= args.min_accuracy <= 1.0:
         raise InputError(f"--min-accuracy must be between 0 and 1, got {args.min_accuracy}")
+    check_policy_out(args.out)
     records = []
     for path in args.records:
         records.extend(read_records(path).records)
@@ -43,12 +51,43 @@ def run_calibrate_command(args: argparse.Namespace) -> int:
     check_records(records, model, force=args.force)
     prompts = problem_prompts(records, args.suite_path)
     result = asyncio.run(_calibrate(args, records, prompts, model))
+    check_policy_out(args.out)  # again: the estimator ran for a while
     try:
         result.policy.save(args.out)
     except OSError as exc:
         raise InputError(f"cannot write the policy to {args.out}: {exc.strerror or exc}") from None
     sys.stdout.write("\n".join(summary_lines(result, args.out, len(records))) + "\n")
     return 0
+
+
+def check_policy_out(out: str) -> None:
+    """Refuse an `--out` the policy may not replace: anything but a missing path, an empty file or a policy.
+
+    A folder, a FIFO or device, and a file that is not a policy (notes, settings) are refused
+    before any estimator work, and left unchanged.
+    """
+    path = Path(out)
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        if not path.parent.is_dir() or not os.access(path.parent, os.W_OK | os.X_OK):
+            raise InputError(f"cannot write the policy to {out}: {path.parent} is not a writable folder") from None
+        return
+    except OSError as exc:
+        raise InputError(f"cannot write the policy to {out}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise InputError(f"--out {out} is not a regular file; pass a policy file path (JSON)")
+    with open(descriptor, "rb") as handle:
+        content = handle.read(MAX_POLICY_BYTES + 1)
+    if not content:
+        return
+    try:
+        policy_from_json(json.loads(content.decode("utf-8")), out)
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        raise InputError(
+            f"--out {out} is a file that is not a policy; it was left unchanged, pass a new --out path"
+        ) from None
 
 
 async def _calibrate(
