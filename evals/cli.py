@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -172,7 +173,22 @@ def add_endpoint_argument(parser: argparse.ArgumentParser) -> None:
 def endpoints_from(args: argparse.Namespace) -> list[str] | None:
     """The servers to run on: `--endpoint` values, else `REASONER_ENDPOINT`, else None (local engine)."""
     given = list(args.endpoint) or [url for url in os.environ.get("REASONER_ENDPOINT", "").split(",") if url.strip()]
+    for url in given:
+        check_endpoint(url)
     return given or None
+
+
+def check_endpoint(url: str) -> None:
+    """Refuse a server URL that does not parse (`http://[::1/v1`) with an `InputError` naming it."""
+    import httpx
+
+    from reasoner.engines.replica import normalize_endpoint
+    from reasoner.errors import InputError
+
+    try:
+        normalize_endpoint(url)
+    except httpx.InvalidURL as exc:
+        raise InputError(f"endpoint {url!r} is not a valid URL ({exc}); pass e.g. http://127.0.0.1:8000/v1") from None
 
 
 def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
@@ -221,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             from server.main import run_serve
 
+            check_serve_flags(args)
             return run_serve(args)
         if args.command == "calibrate":
             from evals.calibrate_command import run_calibrate_command
@@ -236,6 +253,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("reasoner: interrupted\n")
         return EXIT_INTERRUPTED
+
+
+def check_serve_flags(args: argparse.Namespace) -> None:
+    """Refuse `serve` flags out of their range before anything starts (the engine takes a minute)."""
+    from reasoner.errors import InputError
+
+    if not 1 <= args.port <= 65535:
+        raise InputError(f"--port must be 1-65535, got {args.port}")
+    if not math.isfinite(args.shutdown_timeout) or args.shutdown_timeout < 0:
+        raise InputError(f"--shutdown-timeout must be a number of seconds, 0 or more, got {args.shutdown_timeout}")
+    if args.budget > args.max_budget:
+        raise InputError(f"--budget {args.budget} is more than --max-budget {args.max_budget}; raise --max-budget")
 
 
 def _solve(args: argparse.Namespace) -> int:

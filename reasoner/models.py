@@ -36,13 +36,37 @@ class ResolvedModel:
     local_dir: Path | None
 
 
+_PSEUDO_FILESYSTEMS = (Path("/proc"), Path("/sys"))
+
+
 def reasoner_home() -> Path:
-    """Where provisioned models and calibration data live (`REASONER_HOME`, else the user cache)."""
+    """Where provisioned models and calibration data live (`REASONER_HOME`, else the user cache).
+
+    A `ModelError` when `REASONER_HOME` names something that cannot hold them: a file, or a
+    place under /proc or /sys.
+    """
     configured = os.environ.get("REASONER_HOME")
     if configured:
-        return Path(configured).expanduser()
+        home = Path(configured).expanduser()
+        _check_home(home)
+        return home
     cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(cache) / "reasoner"
+
+
+def _check_home(home: Path) -> None:
+    try:
+        resolved = home.resolve()
+    except (OSError, RuntimeError) as exc:
+        raise ModelError(f"REASONER_HOME={str(home)!r} cannot be resolved ({exc}); point it at a folder") from None
+    for root in _PSEUDO_FILESYSTEMS:
+        if resolved == root or root in resolved.parents:
+            raise ModelError(
+                f"REASONER_HOME={str(home)!r} is under {root}, not a place for files; point it at a folder"
+            )
+    existing = next(path for path in (resolved, *resolved.parents) if path.exists())
+    if not existing.is_dir():
+        raise ModelError(f"REASONER_HOME={str(home)!r}: {existing} is not a folder; point it at a folder")
 
 
 def embedded_model_dir() -> Path:
@@ -156,7 +180,13 @@ def provision_embedded_model() -> Path:
     target = embedded_model_dir()
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ModelError(
+            f"cannot create {target.parent} for the embedded model ({exc.strerror or exc}); "
+            "set REASONER_HOME to a writable folder"
+        ) from None
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         gguf = _find_embedded_gguf(Path(scratch))
         staging = Path(scratch) / "hf"

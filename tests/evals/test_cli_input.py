@@ -68,3 +68,45 @@ def test_eval_refuses_a_data_file_that_is_not_utf8_jsonl(tmp_path: Path, content
     assert result.returncode == 2
     refused(result.stderr, message)
     assert not (tmp_path / "out.jsonl").exists()
+
+
+NOWHERE = ["--endpoint", "http://127.0.0.1:9/v1"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["solve", "q", "--strategy", "auto", "-o", "policy_file={binary}"], "is not UTF-8 text"),
+        ([*EVAL, "--strategies", "auto", "-o", "policy_file={binary}", "--out", "{out}"], "is not UTF-8 text"),
+        (["solve", "q", "--endpoint", "http://[::1/v1"], "endpoint 'http://[::1/v1' is not a valid URL"),
+        ([*EVAL, "--endpoint", "http://[::1/v1", "--out", "{out}"], "is not a valid URL"),
+        ([*EVAL, "--budgets", "\u00b2", "--out", "{out}"], "budget '\u00b2' is not a positive whole number"),
+        (["serve", "--shutdown-timeout", "nan"], "--shutdown-timeout must be a number of seconds"),
+        (["serve", "--shutdown-timeout", "inf"], "--shutdown-timeout must be a number of seconds"),
+        (["serve", "--port", "70000"], "--port must be 1-65535, got 70000"),
+        (["serve", "--budget", "1000", "--max-budget", "10"], "--budget 1000 is more than --max-budget 10"),
+    ],
+)
+def test_hostile_flags_exit_2_in_one_line_before_any_model_work(tmp_path: Path, argv: list[str], message: str) -> None:
+    binary = tmp_path / "policy.bin"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)))
+    args = [arg.format(binary=binary, out=tmp_path / "out.jsonl") for arg in argv]
+    result = run_cli_process(*args, reasoner_home=tmp_path, timeout_s=60)
+    assert result.returncode == 2
+    refused(result.stderr, message)
+    assert not (tmp_path / "models").exists()
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("home", "message"),
+    [("{file}", "is not a folder"), ("{file}/sub", "is not a folder"), ("/proc/self/reasoner", "is under /proc")],
+)
+def test_a_reasoner_home_that_cannot_hold_files_is_refused(tmp_path: Path, home: str, message: str) -> None:
+    file = tmp_path / "home-file"
+    file.write_bytes(b"mine")
+    for argv in (["solve", "q"], ["models"]):
+        result = run_cli_process(*argv, reasoner_home=Path(home.format(file=file)), timeout_s=60)
+        assert result.returncode == 2
+        refused(result.stderr, message)
+    assert file.read_bytes() == b"mine"
