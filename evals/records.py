@@ -97,10 +97,6 @@ class RecordWriter:
         self.path = Path(path)
         self._handle: IO[str] | None = None
 
-    @property
-    def is_open(self) -> bool:
-        return self._handle is not None
-
     def open(self) -> RecordWriter:
         """Open for appending (creating folders), locked; refuse a file that is not ours; cut a torn last line."""
         if self._handle is not None:
