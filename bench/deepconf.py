@@ -133,7 +133,7 @@ def main() -> None:
     for arm in (baseline, online):
         console.print(f"{arm.label} per repeat: tokens {spread(arm.repeat_tokens)}, wall s {spread(arm.repeat_wall_s)}")
     accuracy = paired_bootstrap(online.correct, baseline.correct)
-    noise = " (within noise)" if within_noise((accuracy.low, accuracy.high), 0.0) else ""
+    noise = ", within noise" if within_noise((accuracy.low, accuracy.high), 0.0) else ""
     console.print(
         f"accuracy difference deepconf - self_consistency: {accuracy.estimate:+.3f}{noise} "
         f"(95% CI {accuracy.low:+.3f} .. {accuracy.high:+.3f}), {len(online.correct)} paired problems"
