@@ -402,7 +402,10 @@ def test_a_step_on_a_loaded_partial_block_matches_the_step_computed_afresh(engin
     assert metrics["rows_computed_after_load"] == 1
     assert int(metrics["rows_computed_fresh"] or 0) > 1  # the reset emptied both caches
     assert metrics["same_top_token"]
-    assert float(metrics["logprob_gap"] or 0) < 0.05
+    # bf16 kernels: a step decoded on cached rows and the same step prefilled afresh differ anyway. Measured on
+    # 12 prompts (transformers 5.19): loaded tail vs afresh 0.00-0.23 (same top token in all 12), and for plain
+    # token prompts with no connector, decode vs prefill 0.00-0.24. A wrong tail block changes the top token.
+    assert float(metrics["logprob_gap"] or 0) < 0.5
 
 
 @pytest.mark.engine
