@@ -1,1 +1,4 @@
-"""Compute allocation by estimated difficulty (the `auto` strategy); see DESIGN.md section 4."""
+"""Compute allocation by estimated difficulty (the `auto` strategy); see DESIGN.md section 4.
+
+Layer: above the strategies. Imports `reasoner` and `strategies` only (DESIGN.md section 1).
+"""

@@ -15,7 +15,6 @@ and the estimate names the representation that ran (`Estimate.representation`).
 
 from __future__ import annotations
 
-import atexit
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,7 +24,8 @@ from controllers.estimate import Estimate, Estimator
 from controllers.probe import Probe
 from reasoner import Session, StrategyError
 from reasoner.engines.base import Backend
-from reasoner.engines.lifecycle import EngineLoopOwner, build_async_engine
+from reasoner.engines.lifecycle import build_async_engine
+from reasoner.engines.pooling import PoolingEngineOwner
 from reasoner.errors import CapabilityError
 from reasoner.models import ResolvedModel
 
@@ -43,7 +43,7 @@ POOLING_ENGINE_DEFAULTS: dict[str, Any] = {
 }
 
 
-class PooledPromptEncoder(EngineLoopOwner):
+class PooledPromptEncoder(PoolingEngineOwner):
     """A vLLM pooling engine on one model: a prompt's token ids -> its last-token hidden state.
 
     Started on first use, on the event loop that first uses it (calls from another running loop
@@ -73,17 +73,10 @@ _ENCODERS: dict[str, PooledPromptEncoder] = {}
 
 
 def prompt_encoder(model_source: str) -> PooledPromptEncoder:
-    """The shared pooling encoder of a model (one engine per model for the whole process)."""
+    """The shared pooling encoder of a model (one engine per model for the whole process, stopped at exit)."""
     if model_source not in _ENCODERS:
         _ENCODERS[model_source] = PooledPromptEncoder(model_source)
     return _ENCODERS[model_source]
-
-
-@atexit.register
-def close_prompt_encoders() -> None:
-    """Stop every pooling engine this process started."""
-    for encoder in _ENCODERS.values():
-        encoder.close()
 
 
 def local_model_source(backend: Backend) -> str:

@@ -5,6 +5,9 @@ from reasoner import solve, Budget
 sol = solve("What is 12 + 30?", budget=128)
 print(sol.answer, sol.usage.generated_tokens, sol.latency_s)
 ```
+
+Layer: the core, at the bottom (DESIGN.md section 1). It imports none of the toolkit's other
+packages: strategies register themselves (`register_strategy`) and are found by name.
 """
 
 from reasoner.api import Reasoner, solve, solve_many

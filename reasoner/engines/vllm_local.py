@@ -30,13 +30,7 @@ from reasoner.engines.base import (
     TokensPrompt,
 )
 from reasoner.engines.embeds import bfloat16_tensor
-from reasoner.engines.lifecycle import (
-    build_async_engine,
-    engine_error,
-    shutdown_engine,
-    track_engine_owner,
-    untrack_engine_owner,
-)
+from reasoner.engines.lifecycle import EngineHolder, build_async_engine
 from reasoner.engines.weights import read_input_embeddings
 from reasoner.errors import EngineError, ModelError
 from reasoner.models import ResolvedModel
@@ -113,20 +107,17 @@ class _CacheStatsRecorder:
         return Logger(vllm_config, engine_index)
 
 
-class VLLMBackend(Backend):
-    """vLLM's `AsyncLLM` in this process; started lazily, restarted after engine death."""
+class VLLMBackend(EngineHolder, Backend):
+    """vLLM's `AsyncLLM` in this process; started lazily, restarted after engine death (`EngineHolder`)."""
 
     def __init__(self, model: ResolvedModel, engine_args: dict[str, Any] | None = None, *, verbose: bool = False):
         self.model = model
         self.verbose = verbose
         self._user_engine_args = dict(engine_args or {})
-        self._engine: Any = None
         self._stats = _CacheStatsRecorder()
-        self._start_lock: asyncio.Lock | None = None
         self._tokenizer: HFTokenizer | None = None
         self._embeddings: np.ndarray | None = None
         self._capabilities: Capabilities | None = None
-        self.restarts = 0
 
     def engine_args(self) -> dict[str, Any]:
         """The arguments handed to vLLM: toolkit defaults, then the caller's `engine_args`."""
@@ -145,10 +136,6 @@ class VLLMBackend(Backend):
         """The running vLLM `AsyncLLM` (None before `start`), for benchmarks and direct use."""
         return self._engine
 
-    @property
-    def running(self) -> bool:
-        return self._engine is not None
-
     def tokenizer(self) -> HFTokenizer:
         if self._tokenizer is None:
             try:
@@ -158,16 +145,10 @@ class VLLMBackend(Backend):
         return self._tokenizer
 
     async def start(self) -> None:
-        if self._engine is not None and self._engine.errored:
-            self.shutdown()  # it died while idle: start a fresh one now, not after a failed call
-            self.restarts += 1
-        if self._engine is not None:
-            return
-        self._start_lock = self._start_lock or asyncio.Lock()
-        async with self._start_lock:
-            if self._engine is None:
-                self._engine = await asyncio.to_thread(self._build_engine)
-                track_engine_owner(self)
+        await self._started()
+
+    def engine_label(self) -> str:
+        return f"the vLLM engine of {self.model.name!r}"
 
     def _build_engine(self) -> Any:
         arguments = self.engine_args()
@@ -190,23 +171,7 @@ class VLLMBackend(Backend):
     async def close(self) -> None:
         self.shutdown()
 
-    def shutdown(self) -> None:
-        """Stop the engine and its processes now (safe to call twice, and at exit)."""
-        engine, self._engine = self._engine, None
-        if engine is not None:
-            shutdown_engine(engine)
-        untrack_engine_owner(self)
-
-    def _engine_died(self, cause: BaseException) -> EngineError:
-        self.shutdown()
-        self.restarts += 1
-        return EngineError(
-            f"the vLLM engine died ({type(cause).__name__}: {cause}); the next call starts a fresh engine"
-        )
-
     async def generate(self, request_id: str, prompt: Prompt, sampling: SamplingSpec) -> AsyncIterator[Chunk]:
-        from vllm.v1.engine.exceptions import EngineDeadError, EngineGenerateError
-
         if self._engine is None:
             raise EngineError("the engine is not running; call start() first")
         engine = self._engine
@@ -215,20 +180,19 @@ class VLLMBackend(Backend):
         prompt_length = _prompt_length(prompt)
         finished = False
         try:
-            async for output in engine.generate(engine_prompt, params, request_id=request_id):
-                completion = output.outputs[0]
-                finished = bool(output.finished)
-                yield Chunk(
-                    token_ids=tuple(completion.token_ids),
-                    text=completion.text,
-                    logprobs=_logprobs(completion.logprobs),
-                    finished=finished,
-                    finish_reason=_finish_reason(completion.finish_reason) if finished else None,
-                    prompt_tokens=prompt_length,
-                    cached_prompt_tokens=int(output.num_cached_tokens or 0),
-                )
-        except (EngineDeadError, EngineGenerateError, ValueError) as exc:
-            raise engine_error(engine, exc, f"request {request_id}", self._engine_died) from None
+            with self._vllm_errors(engine, f"request {request_id}"):
+                async for output in engine.generate(engine_prompt, params, request_id=request_id):
+                    completion = output.outputs[0]
+                    finished = bool(output.finished)
+                    yield Chunk(
+                        token_ids=tuple(completion.token_ids),
+                        text=completion.text,
+                        logprobs=_logprobs(completion.logprobs),
+                        finished=finished,
+                        finish_reason=_finish_reason(completion.finish_reason) if finished else None,
+                        prompt_tokens=prompt_length,
+                        cached_prompt_tokens=int(output.num_cached_tokens or 0),
+                    )
         finally:
             if not finished and self._engine is engine:
                 with contextlib.suppress(Exception):
