@@ -236,6 +236,7 @@ def _sampling_params(sampling: SamplingSpec) -> Any:
         stop_token_ids=list(sampling.stop_token_ids) or None,
         logprobs=sampling.logprobs,
         include_stop_str_in_output=sampling.include_stop_str_in_output,
+        ignore_eos=sampling.ignore_eos,
         output_kind=RequestOutputKind.DELTA,
     )
 
