@@ -47,8 +47,8 @@ def test_trace_scores() -> None:
     assert trace_score(values, "lowest_group", 2, 4) == pytest.approx(1.0)
     assert trace_score(values, "tail", 2, 4) == pytest.approx(4.0)
     assert trace_score(values, "mean", 2, 4) == pytest.approx(sum(values) / len(values))
-    groups = sorted(group_confidences(values, 2))
-    assert trace_score(values, "bottom_10", 2, 4) == pytest.approx(sum(groups[:1]) / 1)
+    # 19 windows of 2: seven 5.0, then 3.0, 1.0, 2.5 and nine 4.0; the lowest 10% is floor(1.9) = 1 of them
+    assert trace_score(values, "bottom_10", 2, 4) == pytest.approx(1.0)
     assert trace_score([], "tail", 2, 4) == 0.0
 
 
@@ -67,8 +67,14 @@ def test_the_bottom_10_percent_lies_between_the_lowest_group_and_the_mean_group(
 def test_the_running_window_agrees_with_the_sliding_groups(values: list[float], window: int) -> None:
     running = GroupWindow(window)
     seen = [group for group in (running.push(value) for value in values) if group is not None]
-    expected = group_confidences(values, window) if len(values) >= window else []
+    # One group per full window, as each window's mean is written by hand: nothing before the window fills.
+    expected = [sum(values[start : start + window]) / window for start in range(len(values) - window + 1)]
     assert seen == pytest.approx(expected, abs=1e-6)
+
+
+def test_the_running_window_gives_each_full_windows_mean_by_hand() -> None:
+    running = GroupWindow(3)
+    assert [running.push(value) for value in [3.0, 6.0, 9.0, 0.0, 3.0]] == pytest.approx([None, None, 6.0, 5.0, 4.0])
 
 
 @given(st.lists(st.floats(min_value=0.0, max_value=10.0), min_size=1, max_size=50), st.floats(1.0, 100.0))
