@@ -14,6 +14,7 @@ from reasoner import Reasoner, Solution, StrategyError
 from reasoner.testing import ScriptedBackend
 from strategies.particle_filter import Particle, effective_sample_size, resample, resampling_weights
 from strategies.scoring import FunctionScorer
+from tests.forced_runs import STORY, TraceOrder, forced
 
 Responder = Callable[[str], str]
 
@@ -195,7 +196,7 @@ def test_an_unknown_scorer_is_an_option_error() -> None:
 
 @pytest.mark.engine
 def test_particle_filter_on_the_real_engine(engine_reasoner: Reasoner) -> None:
-    scorer = scorer_of(lambda text: 0.9 if "7" in text else 0.2)
+    # Even scores give even weights: the effective sample size is N after every round.
     solution = engine_reasoner.solve(
         "What is 3 + 4?",
         budget=600,
@@ -203,13 +204,36 @@ def test_particle_filter_on_the_real_engine(engine_reasoner: Reasoner) -> None:
         particles=4,
         max_steps=3,
         step_tokens=24,
-        scorer=scorer,
+        scorer=scorer_of(lambda text: 0.5),
     )
     assert solution.usage.generated_tokens <= 600
     rounds = int(number(solution, "rounds"))
     ess = [float(value) for value in str(solution.metrics["ess_per_step"]).split()]
-    assert len(ess) == rounds >= 1 and all(1.0 - 1e-6 <= value <= 4.0 + 1e-6 for value in ess)
-    assert number(solution, "kv_peak_distinct_tokens") <= number(solution, "kv_peak_unshared_tokens")
+    assert rounds >= 1 and ess == [4.0] * rounds
     if rounds > 1:
         assert solution.usage.cached_prompt_tokens > 0
     assert sum(attrs["tokens"] for _, attrs in steps(solution.trace)) == solution.usage.generated_tokens
+
+
+@pytest.mark.engine
+def test_resampling_on_the_engine_draws_only_the_particles_the_scorer_favours(engine_reasoner: Reasoner) -> None:
+    # Round 1: the 2nd and 4th step score 0.99, the others 0.01 (odds 9801 : 1 each), so all four
+    # particles must be drawn from those two; round 2 scores evenly. Steps are forced to 8 tokens.
+    scorer = TraceOrder(lambda position, attrs: 0.5 if attrs["depth"] > 1 else 0.99 if position in (1, 3) else 0.01)
+    solution = forced(engine_reasoner).solve(
+        STORY, budget=200, strategy="particle_filter", particles=4, max_steps=2, step_tokens=8, scorer=scorer
+    )
+    graph = solution.trace
+    first = [node for node, attrs in steps(graph) if attrs["depth"] == 1]
+    second = [node for node, attrs in steps(graph) if attrs["depth"] == 2]
+    assert len(first) == 4 and not any(graph.nodes[node]["finished"] for node in first)
+    assert [scorer.given[node] for node in first] == [0.01, 0.99, 0.01, 0.99]
+    drawn = Counter(next(iter(graph.predecessors(node))) for node in second)
+    assert sum(drawn.values()) == 4 and set(drawn) <= {first[1], first[3]}
+    assert {node: graph.nodes[node].get("copies", 0) for node in first} == {node: drawn[node] for node in first}
+    ess = [float(value) for value in str(solution.metrics["ess_per_step"]).split()]
+    assert ess == pytest.approx([2.0, 4.0], abs=0.01)
+    # The drawn particles share the prompt (and copies their step): counted once, not once per particle.
+    prompt = next(attrs["prompt_tokens"] for _, attrs in graph.nodes(data=True) if attrs["kind"] == "prompt")
+    assert number(solution, "kv_peak_distinct_tokens") == prompt + 8 * len(drawn)
+    assert number(solution, "kv_peak_unshared_tokens") == 4 * (prompt + 8)
