@@ -16,6 +16,7 @@ from reasoner import Reasoner, Session, Solution, StrategyError
 from reasoner.extract import extract_math
 from reasoner.testing import ScriptedBackend, ScriptedToken
 from strategies.scoring import SELF_EVAL_QUESTION, FunctionScorer
+from tests.forced_runs import STORY, TraceOrder, forced
 
 Responder = Callable[[str], "str | list[ScriptedToken]"]
 
@@ -55,6 +56,30 @@ def number(solution: Solution, metric: str) -> float:
 
 def step_scores(graph: nx.DiGraph) -> list[float]:
     return [attrs["score"] for _, attrs in graph.nodes(data=True) if attrs["kind"] == "step"]
+
+
+def kept_tree_kv(graph: nx.DiGraph) -> tuple[int, int]:
+    """(distinct, unshared) tokens of the leaves kept each round, the most over rounds, read off the trace.
+
+    Distinct: the prompt plus every step some kept leaf's path holds, once. Unshared: each kept
+    leaf's prompt and path on its own. With nothing kept, both are the prompt.
+    """
+    prompt = next(attrs["prompt_tokens"] for _, attrs in graph.nodes(data=True) if attrs["kind"] == "prompt")
+    steps = {node for node, attrs in graph.nodes(data=True) if attrs["kind"] == "step"}
+
+    def path(node: int) -> set[int]:
+        return ({node} | nx.ancestors(graph, node)) & steps
+
+    def tokens(nodes: set[int]) -> int:
+        return sum(graph.nodes[node]["tokens"] for node in nodes)
+
+    distinct = unshared = prompt
+    for depth in {graph.nodes[node]["depth"] for node in steps}:
+        kept = [node for node in steps if graph.nodes[node]["depth"] == depth and graph.nodes[node].get("kept")]
+        if kept:
+            distinct = max(distinct, prompt + tokens(set().union(*(path(node) for node in kept))))
+            unshared = max(unshared, sum(prompt + tokens(path(node)) for node in kept))
+    return distinct, unshared
 
 
 async def test_answer_is_the_score_weighted_vote_not_the_majority() -> None:
@@ -307,7 +332,11 @@ def test_search_never_spends_more_than_the_budget(
     )
     assert solution.usage.generated_tokens <= budget
     assert number(solution, "rounds") <= depth
-    assert number(solution, "kv_peak_distinct_tokens") <= number(solution, "kv_peak_unshared_tokens")
+    distinct, unshared = kept_tree_kv(solution.trace)
+    assert (number(solution, "kv_peak_distinct_tokens"), number(solution, "kv_peak_unshared_tokens")) == (
+        distinct,
+        unshared,
+    )
 
 
 @pytest.mark.engine
@@ -318,24 +347,96 @@ async def test_width_four_depth_three_search_on_the_engine_accounts_for_every_to
     graph = solution.trace
     requests = [node for node, attrs in graph.nodes(data=True) if "request_id" in attrs]
     steps = [node for node, attrs in graph.nodes(data=True) if attrs["kind"] == "step"]
-    assert solution.text
-    assert solution.answer is not None
+    leaves = [
+        node for node in steps if not any(graph.nodes[child]["kind"] == "step" for child in graph.successors(node))
+    ]
+    paths = ["".join(graph.nodes[step]["text"] for step in nx.shortest_path(graph, 0, leaf)[1:]) for leaf in leaves]
+    assert solution.text in paths  # the answer is one root-to-leaf path of the tree, whole
     assert 1 <= number(solution, "rounds") <= 3
     assert len(steps) == solution.metrics["nodes"]
     assert len(requests) == solution.usage.requests
     assert sum(attrs["tokens"] for _, attrs in graph.nodes(data=True)) == solution.usage.generated_tokens
     assert solution.usage.generated_tokens <= 1200
-    assert number(solution, "kv_peak_distinct_tokens") <= number(solution, "kv_peak_unshared_tokens")
+    distinct, unshared = kept_tree_kv(graph)
+    assert (number(solution, "kv_peak_distinct_tokens"), number(solution, "kv_peak_unshared_tokens")) == (
+        distinct,
+        unshared,
+    )
 
 
 @pytest.mark.engine
 async def test_ets_on_the_engine_clusters_steps_with_the_sentence_model(engine_reasoner: Reasoner) -> None:
+    # At a near-zero distance threshold two steps share a cluster exactly when MiniLM (uncased)
+    # reads the same words: same text up to case and spacing.
     solution = await engine_reasoner.asolve(
-        "What is 7 + 5?", 600, "tree_search", selection="ets", width=4, max_depth=2, step_tokens=24
+        "What is 7 + 5?",
+        600,
+        "tree_search",
+        selection="ets",
+        width=4,
+        max_depth=2,
+        step_tokens=24,
+        cluster_threshold=1e-6,
     )
     graph = solution.trace
-    first_round = [attrs for _, attrs in graph.nodes(data=True) if attrs["kind"] == "step" and attrs["depth"] == 1]
+    by_depth: dict[int, list[tuple[str, int]]] = {}
+    for _, attrs in graph.nodes(data=True):
+        if attrs["kind"] == "step":
+            by_depth.setdefault(attrs["depth"], []).append((" ".join(attrs["text"].lower().split()), attrs["cluster"]))
     assert solution.metrics["step_embedder"] == "minilm"
-    assert len(first_round) == 4
-    assert all(isinstance(attrs["cluster"], int) for attrs in first_round)
-    assert 1 <= number(solution, "clusters_per_round") <= 4
+    assert len(by_depth[1]) == 4
+    for steps in by_depth.values():
+        for (text, cluster), (other_text, other_cluster) in itertools.combinations(steps, 2):
+            assert (cluster == other_cluster) == (text == other_text)
+    per_round = [len({cluster for _, cluster in steps}) for steps in by_depth.values()]
+    assert number(solution, "clusters_per_round") == pytest.approx(sum(per_round) / len(per_round))
+
+
+class PositionEmbedder:
+    """Round 1: the first three steps embed alike (cluster A), the fourth apart (cluster B); later rounds alike."""
+
+    name = "position"
+
+    def __init__(self) -> None:
+        self.rounds = 0
+
+    async def embed(self, session: Session, token_ids: object, texts: list[str]) -> np.ndarray:
+        self.rounds += 1
+        apart = [self.rounds == 1 and index == 3 for index in range(len(texts))]
+        return np.array([[0.0, 1.0] if alone else [1.0, 0.0] for alone in apart])
+
+
+@pytest.mark.engine
+async def test_ets_on_the_engine_keeps_the_leaves_the_ilp_picks(engine_reasoner: Reasoner) -> None:
+    # Round 1 scores 0.5, 0.9, 0.6 (cluster A) and 0.4 (cluster B); every step is forced to 8 tokens.
+    # With reward, coverage and KV weights 1, 2, 2 (temperature 0.2) the ILP's objective, by hand:
+    #   keep {0.9 A, 0.4 B}: 0.694 + 0.057 + 2 * 2/2 - 2 * 2/4 = 1.751  (the best)
+    #   keep {0.9, 0.6, 0.4}: 1.406;  keep {0.9}: 1.194;  keep all four: 1.0;  keep {0.9, 0.6}: 0.849
+    # so ETS keeps the best leaf and the weaker one of the other cluster; the 4 children go 3 : 1
+    # (one each, the other 2 by softmax share, 0.92 : 0.08).
+    scorer = TraceOrder(lambda position, attrs: 0.5 if attrs["depth"] > 1 else (0.5, 0.9, 0.6, 0.4)[position])
+    solution = await forced(engine_reasoner).asolve(
+        STORY,
+        200,
+        "tree_search",
+        selection="ets",
+        width=4,
+        max_depth=2,
+        step_tokens=8,
+        coverage_weight=2.0,
+        kv_weight=2.0,
+        scorer=scorer,
+        step_embedder=PositionEmbedder(),
+    )
+    graph = solution.trace
+    first = sorted(node for node, attrs in graph.nodes(data=True) if attrs["kind"] == "step" and attrs["depth"] == 1)
+    second = [node for node, attrs in graph.nodes(data=True) if attrs["kind"] == "step" and attrs["depth"] == 2]
+    assert len(first) == 4 and not any(graph.nodes[node]["finished"] for node in first)
+    assert [graph.nodes[node]["cluster"] for node in first] == [0, 0, 0, 1]
+    assert {node for node in first if graph.nodes[node].get("kept")} == {first[1], first[3]}
+    assert graph.nodes[first[1]]["children_allotted"] == 3 and graph.nodes[first[3]]["children_allotted"] == 1
+    assert sorted(next(iter(graph.predecessors(node))) for node in second) == [first[1]] * 3 + [first[3]]
+    prompt = graph.nodes[0]["prompt_tokens"]
+    assert number(solution, "kv_peak_distinct_tokens") == prompt + 2 * 8
+    assert number(solution, "kv_peak_unshared_tokens") == 2 * (prompt + 8)
+    assert solution.metrics["clusters_per_round"] == 1.5
