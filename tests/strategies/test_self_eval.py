@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import math
 import re
@@ -13,11 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reasoner import Budget, BudgetError, Reasoner, StrategyError
+from reasoner.answers import same_answer
 from reasoner.profiles import get_profile
 from reasoner.session import Session
 from reasoner.testing import RequestRecord, ScriptedBackend, ScriptedToken
-from strategies.scoring import SELF_EVAL_QUESTION
+from strategies.scoring import SELF_EVAL_QUESTION, register_scorer
 from strategies.self_eval import SelfEval
+from tests.forced_runs import STORY, TraceOrder, forced
 
 _TAG = re.compile(r"\bs(\d+)\b")
 
@@ -174,18 +175,55 @@ def test_totals_never_exceed_the_budget(
     fraction: float,
     words: int,
 ) -> None:
-    async def scenario() -> Session:
+    async def scenario() -> tuple[Session, Exception | None]:
         backend = ScriptedBackend(samples_and_scores(list(range(n)), [i / n for i in range(n)], words), delay_s=0.0005)
         await backend.start()
         session = Session(backend, backend.tokenizer(), get_profile("smollm2"), Budget(tokens=tokens))
         options = SelfEval.Options(policy=policy, n=n, checkpoints=tuple(checkpoints), prune_fraction=fraction)
-        with contextlib.suppress(StrategyError, BudgetError):
+        try:
             await SelfEval(options).run(session, "q")
-        return session
+        except (StrategyError, BudgetError) as refusal:
+            return session, refusal
+        return session, None
 
-    session = asyncio.run(scenario())
+    session, refusal = asyncio.run(scenario())
     assert session.ledger.generated_tokens <= tokens
     assert session.ledger.reserved_tokens == 0
+    if refusal is not None:
+        # The only refusals are the documented ones, made before any token is spent.
+        assert session.ledger.requests == 0
+        message = str(refusal)
+        pruning_refused = policy == "prune" and re.search(r"checkpoint \d+ is not below each sample's", message)
+        assert "cannot pay for one sample" in message or pruning_refused
+
+
+@pytest.mark.engine
+def test_pruning_on_the_engine_aborts_exactly_the_samples_scored_lowest(engine_reasoner: Reasoner) -> None:
+    # Samples 0..3 score 0.6, 0.1, 0.9, 0.3: at the checkpoint the lower half, samples 1 and 3, must be
+    # aborted in the engine; the other two run to their forced 64 tokens.
+    scorer = TraceOrder(lambda position, attrs: (0.6, 0.1, 0.9, 0.3)[attrs["sample"]], name="test_sample_order")
+    register_scorer(scorer.name, lambda: scorer)
+    solution = forced(engine_reasoner).solve(
+        STORY,
+        budget=300,
+        strategy="self_eval",
+        policy="prune",
+        n=4,
+        checkpoints=(8,),
+        prune_fraction=0.5,
+        sample_tokens=64,
+        scorer=scorer.name,
+    )
+    samples = {attrs["sample"]: attrs for _, attrs in solution.trace.nodes(data=True) if attrs["kind"] == "answer"}
+    assert sorted(samples) == [0, 1, 2, 3] and solution.metrics["sample_tokens"] == 64
+    assert {index for index, attrs in samples.items() if "pruned_at" in attrs} == {1, 3}
+    for index in (1, 3):
+        assert samples[index]["pruned_at"] == 8 and samples[index]["finish_reason"] == "abort"
+        assert 8 <= samples[index]["tokens"] < 64
+    assert [samples[index]["tokens"] for index in (0, 2)] == [64, 64]
+    assert (solution.metrics["pruned"], solution.metrics["checkpoints_reached"]) == (2, 1)
+    saved = sum(64 - samples[index]["tokens"] for index in (1, 3))
+    assert solution.usage.aborted_tokens_saved == solution.metrics["tokens_saved"] == saved
 
 
 @pytest.mark.engine
@@ -254,6 +292,32 @@ def test_a_sample_without_an_answer_is_never_chosen_over_one_with_an_answer() ->
 def test_adaptive_defaults_run_on_the_engine_within_the_budget(engine_reasoner: Reasoner) -> None:
     solution = engine_reasoner.solve("What is 3 + 4?", 8 * 49, "self_eval", n=8, sample_tokens=48)
     assert solution.usage.generated_tokens <= 8 * 49
-    assert solution.metrics["selection"] in ("score", "majority", "agreement")
-    assert solution.metrics["no_signal"] == (solution.metrics["selection"] == "majority")
-    assert solution.metrics["samples_used"] in (2, 4, 6, 8)
+    graph = solution.trace
+    samples = {attrs["sample"]: node for node, attrs in graph.nodes(data=True) if attrs["kind"] == "answer"}
+    scores = {
+        graph.nodes[next(iter(graph.predecessors(node)))]["sample"]: attrs["score"]
+        for node, attrs in graph.nodes(data=True)
+        if attrs["kind"] == "eval"
+    }
+    # Batches of 2 run until one holds a score of at least 0.75 (the default threshold), or all 8 ran.
+    passing = [index for index in sorted(scores) if scores[index] >= 0.75]
+    expected_used = 2 * (passing[0] // 2 + 1) if passing else 8
+    assert solution.metrics["samples_used"] == len(samples) == len(scores) == expected_used
+    assert solution.metrics["threshold_reached"] is bool(passing)
+    # The scores decide when the best answer's score beats every other answer's by 0.1 (the default
+    # min_margin); one answer is an agreement; otherwise the majority decides.
+    answers = {
+        index: engine_reasoner.profile.extract_answer(graph.nodes[node]["text"]) for index, node in samples.items()
+    }
+    best: dict[str, float] = {}
+    for index, answer in answers.items():
+        if answer is not None:
+            key = next((known for known in best if same_answer(known, answer)), answer)
+            best[key] = max(best.get(key, 0.0), scores[index])
+    ranked = sorted(best.values(), reverse=True)
+    if len(ranked) < 2:
+        expected = "agreement" if ranked else "score"
+    else:
+        expected = "score" if ranked[0] - ranked[1] >= 0.1 else "majority"
+    assert solution.metrics["selection"] == expected
+    assert solution.metrics["no_signal"] is (expected == "majority")
