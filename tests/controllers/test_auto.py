@@ -2,12 +2,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from controllers.estimators import EstimatorSpec
 from controllers.policy import Choice, PolicyError, default_policy
+from controllers.probe import Probe
 from reasoner import Budget, BudgetError, Reasoner, StrategyError
 from reasoner.testing import ScriptedBackend
+from tests.forced_runs import forced
 
 LONG = " ".join(["step"] * 600) + "\n\nFinal answer: 5"
 
@@ -16,14 +19,23 @@ def reasoner_with(script: str | list[str]) -> Reasoner:
     return Reasoner(backend=ScriptedBackend(script), profile="smollm2")
 
 
-def test_auto_reports_difficulty_bin_and_choice(scripted_reasoner: Reasoner) -> None:
-    solution = scripted_reasoner.solve("What is 2+3?", 600, "auto")
+@pytest.mark.parametrize(
+    ("script", "difficulty", "bin_name"),
+    [
+        # three pilots that agree, each token with one logprob (entropy 0): 0.6 * 0 + 0.4 * 0
+        (["The sum is 5.\n\nFinal answer: 5"], 0.0, "easy"),
+        # three pilots that all disagree: 0.6 * 1 + 0.4 * 0; elastic's 1024 does not fit, direct 256 does
+        (["Final answer: 1", "Final answer: 2", "Final answer: 3", "Final answer: 5"], 0.6, "normal"),
+    ],
+)
+def test_auto_reports_difficulty_bin_and_choice(script: list[str], difficulty: float, bin_name: str) -> None:
+    solution = reasoner_with(script).solve("What is 2+3?", 600, "auto")
     metrics = solution.metrics
     assert solution.answer == "5"
-    assert metrics["difficulty_bin"] == "easy"
+    assert metrics["difficulty"] == pytest.approx(difficulty)
+    assert metrics["difficulty_bin"] == bin_name
     assert metrics["chosen_strategy"] == "direct"
     assert metrics["chosen_budget"] == 256
-    assert 0.0 <= float(metrics["difficulty"] or 0.0) <= 1.0  # type: ignore[arg-type]
 
 
 def test_auto_charges_estimation_to_the_solve(scripted_reasoner: Reasoner) -> None:
@@ -147,9 +159,17 @@ def test_hidden_estimator_without_a_probe_is_refused(scripted_reasoner: Reasoner
 @pytest.mark.engine
 def test_auto_solves_on_the_real_engine_within_its_budget(engine_reasoner: Reasoner) -> None:
     solution = engine_reasoner.solve("What is 3 + 4?", 160, "auto", estimator="probe")
+    metrics = solution.metrics
     assert solution.usage.generated_tokens <= 160
-    assert solution.usage.generated_by_phase["estimation"] == solution.metrics["estimator_tokens"]
-    assert solution.metrics["difficulty_bin"] in ("easy", "normal", "hard")
+    assert solution.usage.generated_by_phase["estimation"] == metrics["estimator_tokens"]
+    # The default policy, by hand: bins cut at 1/3 and 2/3; with what the estimate leaves (< 256),
+    # easy falls back to its curve's direct 64 and the other bins, whose curves start at 256, to direct
+    # with everything left.
+    difficulty = float(metrics["difficulty"])  # type: ignore[arg-type]
+    expected_bin = "easy" if difficulty < 1 / 3 else "normal" if difficulty < 2 / 3 else "hard"
+    left = 160 - int(metrics["estimator_tokens"])  # type: ignore[arg-type]
+    assert metrics["difficulty_bin"] == expected_bin
+    assert (metrics["chosen_strategy"], metrics["chosen_budget"]) == ("direct", 64 if expected_bin == "easy" else left)
 
 
 @pytest.mark.engine
@@ -161,3 +181,39 @@ def test_eight_prompts_in_1600_tokens_are_all_answered_on_the_real_engine(engine
         estimation = solution.usage.generated_by_phase.get("estimation", 0)
         assert estimation == solution.metrics["estimator_tokens"]
         assert solution.usage.generated_tokens > estimation
+
+
+@pytest.mark.engine
+def test_auto_on_the_engine_runs_each_bins_configuration(engine_reasoner: Reasoner, tmp_path: Path) -> None:
+    # A probe on the prompt's digit count alone: sigmoid(2 * digits - 2) is 0.12, 0.5 and 0.88 for
+    # 0, 1 and 2 digits, one prompt per bin. Each bin runs something else; forced lengths make every
+    # request spend its whole share, so the answer tokens and requests show what ran.
+    probe = Probe(("prompt_digits",), np.array([2.0]), -2.0, np.array([0.0]), np.array([1.0]))
+    policy = default_policy()
+    policy.estimator = EstimatorSpec("probe", probe)
+    policy.choices = {
+        "easy": Choice("direct", 16),
+        "normal": Choice("self_consistency", 32, {"n": 2}),
+        "hard": Choice("self_consistency", 48, {"n": 3}),
+    }
+    policy.curves = {name: [choice] for name, choice in policy.choices.items()}
+    path = tmp_path / "policy.json"
+    policy.save(path)
+    prompts = ["Name a colour.", "Name 1 colour.", "Name 12 colours."]
+    solutions = forced(engine_reasoner).solve_many(prompts, 64, "auto", budget_per_prompt=True, policy_file=str(path))
+    ran = [
+        (
+            solution.metrics["difficulty_bin"],
+            solution.metrics["chosen_strategy"],
+            solution.metrics["chosen_budget"],
+            solution.usage.generated_by_phase["answer"],
+            sum(attrs["kind"] == "answer" for _, attrs in solution.trace.nodes(data=True)),
+        )
+        for solution in solutions
+    ]
+    assert ran == [
+        ("easy", "direct", 16, 16, 1),
+        ("normal", "self_consistency", 32, 32, 2),
+        ("hard", "self_consistency", 48, 48, 3),
+    ]
+    assert [solution.metrics["difficulty"] for solution in solutions] == [0.1192, 0.5, 0.8808]
