@@ -100,7 +100,10 @@ async def estimate_all(
         session = Session(reasoner.backend, tokenizer, reasoner.profile, budget, answer_format)
         return await estimator.estimate(session, prompt)
 
-    return list(await asyncio.gather(*(one(prompt) for prompt in prompts)))
+    async def every() -> list[Estimate]:
+        return list(await asyncio.gather(*(one(prompt) for prompt in prompts)))
+
+    return await reasoner.arun_on_engine_loop(every())
 
 
 async def acalibrate(

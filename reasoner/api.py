@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar, cast
 
 from reasoner.budget import Budget, BudgetLike, as_budget
 from reasoner.deadline import deadline_outcome
@@ -19,6 +19,8 @@ from reasoner.runtime import LoopThread
 from reasoner.session import Session
 from reasoner.solution import Solution, Usage
 from reasoner.strategy import Strategy, get_strategy
+
+T = TypeVar("T")
 
 ANSWER_FORMATS = ("math", "code", "text")
 DEFAULT_CONCURRENCY = 256
@@ -129,6 +131,15 @@ class Reasoner:
             for prompt, share in zip(prompts, budgets, strict=True)
         ]
         return await self._on_own_loop(_gather(calls))
+
+    async def arun_on_engine_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Await `coroutine` on the event loop that owns this Reasoner's engine.
+
+        Code that drives `self.backend` itself (a `Session` of its own, as the estimators of
+        calibration do) must run there: an engine answers only on the loop that started it, so
+        from any other loop its requests would hang.
+        """
+        return cast(T, await self._on_own_loop(coroutine))
 
     async def _solve_allocated(
         self,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import Iterator
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from reasoner import Budget, EngineError, StrategyError
+from reasoner import Budget, EngineError, Reasoner, StrategyError
 from reasoner.profiles import get_profile
 from reasoner.session import Session
 from reasoner.testing import ScriptedBackend
@@ -110,13 +111,10 @@ async def test_an_unreachable_endpoint_is_an_engine_error() -> None:
 
 
 @pytest.mark.engine
-async def test_the_sentence_model_puts_paraphrases_together_and_other_steps_apart() -> None:
-    embedder = PoolingEmbedder()
-    try:
-        texts = ["2 + 3 = 5.", "Adding 2 and 3 gives 5.", "The capital of France is Paris."]
-        vectors = await embedder.embed_texts(texts)
-    finally:
-        embedder.close()
+def test_the_sentence_model_puts_paraphrases_together_and_other_steps_apart(engine_reasoner: Reasoner) -> None:
+    # The process's shared embedder, on the loop where ETS (tree_search's engine tests) uses it: one engine start.
+    texts = ["2 + 3 = 5.", "Adding 2 and 3 gives 5.", "The capital of France is Paris."]
+    vectors = asyncio.run(engine_reasoner.arun_on_engine_loop(shared_pooling_embedder().embed_texts(texts)))
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     similarity = unit @ unit.T
     assert vectors.shape == (3, 384)
