@@ -1,9 +1,7 @@
-"""Evals: suites, graders, the resumable runner, the terminal report and the CLI.
+"""Evals: suites, graders, the resumable runner and the report.
 
 Layer: above the controllers. Imports `reasoner`, `strategies` and `controllers`, never an entry
-point (DESIGN.md section 1). The CLI modules here (`cli`, `*_command`) are entry points waiting
-to move to their own package (issue 24); until then `tests/test_import_layers.py` names the
-edges they break.
+point (the CLI in `cli/`, the server in `server/`; DESIGN.md section 1).
 """
 
 from evals.code_grader import CodeVerdict, agrade_code, grade_code

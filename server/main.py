@@ -50,7 +50,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_reasoner(args: argparse.Namespace) -> Any:
     """The `Reasoner` the server runs on, from the command-line options (the one place that builds it)."""
-    from evals.cli import endpoints_from, parse_options
+    from cli.arguments import endpoints_from, parse_options
     from reasoner import Reasoner
 
     return Reasoner(

@@ -15,28 +15,11 @@ from importlib.metadata import distribution
 from pathlib import Path
 
 import networkx as nx
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("reasoner", "strategies", "controllers", "evals")
 ENTRY_POINT_RANK = len(LAYERS)
 Edge = tuple[str, str]
-
-# Issue 24, first bullet: the CLI still lives in evals/, in a circle of four files. `evals.cli`
-# imports `server.main` for `serve` and `server.main` imports its argument helpers back; it
-# imports its two subcommand modules and they import it back (an evals module importing the CLI).
-# When the CLI moves to its own entry-point package these edges vanish: then drop them here.
-KNOWN_CLI_EDGES: frozenset[Edge] = frozenset(
-    {
-        ("evals.cli", "server.main"),
-        ("server.main", "evals.cli"),
-        ("evals.cli", "evals.eval_command"),
-        ("evals.eval_command", "evals.cli"),
-        ("evals.cli", "evals.calibrate_command"),
-        ("evals.calibrate_command", "evals.cli"),
-    }
-)
-
 
 def product_packages() -> list[str]:
     """The repository's top-level packages: everything but the tests is product code."""
@@ -116,20 +99,9 @@ def violations_of_the_product() -> set[Edge]:
 
 
 def test_product_imports_go_down_the_layers_without_a_circle() -> None:
-    violations = violations_of_the_product()
-    unexpected = violations - KNOWN_CLI_EDGES
-    assert not unexpected, "imports in a circle or up a layer: " + ", ".join(
-        f"{a} -> {b}" for a, b in sorted(unexpected)
+    assert not violations_of_the_product(), "imports in a circle or up a layer: " + ", ".join(
+        f"{a} -> {b}" for a, b in sorted(violations_of_the_product())
     )
-    gone = KNOWN_CLI_EDGES - violations
-    assert not gone, "these known CLI edges are gone; drop them from KNOWN_CLI_EDGES: " + ", ".join(
-        f"{a} -> {b}" for a, b in sorted(gone)
-    )
-    if violations:
-        pytest.xfail(
-            "issue 24, first bullet (the CLI moves out of evals/ into an entry-point package): "
-            + ", ".join(f"{a} -> {b}" for a, b in sorted(violations))
-        )
 
 
 def write_package(root: Path, files: dict[str, str]) -> None:

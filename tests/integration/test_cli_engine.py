@@ -26,7 +26,7 @@ def cli_env() -> dict[str, str]:
 
 def test_a_plain_solve_prints_the_answer_and_usage_and_nothing_else() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "evals.cli", "solve", "What is 2+2?", "--budget", "32"],
+        [sys.executable, "-m", "cli", "solve", "What is 2+2?", "--budget", "32"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -73,7 +73,7 @@ def test_kill_9_of_a_verbose_eval_leaves_no_engine_process(tmp_path: Path) -> No
     args = ["eval", "--suite", "arith", "--strategies", "direct", "--budgets", "64", "--limit", "200"]
     with stderr.open("w") as stderr_file:
         cli = subprocess.Popen(
-            [sys.executable, "-m", "evals.cli", *args, "--out", str(out), "--concurrency", "2", "-v"],
+            [sys.executable, "-m", "cli", *args, "--out", str(out), "--concurrency", "2", "-v"],
             stdout=subprocess.DEVNULL,
             stderr=stderr_file,
             cwd=REPO,

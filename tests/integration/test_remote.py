@@ -161,7 +161,7 @@ async def test_a_replica_killed_mid_run_gives_typed_errors_at_most_and_the_other
 
 
 def test_the_cli_solves_over_an_endpoint(vllm_server: VLLMServer, capsys: pytest.CaptureFixture[str]) -> None:
-    from evals.cli import main
+    from cli.main import main
 
     code = main(["solve", QUESTION, "--budget", "64", "--endpoint", vllm_server.url, "--json"])
     assert code == 0

@@ -165,7 +165,7 @@ def first_engine_child(cli: subprocess.Popen[bytes], timeout_s: float) -> None:
 def test_kill_9_of_the_cli_as_its_first_engine_process_appears_leaves_no_process_behind(attempt: int) -> None:
     tag = uuid.uuid4().hex
     cli = subprocess.Popen(
-        [sys.executable, "-m", "evals.cli", "solve", "What is 2 + 2?", "--budget", "8"],
+        [sys.executable, "-m", "cli", "solve", "What is 2 + 2?", "--budget", "8"],
         cwd=REPO,
         env=dict(os.environ, PYTHONPATH=str(REPO), ORPHAN_TEST_TAG=tag),
         stdout=subprocess.DEVNULL,

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from tests.evals.cli_support import run_cli
+from tests.cli.cli_support import run_cli
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -12,9 +11,15 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-EXIT_USER_ERROR = 2
-EXIT_ENGINE_ERROR = 3
-EXIT_INTERRUPTED = 130
+from cli.arguments import (
+    EXIT_ENGINE_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_USER_ERROR,
+    add_endpoint_argument,
+    add_verbose_flag,
+    endpoints_from,
+    parse_options,
+)
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -108,8 +113,8 @@ def _add_eval_and_report_parsers(commands: Any) -> None:
     run.add_argument(
         "--sandbox",
         default="jail",
-        choices=["jail", "process"],
-        help="where generated code runs: the OS jail (default), or opt in to the weaker process sandbox",
+        choices=["jail"],
+        help="where generated code runs: the OS jail (the only choice; the in-process sandbox was removed)",
     )
     run.add_argument(
         "-o",
@@ -158,65 +163,6 @@ def _add_calibrate_parser(commands: Any) -> None:
     add_endpoint_argument(calibrate)
 
 
-def add_endpoint_argument(parser: argparse.ArgumentParser) -> None:
-    """`--endpoint URL` (repeatable): run on vLLM OpenAI-compatible servers instead of a local engine."""
-    parser.add_argument(
-        "--endpoint",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="a vLLM server (http://host:8000/v1) to run on instead of a local engine; repeat it for replicas "
-        "(default: $REASONER_ENDPOINT, comma-separated; the API key comes from $REASONER_API_KEY)",
-    )
-
-
-def endpoints_from(args: argparse.Namespace) -> list[str] | None:
-    """The servers to run on: `--endpoint` values, else `REASONER_ENDPOINT`, else None (local engine)."""
-    given = list(args.endpoint) or [url for url in os.environ.get("REASONER_ENDPOINT", "").split(",") if url.strip()]
-    for url in given:
-        check_endpoint(url)
-    return given or None
-
-
-def check_endpoint(url: str) -> None:
-    """Refuse a server URL that does not parse (`http://[::1/v1`) with an `InputError` naming it."""
-    import httpx
-
-    from reasoner.engines.replica import normalize_endpoint
-    from reasoner.errors import InputError
-
-    try:
-        normalize_endpoint(url)
-    except httpx.InvalidURL as exc:
-        raise InputError(f"endpoint {url!r} is not a valid URL ({exc}); pass e.g. http://127.0.0.1:8000/v1") from None
-
-
-def add_verbose_flag(parser: argparse.ArgumentParser) -> None:
-    """`-v/--verbose`: the engine's own logs on the terminal instead of in a log file."""
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="store_true",
-        help="show the vLLM engine's own logs (default: written to a log file under $REASONER_HOME/logs)",
-    )
-
-
-def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
-    """`KEY=VALUE` strings to a dict; values are read as JSON when they parse, else kept as text."""
-    from reasoner.errors import InputError
-
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, separator, value = pair.partition("=")
-        if not separator or not key:
-            raise InputError(f"option {pair!r} is not KEY=VALUE")
-        try:
-            options[key] = json.loads(value)
-        except ValueError:
-            options[key] = value
-    return options
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `reasoner` console script."""
     args = build_parser().parse_args(argv)
@@ -227,11 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "solve":
             return _solve(args)
         if args.command == "eval":
-            from evals.eval_command import run_eval_command
+            from cli.eval_command import run_eval_command
 
             return run_eval_command(args)
         if args.command == "report":
-            from evals.eval_command import run_report_command
+            from cli.eval_command import run_report_command
 
             return run_report_command(args)
         if args.command == "serve":
@@ -240,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_serve_flags(args)
             return run_serve(args)
         if args.command == "calibrate":
-            from evals.calibrate_command import run_calibrate_command
+            from cli.calibrate_command import run_calibrate_command
 
             return run_calibrate_command(args)
         return _models(args)
@@ -268,8 +214,8 @@ def check_serve_flags(args: argparse.Namespace) -> None:
 
 
 def _solve(args: argparse.Namespace) -> int:
-    from evals.progress import engine_start_status, start_message
-    from evals.render import render_solution
+    from cli.progress import engine_start_status, start_message
+    from cli.render import render_solution
     from reasoner import Budget, Reasoner
     from reasoner.api import validate_request
 
@@ -308,7 +254,3 @@ def _models(args: argparse.Namespace) -> int:
         table.add_row(row.name, "yes" if row.provisioned else "no", row.location, row.note)
     console.print(table)
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

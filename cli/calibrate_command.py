@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cli.arguments import endpoints_from
 from controllers.calibration import Calibration, acalibrate, problem_key
 from controllers.policy import check_records, policy_from_json
 from evals import procedural
-from evals.cli import endpoints_from
 from evals.records import read_records
 from evals.suites import load_suite
 from reasoner import Reasoner

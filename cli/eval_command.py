@@ -1,4 +1,4 @@
-"""The `reasoner eval` and `reasoner report` commands (argument parsing lives in `evals.cli`).
+"""The `reasoner eval` and `reasoner report` commands (argument parsing lives in `cli.main`).
 
 Everything a user can get wrong is checked before the engine starts: the budgets, the
 strategies and their options, the suite and its data, and the records file.
@@ -12,8 +12,8 @@ import sys
 
 from rich.console import Console
 
-from evals.cli import EXIT_ENGINE_ERROR, endpoints_from, parse_options
-from evals.progress import EvalProgress, engine_start_status, start_message
+from cli.arguments import EXIT_ENGINE_ERROR, endpoints_from, parse_options
+from cli.progress import EvalProgress, engine_start_status, start_message
 from evals.records import RecordWriter
 from evals.report import load_report, render_csv, render_json, render_markdown, render_rich
 from evals.runner import EvalPlan, EvalResult, arun_eval, check_plan, make_plan, parse_budgets
