@@ -2,8 +2,9 @@
 
 Nodes are segments (`kind`: think, answer, latent, eval, child, step, ...) with their token
 count, text, scores and timestamps; edges say how segments relate (`continue`, `spawn`,
-`join`, `expand`). A segment whose prompt extends another's has an edge from it, so shared
-prefixes are visible as shared ancestors.
+`join`, `expand`, and `depends`: a result a later segment's prompt used, as between the nodes
+of `graph_of_thoughts`). A segment whose prompt extends another's has an edge from it, so
+shared prefixes are visible as shared ancestors.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import networkx as nx
 
 SEGMENT_KINDS = frozenset({"prompt", "think", "answer", "latent", "eval", "child", "step", "estimate"})
-EDGE_KINDS = frozenset({"continue", "spawn", "join", "expand"})
+EDGE_KINDS = frozenset({"continue", "spawn", "join", "expand", "depends"})
 
 
 class Trace:
