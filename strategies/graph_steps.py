@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 _STEP_LINE = re.compile(r"^\s*(?:(?:step\s*)?\d{1,3}\s*[.):]|[-*\u2022])\s*(?P<text>.*\S)\s*$", re.IGNORECASE)
 _USES = re.compile(r"[(\[]\s*(?:uses?|needs?|using|from|after|depends\s+on)\b(?P<refs>[^)\]]*)[)\]]", re.IGNORECASE)
-_NUMBER = re.compile(r"\d+")
+_NUMBER = re.compile(r"\d{1,6}")  # int() refuses digit runs past 4300
 _DONE = re.compile(r"^\W*done\W*$", re.IGNORECASE)
 _VERDICT = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
 _NOT_WORD = re.compile(r"\W+")

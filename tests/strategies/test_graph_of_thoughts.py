@@ -98,6 +98,11 @@ def test_parse_drops_references_to_itself_later_steps_and_nonsense() -> None:
     assert [(step.question, step.uses) for step in decomposition.steps] == [("a", ()), ("b", (1,)), ("c", ())]
 
 
+def test_parse_survives_a_reference_too_long_for_an_integer() -> None:
+    decomposition = parse_decomposition(f"1. a\n2. b (uses {'9' * 5000}, 1)", first_label=1, problem="q", cut=False)
+    assert [step.uses for step in decomposition.steps] == [(), (1,)]
+
+
 def test_parse_labels_follow_up_steps_from_the_first_label_whatever_the_model_numbered() -> None:
     decomposition = parse_decomposition(
         "1. double it (uses 2)\n- add one (uses 3)", first_label=3, problem="q", cut=False
