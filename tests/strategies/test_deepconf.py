@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+import math
+from collections.abc import AsyncIterator, Sequence
 
 import networkx as nx
 import pytest
@@ -10,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reasoner import Budget, CapabilityError, Reasoner, StrategyError
-from reasoner.engines.base import Capabilities
-from reasoner.testing import ScriptedBackend, ScriptedToken
+from reasoner.engines.base import Backend, Capabilities, Chunk, Prompt, SamplingSpec
+from reasoner.testing import ForcedLengths, ScriptedBackend, ScriptedToken, sharing_engine
 
 SURE = -0.01, -9.0  # top-2 logprobs of a confident token: confidence 4.505
 UNSURE = -0.7, -0.7  # a flat one: confidence 0.7
@@ -163,32 +164,67 @@ def test_more_warmup_traces_than_traces_is_an_option_error() -> None:
         reasoner.solve("q", budget=100, strategy="deepconf", n=2, n_init=4)
 
 
+class UnsureAfter(ForcedLengths):
+    """The shared engine, forced to full lengths; every request after the first `sure` reports each top
+    log-probability as -1.0, a token confidence of 1.0. A real top-20 distribution cannot go below
+    log(20) = 3.0 (its 20 probabilities sum to at most 1), so those requests fall below any threshold
+    the real warm-up sets."""
+
+    def __init__(self, inner: Backend, sure: int):
+        super().__init__(inner)
+        self.sure = sure
+        self.started = 0
+
+    def generate(self, request_id: str, prompt: Prompt, sampling: SamplingSpec) -> AsyncIterator[Chunk]:
+        self.started += 1
+        chunks = super().generate(request_id, prompt, sampling)
+        return chunks if self.started <= self.sure else _flattened(chunks)
+
+
+async def _flattened(chunks: AsyncIterator[Chunk]) -> AsyncIterator[Chunk]:
+    try:
+        async for chunk in chunks:
+            flat = tuple(dict.fromkeys(position, -1.0) for position in chunk.logprobs or ())
+            yield dataclasses.replace(chunk, logprobs=flat if chunk.logprobs is not None else None)
+    finally:
+        aclose = getattr(chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 @pytest.mark.engine
-def test_deepconf_online_on_the_real_engine(engine_reasoner: Reasoner) -> None:
-    # a product the small model gets wrong in many ways, sampled hot: the warm-up rarely agrees
-    solution = engine_reasoner.solve(
-        "What is 487 * 39?",
-        budget=800,
+def test_deepconf_online_on_the_real_engine_aborts_the_traces_below_the_warmup_threshold(
+    engine_reasoner: Reasoner,
+) -> None:
+    # Three real warm-up traces set the threshold (eta=100: the least of their lowest-group confidences);
+    # the three traces after them are flat, so each is aborted in the engine at its first full window.
+    # Text answers (the whole reply) of hot samples differ, so no consensus stops the run early.
+    reasoner = sharing_engine(engine_reasoner, UnsureAfter(engine_reasoner.backend, sure=3))
+    solution = reasoner.solve(
+        "Tell me a long story about a red fox.",
+        budget=200,
         strategy="deepconf",
-        n=8,
+        answer_format="text",
+        n=6,
         n_init=3,
         window=4,
-        eta=50,
-        tau=0.95,
+        eta=100,
         parallel=3,
         temperature=1.0,
-        sample_tokens=64,
+        sample_tokens=32,
     )
     metrics = solution.metrics
-    assert isinstance(metrics["threshold"], float) and metrics["threshold"] > 0
-    assert metrics["traces"] == 8 or metrics["stopped_by"] == "consensus"
-    assert solution.usage.generated_tokens <= 800
     nodes = answers_nodes(solution.trace)
-    assert len(nodes) == metrics["traces"]
-    assert sum(node["tokens"] for node in nodes) == solution.usage.generated_tokens
-    for node in nodes:
-        if "aborted_at" in node:
-            assert node["finish_reason"] == "abort" and node["tokens"] >= node["aborted_at"] >= 4
-            assert node["voted"] is False and node["lowest_group_confidence"] < metrics["threshold"]
-    assert metrics["aborted"] == sum("aborted_at" in node for node in nodes)
-    assert metrics["voted"] == sum(node["voted"] for node in nodes)
+    warmup, later = nodes[:3], nodes[3:]
+    assert [node["warmup"] for node in nodes] == [True] * 3 + [False] * 3
+    assert metrics["threshold"] == pytest.approx(min(node["lowest_group_confidence"] for node in warmup))
+    assert float(metrics["threshold"]) >= math.log(20) - 0.01  # type: ignore[arg-type]
+    assert all(node["tokens"] == 32 and node["finish_reason"] == "length" and node["voted"] for node in warmup)
+    for node in later:
+        assert node["aborted_at"] == 4 and node["finish_reason"] == "abort" and 4 <= node["tokens"] < 32
+        assert node["voted"] is False and node["lowest_group_confidence"] == pytest.approx(1.0)
+    assert (metrics["traces"], metrics["aborted"], metrics["cancelled"], metrics["voted"]) == (6, 3, 0, 3)
+    assert metrics["stopped_by"] == "n"
+    saved = sum(32 - node["tokens"] for node in later)
+    assert solution.usage.aborted_tokens_saved == metrics["tokens_saved"] == saved
+    assert sum(node["tokens"] for node in nodes) == solution.usage.generated_tokens <= 200
