@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator, Sequence
 
@@ -196,14 +197,23 @@ async def test_tree_search_scores_paths_with_the_prm_without_charging_its_tokens
     assert scorer.starts == 1
 
 
+def running(pids: set[int]) -> list[int]:
+    """The processes among `pids` still running: gone and zombie ones (dead, not yet reaped) are not."""
+    alive = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+    return alive
+
+
 @pytest.mark.engine
 def test_closing_the_prm_scorer_leaves_no_engine_process(prm_engine: tuple[PRMScorer, set[int]]) -> None:
     scorer, engine_pids = prm_engine
     assert engine_pids
     scorer.close()
     deadline = time.monotonic() + 30
-    while any(psutil.pid_exists(pid) for pid in engine_pids) and time.monotonic() < deadline:
+    while (alive := running(engine_pids)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    alive = [pid for pid in engine_pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
     assert not alive
     assert not scorer.running
