@@ -1,4 +1,9 @@
-"""Starting and stopping a real `reasoner serve` subprocess (the embedded model on vLLM) for tests."""
+"""Starting and stopping a real `reasoner serve` subprocess (the embedded model on vLLM) for tests.
+
+The command is the CLI's own `serve`, with every engine request run to its length
+(`tests.server.forced_serve`): a test sizes a solve by its budget, never by what the model
+chooses to write.
+"""
 
 from __future__ import annotations
 
@@ -60,7 +65,7 @@ def start_server(log_path: Path) -> RunningServer:
         "VLLM_LOGGING_LEVEL": "ERROR",
     }
     command = [
-        sys.executable, "-m", "evals.cli", "serve",
+        sys.executable, "-m", "tests.server.forced_serve", "serve",
         "--port", str(port),
         "--api-key", SERVE_API_KEY,
         "--max-concurrency", str(MAX_CONCURRENCY),

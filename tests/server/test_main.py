@@ -19,7 +19,17 @@ from tests.server.serve_process import MAX_CONCURRENCY, MAX_QUEUE, SERVE_API_KEY
 pytestmark = pytest.mark.engine
 
 QUESTION = [{"role": "user", "content": "What is 3 + 4?"}]
+# The solve SIGTERM interrupts streams this many tokens (forced), seconds on the CPU engine, within the
+# server's shutdown timeout.
+SIGTERM_SOLVE_TOKENS = 160
+# Before the character bound a near-8-MiB prompt was tokenized on the event loop: 43 s to the 400, /health
+# held for 40.7 s. Now it is refused by its length; the bounds leave room for a busy machine.
+NEAR_LIMIT_ANSWER_S = 10.0
+NEAR_LIMIT_HEALTH_S = 2.0
 STRATEGIES = ["direct", "elastic", "mode", "self_consistency", "self_eval", "parallel", "tree_search", "latent_switch"]
+# ETS would start its sentence-model engine in the server for this one request (~30 s); its clustering has
+# engine tests of its own, and the budget is what this test is about.
+OPTIONS = {"tree_search": {"selection": "rebase"}}
 
 
 def sync_client(server: RunningServer) -> openai.OpenAI:
@@ -41,7 +51,9 @@ def wait_for_no_running_requests(server: RunningServer, timeout_s: float = 20) -
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_strategy_holds_its_budget_through_the_api(served: RunningServer, strategy: str) -> None:
-    response = sync_client(served).chat.completions.create(model=f"{strategy}@96", messages=QUESTION)
+    response = sync_client(served).chat.completions.create(
+        model=f"{strategy}@96", messages=QUESTION, extra_body={"strategy_options": OPTIONS.get(strategy, {})}
+    )
     account = response.model_extra["reasoner"]  # type: ignore[index]
     assert response.usage is not None and 0 < response.usage.completion_tokens <= 96
     assert account["strategy"] == strategy and account["budget"]["tokens"] == 96
@@ -191,27 +203,55 @@ def test_metrics_hold_the_engines_counters_and_the_servers_own(served: RunningSe
     assert served.metric("reasoner_server_solves_total") > 0
 
 
+def test_a_prompt_near_the_body_limit_is_a_quick_400_and_health_answers_meanwhile(served: RunningServer) -> None:
+    body = json.dumps({"model": "direct@16", "messages": [{"role": "user", "content": "a " * ((4 << 20) - 100)}]})
+    replies: list[httpx.Response] = []
+    headers = {"Authorization": f"Bearer {SERVE_API_KEY}", "Content-Type": "application/json"}
+    caller = threading.Thread(
+        target=lambda: replies.append(
+            httpx.post(served.api_url + "/chat/completions", content=body, headers=headers, timeout=120)
+        )
+    )
+    started = time.monotonic()
+    caller.start()
+    slowest_health = 0.0
+    while caller.is_alive():
+        asked = time.monotonic()
+        assert httpx.get(served.base_url + "/health", timeout=60).status_code == 200
+        slowest_health = max(slowest_health, time.monotonic() - asked)
+    answered_s = time.monotonic() - started
+    assert replies[0].status_code == 400 and replies[0].json()["error"]["code"] == "context_length_exceeded"
+    assert answered_s < NEAR_LIMIT_ANSWER_S and slowest_health < NEAR_LIMIT_HEALTH_S, (answered_s, slowest_health)
+
+
 @pytest.mark.stops_server
-def test_sigterm_lets_solves_in_flight_finish_then_leaves_nothing_running(served: RunningServer) -> None:
+def test_sigterm_lets_the_solve_in_flight_finish_then_leaves_nothing_running(served: RunningServer) -> None:
     engine_processes = psutil.Process(served.process.pid).children(recursive=True)
     assert engine_processes, "the in-process engine runs its core in child processes"
-    results: list[openai.types.chat.ChatCompletion | BaseException] = []
-
-    def solve() -> None:
-        try:
-            results.append(sync_client(served).chat.completions.create(model="elastic@160", messages=QUESTION))
-        except BaseException as exc:  # noqa: BLE001 - the assertion below shows it
-            results.append(exc)
-
-    caller = threading.Thread(target=solve)
-    caller.start()
-    deadline = time.monotonic() + 30
-    while served.metric("reasoner_server_solves_running") < 1 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    served.process.send_signal(signal.SIGTERM)
-    caller.join(timeout=60)
+    body = {
+        "model": f"direct@{SIGTERM_SOLVE_TOKENS}",
+        "messages": QUESTION,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    headers = {"Authorization": f"Bearer {SERVE_API_KEY}"}
+    deltas, deltas_at_signal, chunks = 0, None, []
+    with httpx.stream("POST", served.api_url + "/chat/completions", json=body, headers=headers, timeout=120) as reply:
+        for line in reply.iter_lines():
+            if not line.startswith("data: {"):
+                continue
+            chunk = json.loads(line.removeprefix("data: "))
+            chunks.append(chunk)
+            deltas += bool(chunk["choices"] and chunk["choices"][0]["delta"].get("content"))
+            if deltas and deltas_at_signal is None:
+                served.process.send_signal(signal.SIGTERM)
+                deltas_at_signal = deltas
+    assert deltas_at_signal is not None, "the solve never streamed, so SIGTERM was never sent mid-solve"
+    assert deltas > deltas_at_signal, "no token of the solve arrived after SIGTERM"
+    # Forced lengths: the solve in flight ran to its whole budget, not cut short by the shutdown.
+    assert chunks[-1]["usage"]["completion_tokens"] == SIGTERM_SOLVE_TOKENS
+    assert chunks[-2]["choices"][0]["finish_reason"] == "length"
     assert served.process.wait(timeout=60) == 0
-    assert len(results) == 1 and isinstance(results[0], openai.types.chat.ChatCompletion), results
     # The engine's processes and the watchdog that kills them exit within moments of the server.
     _, alive = psutil.wait_procs(engine_processes, timeout=15)
     assert not [process for process in alive if process.is_running() and process.status() != "zombie"]
