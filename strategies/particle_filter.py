@@ -56,7 +56,8 @@ SCORE_CLIP = 1e-6
 class ParticleFilterOptions(StrategyOptions):
     """Particle count, the step shape, the resampling temperature and the scorer."""
 
-    particles: int = Field(default=8, ge=1, description="Particles (N) kept every round.")
+    # Capped so a request cannot make the filter build a list of a billion particles on the event loop.
+    particles: int = Field(default=8, ge=1, le=4096, description="Particles (N) kept every round (at most 4096).")
     max_steps: int = Field(default=8, ge=1, description="Most steps on a particle's path (rounds).")
     step_tokens: int = Field(default=64, ge=1, description="Most tokens in one step.")
     temperature: float = Field(default=1.0, gt=0.0, description="Softmax temperature of the resampling weights.")

@@ -237,3 +237,11 @@ def test_resampling_on_the_engine_draws_only_the_particles_the_scorer_favours(en
     prompt = next(attrs["prompt_tokens"] for _, attrs in graph.nodes(data=True) if attrs["kind"] == "prompt")
     assert number(solution, "kv_peak_distinct_tokens") == prompt + 8 * len(drawn)
     assert number(solution, "kv_peak_unshared_tokens") == 4 * (prompt + 8)
+
+
+def test_a_billion_particles_is_refused_before_any_request() -> None:
+    backend = ScriptedBackend("Final answer: 5")
+    reasoner = Reasoner(backend=backend, profile="smollm2")
+    with pytest.raises(StrategyError, match="particles"):
+        reasoner.solve("2 + 3?", budget=64, strategy="particle_filter", particles=10**9)
+    assert backend.requests == []
