@@ -146,16 +146,17 @@ def tagged(tag: str) -> list[psutil.Process]:
 
 
 def first_engine_child(cli: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """Return as soon as the CLI has a child other than its watchdog."""
+    """Return as soon as the CLI has an engine process (vLLM's EngineCore or the resource tracker it starts)."""
     me = psutil.Process(cli.pid)
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and cli.poll() is None:
         for child in me.children():
             try:
-                if not any("watchdog.py" in part for part in child.cmdline()):
-                    return
+                command = " ".join(child.cmdline())
             except psutil.Error:
                 continue
+            if "multiprocessing" in command or command.startswith("VLLM::"):
+                return
         time.sleep(0.002)
     pytest.fail(f"the CLI started no engine process (exit code {cli.poll()})")
 
