@@ -21,6 +21,7 @@ LAYERS = ("reasoner", "strategies", "controllers", "evals")
 ENTRY_POINT_RANK = len(LAYERS)
 Edge = tuple[str, str]
 
+
 def product_packages() -> list[str]:
     """The repository's top-level packages: everything but the tests is product code."""
     return sorted(init.parent.name for init in ROOT.glob("*/__init__.py") if init.parent.name != "tests")

@@ -11,6 +11,7 @@ from controllers.policy import load_policy
 from evals.suites import load_suite
 from reasoner import Reasoner
 from tests.cli.cli_support import run_cli
+from tests.lent_engine import Lent
 
 
 def graded_records() -> list[dict[str, Any]]:
@@ -90,24 +91,11 @@ def arith_records(count: int) -> list[dict[str, Any]]:
     ]
 
 
-class Borrowed:
-    """The session's shared engine lent to a command that would start (and close) an engine of its own."""
-
-    def __init__(self, reasoner: Reasoner):
-        self.reasoner = reasoner
-
-    async def __aenter__(self) -> Reasoner:
-        return self.reasoner
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None
-
-
 @pytest.mark.engine
 def test_calibrate_runs_the_estimator_on_every_problem_and_auto_loads_its_policy(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, engine_reasoner: Reasoner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("cli.calibrate_command.Reasoner", lambda *args, **kwargs: Borrowed(engine_reasoner))
+    monkeypatch.setattr("cli.calibrate_command.Reasoner", Lent(engine_reasoner))
     records = write_records(tmp_path / "records.jsonl", arith_records(6))
     out = tmp_path / "policy.json"
     code, stdout, stderr = run_cli(capsys, "calibrate", str(records), "--out", str(out), "--estimator", "probe")

@@ -9,9 +9,11 @@ from rich.console import Console
 
 from cli.main import main
 from cli.progress import engine_start_status, start_message
+from reasoner import Reasoner
 from reasoner.engines.remote import RemoteBackend
 from reasoner.testing import ScriptedBackend
 from tests.cli.cli_support import run_cli
+from tests.lent_engine import Lent
 
 
 @pytest.mark.parametrize(
@@ -93,3 +95,14 @@ def test_the_status_line_says_servers_are_reached_for_an_endpoint() -> None:
     assert start_message(one, "qwen3") == "Connecting to http://gpu-box:8000 for qwen3"
     fleet = RemoteBackend(["http://a:8000", "http://b:8000"])
     assert start_message(fleet, "qwen3") == "Connecting to 2 vLLM servers for qwen3"
+
+
+@pytest.mark.parametrize(("flag", "verbose"), [([], False), (["-v"], True), (["--verbose"], True)])
+def test_verbose_hands_the_engine_its_own_terminal_output(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, flag: list[str], verbose: bool
+) -> None:
+    lent = Lent(Reasoner(backend=ScriptedBackend("Final answer: 4"), profile="smollm2"))
+    monkeypatch.setattr("reasoner.Reasoner", lent)
+    code, stdout, _ = run_cli(capsys, "solve", "What is 2+2?", "--budget", "16", *flag)
+    assert code == 0 and "4" in stdout
+    assert lent.calls == [((None,), {"endpoint": None, "verbose": verbose})]

@@ -1,5 +1,5 @@
-"""The real CLI on the real engine: quiet by default, the engine's logs with -v, and no engine
-process left after `kill -9` of a running `reasoner eval`."""
+"""The real CLI on the real engine: the plain solve's output, the engine's own output kept in its log
+file, and no engine process left after `kill -9` of a running `reasoner eval`."""
 
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from cli.main import main
+from reasoner import Reasoner
+from reasoner.engines.engine_output import engine_log_dir
+from tests.lent_engine import Lent
+
 pytestmark = pytest.mark.engine
 
 REPO = Path(__file__).resolve().parents[2]
@@ -24,20 +29,20 @@ def cli_env() -> dict[str, str]:
     return dict(env, PYTHONPATH=str(REPO))
 
 
-def test_a_plain_solve_prints_the_answer_and_usage_and_nothing_else() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "cli", "solve", "What is 2+2?", "--budget", "32"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=cli_env(),
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stderr == ""
-    assert "answer (direct, smollm2-135m-instruct)" in result.stdout
-    assert "generated_tokens" in result.stdout
-    assert "INFO" not in result.stdout and "Traceback" not in result.stdout
+def test_a_plain_solve_prints_the_answer_and_usage_and_nothing_else(
+    engine_reasoner: Reasoner, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In process, on the session's engine: the engine's own output staying off the terminal is the eval
+    # test's below, which starts an engine of its own.
+    lent = Lent(engine_reasoner)
+    monkeypatch.setattr("reasoner.Reasoner", lent)
+    assert main(["solve", "What is 2+2?", "--budget", "32"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert "answer (direct, smollm2-135m-instruct)" in captured.out
+    assert "generated_tokens" in captured.out
+    assert "INFO" not in captured.out and "Traceback" not in captured.out
+    assert lent.calls[0][1]["verbose"] is False
 
 
 def engine_processes(root: int) -> list[psutil.Process]:
@@ -68,12 +73,13 @@ def _not_zombie(pid: int) -> bool:
         return False
 
 
-def test_kill_9_of_a_verbose_eval_leaves_no_engine_process(tmp_path: Path) -> None:
+def test_kill_9_of_an_eval_leaves_no_engine_process_and_its_engine_wrote_only_to_its_log(tmp_path: Path) -> None:
     out, stderr = tmp_path / "arith.jsonl", tmp_path / "stderr.txt"
     args = ["eval", "--suite", "arith", "--strategies", "direct", "--budgets", "64", "--limit", "200"]
+    started = time.time()
     with stderr.open("w") as stderr_file:
         cli = subprocess.Popen(
-            [sys.executable, "-m", "cli", *args, "--out", str(out), "--concurrency", "2", "-v"],
+            [sys.executable, "-m", "cli", *args, "--out", str(out), "--concurrency", "2"],
             stdout=subprocess.DEVNULL,
             stderr=stderr_file,
             cwd=REPO,
@@ -81,7 +87,7 @@ def test_kill_9_of_a_verbose_eval_leaves_no_engine_process(tmp_path: Path) -> No
         )
     try:
         deadline = time.monotonic() + 400
-        while not (out.is_file() and out.read_text().count("\n") >= 1):
+        while not (out.is_file() and out.read_text().count("\n") >= 2):  # the marker line, then a record
             assert cli.poll() is None and time.monotonic() < deadline, "the eval never wrote a record"
             time.sleep(0.5)
         engine = engine_processes(cli.pid)
@@ -93,4 +99,7 @@ def test_kill_9_of_a_verbose_eval_leaves_no_engine_process(tmp_path: Path) -> No
         if cli.poll() is None:
             cli.kill()
             cli.wait(timeout=30)
-    assert "Loading safetensors checkpoint shards" in stderr.read_text()  # -v: the engine's own output shows
+    # Quiet by default: the engine's own output went to a fresh log under REASONER_HOME/logs, not the terminal.
+    assert "Loading safetensors checkpoint shards" not in stderr.read_text()
+    fresh_logs = [log for log in engine_log_dir().glob("engine-*.log") if log.stat().st_mtime >= started]
+    assert any("Loading safetensors checkpoint shards" in log.read_text(errors="replace") for log in fresh_logs)

@@ -111,7 +111,15 @@ async def test_tree_search_scores_with_a_prm_served_by_a_pooling_endpoint(
     assert prompt_tokens > 10
     async with Reasoner(endpoint=vllm_server.url) as reasoner:
         solution = await reasoner.asolve(
-            "What is 7 + 5?", 200, "tree_search", scorer=scorer, width=2, expand=2, max_depth=2, step_tokens=24
+            "What is 7 + 5?",
+            200,
+            "tree_search",
+            scorer=scorer,
+            selection="rebase",  # the PRM's scores are the point; ETS would start its sentence model here
+            width=2,
+            expand=2,
+            max_depth=2,
+            step_tokens=24,
         )
     evals = [attrs for _, attrs in solution.trace.nodes(data=True) if attrs.get("scorer") == "remote_prm"]
     assert evals and solution.metrics["scorer_errors"] == 0
