@@ -48,7 +48,10 @@ class ServedModel:
 def normalize_endpoint(url: str) -> str:
     """The server root of an endpoint given as `http://host:port` or `http://host:port/v1`."""
     cleaned = url.strip().rstrip("/")
-    parsed = httpx.URL(cleaned) if cleaned else None
+    try:
+        parsed = httpx.URL(cleaned) if cleaned else None
+    except httpx.InvalidURL as exc:
+        raise InputError(f"endpoint {url!r} is not a valid URL ({exc}); pass e.g. http://127.0.0.1:8000/v1") from None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
         raise InputError(f"endpoint {url!r} is not an http(s) URL; pass e.g. http://127.0.0.1:8000/v1")
     return cleaned.removesuffix("/v1")

@@ -176,3 +176,9 @@ def test_an_unreachable_endpoint_is_an_engine_error_naming_it() -> None:
     backend = RemoteBackend("http://127.0.0.1:9/v1")
     with pytest.raises(EngineError, match="127.0.0.1:9"):
         describe_remote_model(backend)
+
+
+@pytest.mark.parametrize("url", ["http://[::1/v1", "ftp://host/v1", ""])
+def test_an_endpoint_that_is_not_an_http_url_is_an_input_error_from_python_too(url: str) -> None:
+    with pytest.raises(InputError, match="endpoint"):
+        Reasoner(endpoint=url)
