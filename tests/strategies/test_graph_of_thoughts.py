@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 from reasoner import Budget, Reasoner, Solution, StrategyError
 from reasoner.profiles import get_profile
 from reasoner.session import Session
-from reasoner.testing import RequestRecord, ScriptedBackend, forced_lengths
+from reasoner.testing import ScriptedBackend, forced_lengths
 from reasoner.trace import trace_to_json
 from strategies.graph_of_thoughts import GraphOfThoughts
 from strategies.graph_steps import parse_decomposition, read_complex
+from tests.scripted_runs import reasoner_with, records
 
 QUESTION = "What is 2 + 3 + 3 + 4?"
 DIAMOND = "1. add 2 and 3\n2. add 3 and 4\n3. add the two sums (uses 1, 2)"
@@ -51,16 +52,6 @@ def scripted(
         return "Adding the results.\n\nFinal answer: 12"
 
     return respond
-
-
-def reasoner_with(respond: Callable[[str], str], delay_s: float = 0.0) -> Reasoner:
-    return Reasoner(backend=ScriptedBackend(respond, delay_s=delay_s), profile="smollm2")
-
-
-def records(reasoner: Reasoner) -> list[RequestRecord]:
-    backend = reasoner.backend
-    assert isinstance(backend, ScriptedBackend)
-    return backend.requests
 
 
 def solve(respond: Callable[[str], str], budget: int = 4000, delay_s: float = 0.0, **options: object) -> Solution:

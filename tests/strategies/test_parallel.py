@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -10,8 +9,9 @@ from hypothesis import strategies as st
 from reasoner import Budget, Reasoner, StrategyError
 from reasoner.profiles import get_profile
 from reasoner.session import Session
-from reasoner.testing import RequestRecord, ScriptedBackend
+from reasoner.testing import ScriptedBackend
 from strategies.parallel import CHILD_REQUEST, Parallel, parse_spawn
+from tests.scripted_runs import reasoner_with, records
 
 ROOT = "Let me split it.\n<spawn>\n- add 2 and 3\n- add 3 and 4\n</spawn> never read"
 
@@ -28,16 +28,6 @@ def scripted(root: str = ROOT, child: str = "it is {n}", final: str = "Together 
         return root
 
     return respond
-
-
-def reasoner_with(respond: Callable[[str], str], delay_s: float = 0.0) -> Reasoner:
-    return Reasoner(backend=ScriptedBackend(respond, delay_s=delay_s), profile="smollm2")
-
-
-def records(reasoner: Reasoner) -> list[RequestRecord]:
-    backend = reasoner.backend
-    assert isinstance(backend, ScriptedBackend)
-    return backend.requests
 
 
 def edges(solution: object, kind: str) -> list[tuple[int, int]]:
