@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import sys
+import sysconfig
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -84,8 +85,15 @@ def pyproject_disagreements(
 
 
 def installed_versions() -> dict[str, Version]:
-    """Canonical name -> version of every distribution of the running environment."""
-    return {canonicalize_name(dist.metadata["Name"]): Version(dist.version) for dist in metadata.distributions()}
+    """Canonical name -> version of every distribution installed in the running environment.
+
+    Only its site-packages count: a package's vendored copies that it puts on `sys.path` at run
+    time (setuptools puts its own `packaging`, `wheel`... there) are not installed.
+    """
+    paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    return {
+        canonicalize_name(dist.metadata["Name"]): Version(dist.version) for dist in metadata.distributions(path=paths)
+    }
 
 
 def unlocked_packages(engine: str) -> list[str]:

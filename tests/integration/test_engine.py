@@ -93,9 +93,10 @@ def test_engine_death_is_an_engine_error_and_the_next_call_restarts(
 
     async def solve_while_killing() -> None:
         generating = asyncio.Event()
+        loop = asyncio.get_running_loop()
 
-        def on_event(event: SolveEvent) -> None:
-            generating.set()
+        def on_event(event: SolveEvent) -> None:  # called on the engine's loop thread, not this one
+            loop.call_soon_threadsafe(generating.set)
 
         # 2000 forced tokens take far longer than the kill: the solve is mid-request when the engine dies.
         pending = asyncio.ensure_future(forced.asolve(COUNTING_PROMPT, budget=2000, on_event=on_event))
