@@ -217,7 +217,7 @@ def _solve(args: argparse.Namespace) -> int:
     from cli.progress import engine_start_status, start_message
     from cli.render import render_solution
     from reasoner import Budget, Reasoner
-    from reasoner.api import validate_request
+    from reasoner.request_checks import validate_request
 
     budget = Budget(
         tokens=args.budget, thinking=args.thinking, answer=args.answer, samples=args.samples, deadline_s=args.deadline

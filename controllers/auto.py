@@ -37,8 +37,9 @@ from controllers.estimators import ESTIMATOR_NAMES, EstimatorSpec, NoEstimator, 
 from controllers.policy import Choice, Policy, default_policy, load_policy
 from controllers.probe import load_probe
 from reasoner import Budget, BudgetError, Outcome, Session, Strategy, StrategyError, StrategyOptions, get_strategy
-from reasoner.api import Reasoner, check_budget_fits_profile
+from reasoner.api import Reasoner
 from reasoner.profiles import ModelProfile
+from reasoner.request_checks import check_budget_fits_profile
 
 
 class AutoOptions(StrategyOptions):
