@@ -10,11 +10,12 @@ the same way.
 from __future__ import annotations
 
 import abc
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from reasoner.errors import StrategyError
 from reasoner.session import Session
@@ -23,10 +24,45 @@ from reasoner.solution import MetricValue
 ENTRY_POINT_GROUP = "reasoner.strategies"
 
 
+@dataclass(frozen=True)
+class AppliesWhen:
+    """Field metadata: the option takes effect only while option `option` has one of `values` (with
+    `negate`: none of them).
+
+    Mark a field `Annotated[int, AppliesWhen("rule", ("swireasoning",))]`; setting it explicitly while
+    the governing option says otherwise is an error naming both, never a silently ignored value.
+    """
+
+    option: str
+    values: Collection[Any]
+    negate: bool = False
+
+    def holds(self, value: Any) -> bool:
+        return (value in self.values) != self.negate
+
+    def refusal(self, name: str, value: Any) -> str:
+        """Why option `name` cannot be set while the governing option is `value`."""
+        if self.negate:
+            return f"option {name!r} does not apply with {self.option}={value!r}; drop it"
+        allowed = " or ".join(repr(allowed) for allowed in self.values)
+        return f"option {name!r} applies only with {self.option}={allowed}, not {self.option}={value!r}; drop it"
+
+
 class StrategyOptions(BaseModel):
-    """Base of every strategy's options: frozen, and unknown options are errors."""
+    """Base of every strategy's options: frozen, unknown options are errors, and so is an option set
+    where it does not apply (`AppliesWhen`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="after")
+    def _applicable(self) -> Self:
+        for name in sorted(self.model_fields_set):
+            conditions = [item for item in type(self).model_fields[name].metadata if isinstance(item, AppliesWhen)]
+            for condition in conditions:
+                governing = getattr(self, condition.option)
+                if not condition.holds(governing):
+                    raise ValueError(condition.refusal(name, governing))
+        return self
 
 
 @dataclass
@@ -101,7 +137,9 @@ def _options_message(cls: type[Strategy], exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
         option = ".".join(str(part) for part in error["loc"])
-        if error["type"] == "extra_forbidden":
+        if not option:
+            problems.append(str(error.get("ctx", {}).get("error", error["msg"])))
+        elif error["type"] == "extra_forbidden":
             problems.append(f"unknown option {option!r}")
         else:
             problems.append(f"option {option}={error.get('input')!r}: {error['msg']}")

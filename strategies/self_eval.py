@@ -2,9 +2,11 @@
 
 Adaptive Inference-Time Compute (Manvi et al., 2024): the model predicts, even mid-generation,
 whether starting over would do better; P("No") is the score (`strategies.scoring`). Policies:
-`adaptive` samples in small concurrent batches (`batch_size`) until a score passes
-`threshold`, annealed as in the paper (sample k at temperature * (1 - 0.5**k), so the first is
-greedy); `prune` starts n samples, scores the partials at each checkpoint and aborts the lowest
+`adaptive` samples one at a time, as the paper does (the first sample alone, another only while
+no score has passed `threshold`), annealed as in the paper (sample k at temperature *
+(1 - 0.5**k), so the first is greedy); `batch_size` > 1 is an option that starts samples in
+concurrent batches, for latency at the cost of tokens (a batch runs to the end even when its first
+sample already passes); `prune` starts n samples, scores the partials at each checkpoint and aborts the lowest
 `prune_fraction` in the engine; `best_of` runs n samples to the end and keeps the best scored.
 
 Choosing the answer: samples with an extractable answer go first. When the best-scored answer
@@ -34,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -49,6 +51,7 @@ from reasoner import (
     register_strategy,
 )
 from reasoner.solution import MetricValue
+from reasoner.strategy import AppliesWhen
 from strategies.scoring import (
     SELF_EVAL_QUESTION,
     Scorer,
@@ -71,6 +74,8 @@ from strategies.self_consistency import (
 )
 
 Scored = tuple[Generation, float | None]
+_ADAPTIVE = AppliesWhen("policy", ("adaptive",))
+_PRUNE = AppliesWhen("policy", ("prune",))
 
 
 class SelfEvalOptions(SelfConsistencyOptions):
@@ -79,21 +84,28 @@ class SelfEvalOptions(SelfConsistencyOptions):
     policy: Literal["adaptive", "prune", "best_of"] = Field(
         default="adaptive", description="adaptive sampling, early pruning, or best-of-n by self-score."
     )
-    threshold: float = Field(default=0.75, ge=0.0, le=1.0, description="adaptive: stop once a score reaches it.")
-    anneal: bool = Field(
+    threshold: Annotated[float, _ADAPTIVE] = Field(
+        default=0.75, ge=0.0, le=1.0, description="adaptive: stop once a score reaches it."
+    )
+    anneal: Annotated[bool, _ADAPTIVE] = Field(
         default=True, description="adaptive: sample k uses temperature * (1 - 0.5**k), so the first is greedy."
     )
-    batch_size: int = Field(default=2, ge=1, description="adaptive: samples started together before scores are read.")
+    batch_size: Annotated[int, _ADAPTIVE] = Field(
+        default=1,
+        ge=1,
+        description="adaptive: samples started together before scores are read. 1 (the paper): the first sample "
+        "alone, more only when its score asks; larger batches trade tokens for latency.",
+    )
     min_margin: float = Field(
         default=0.1,
         ge=0.0,
         le=1.0,
         description="How far the best answer's score must beat every other answer's; else the majority wins.",
     )
-    checkpoints: tuple[int, ...] = Field(
+    checkpoints: Annotated[tuple[int, ...], _PRUNE] = Field(
         default=(64, 128), description="prune: generated-token counts at which partial samples are scored."
     )
-    prune_fraction: float = Field(
+    prune_fraction: Annotated[float, _PRUNE] = Field(
         default=0.5, ge=0.0, lt=1.0, description="prune: share of the running samples aborted at each checkpoint."
     )
     scorer: str = Field(default="self_eval", description="Registered scorer name (strategies.scoring).")

@@ -179,7 +179,8 @@ def test_totals_never_exceed_the_budget(
         backend = ScriptedBackend(samples_and_scores(list(range(n)), [i / n for i in range(n)], words), delay_s=0.0005)
         await backend.start()
         session = Session(backend, backend.tokenizer(), get_profile("smollm2"), Budget(tokens=tokens))
-        options = SelfEval.Options(policy=policy, n=n, checkpoints=tuple(checkpoints), prune_fraction=fraction)
+        pruning = {"checkpoints": tuple(checkpoints), "prune_fraction": fraction} if policy == "prune" else {}
+        options = SelfEval.Options(policy=policy, n=n, **pruning)
         try:
             await SelfEval(options).run(session, "q")
         except (StrategyError, BudgetError) as refusal:
@@ -321,3 +322,26 @@ def test_adaptive_defaults_run_on_the_engine_within_the_budget(engine_reasoner: 
         expected = "score" if ranked[0] - ranked[1] >= 0.1 else "majority"
     assert solution.metrics["selection"] == expected
     assert solution.metrics["no_signal"] is (expected == "majority")
+
+
+def test_adaptive_stops_at_one_sample_when_the_first_score_passes() -> None:
+    reasoner = reasoner_with(samples_and_scores([1, 2, 3, 4], [0.9, 0.9, 0.9, 0.9]))
+    solution = reasoner.solve("q", budget=400, strategy="self_eval", n=4, threshold=0.8)
+    assert solution.metrics["samples_used"] == 1
+    assert len(sample_requests(reasoner)) == 1
+    assert solution.metrics["threshold_reached"] is True
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"policy": "best_of", "threshold": 0.9}, "option 'threshold' applies only with policy='adaptive'"),
+        ({"policy": "prune", "batch_size": 2}, "option 'batch_size' applies only with policy='adaptive'"),
+        ({"policy": "best_of", "anneal": False}, "option 'anneal' applies only with policy='adaptive'"),
+        ({"checkpoints": (20,)}, "option 'checkpoints' applies only with policy='prune', not policy='adaptive'"),
+        ({"policy": "best_of", "prune_fraction": 0.5}, "option 'prune_fraction' applies only with policy='prune'"),
+    ],
+)
+def test_an_option_of_another_policy_is_refused_naming_it(options: dict[str, object], named: str) -> None:
+    with pytest.raises(StrategyError, match=re.escape(named)):
+        reasoner_with(samples_and_scores([1], [0.5])).solve("q", budget=400, strategy="self_eval", **options)
