@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -49,6 +49,7 @@ from reasoner import (
     register_strategy,
 )
 from reasoner.solution import MetricValue
+from reasoner.strategy import AppliesWhen
 from strategies.confidence import (
     GroupWindow,
     TraceScore,
@@ -67,24 +68,34 @@ from strategies.self_consistency import (
     vote,
 )
 
+_ONLINE = AppliesWhen("mode", ("online",))
+
 
 class DeepConfOptions(SelfConsistencyOptions):
     """DeepConf's knobs on top of the sampling options of `self_consistency`."""
 
     mode: Literal["online", "offline"] = Field(default="online", description="online early stop, or offline filter.")
     n: int = Field(default=16, ge=1, description="Most traces (the paper's budget K; capped by the budget).")
-    n_init: int = Field(default=4, ge=1, description="online: warm-up traces that set the stop threshold.")
+    n_init: Annotated[int, _ONLINE] = Field(
+        default=4, ge=1, description="online: warm-up traces that set the stop threshold."
+    )
     eta: float = Field(
         default=90.0, gt=0.0, le=100.0, description="Percent of traces kept: 90 = DeepConf-high, 10 = DeepConf-low."
     )
     window: int = Field(default=2048, ge=1, description="Tokens in a group (the sliding window).")
-    tail_tokens: int = Field(default=2048, ge=1, description="Tokens the `tail` trace score averages.")
-    tau: float = Field(default=0.95, gt=0.0, le=1.0, description="online: stop once the consensus reaches it.")
+    tail_tokens: Annotated[int, AppliesWhen("trace_score", ("tail",))] = Field(
+        default=2048, ge=1, description="Tokens the `tail` trace score averages."
+    )
+    tau: Annotated[float, _ONLINE] = Field(
+        default=0.95, gt=0.0, le=1.0, description="online: stop once the consensus reaches it."
+    )
     top_k: int = Field(default=20, ge=1, description="Log-probabilities per token behind the token confidence.")
     trace_score: TraceScore = Field(
         default="lowest_group", description="Trace confidence for filtering and vote weights."
     )
-    parallel: int = Field(default=4, ge=1, description="online: traces in flight at once after the warm-up.")
+    parallel: Annotated[int, _ONLINE] = Field(
+        default=4, ge=1, description="online: traces in flight at once after the warm-up."
+    )
     temperature: float = Field(default=0.6, ge=0.0, le=2.0, description="Sampling temperature of every trace.")
     top_p: float = Field(default=0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
 from pydantic import Field
 
@@ -32,6 +33,7 @@ from reasoner import Budget, BudgetError, Outcome, Session, Strategy, StrategyOp
 from reasoner.deadline import result_by_deadline
 from reasoner.engines.base import Tokenizer
 from reasoner.profiles import ModelProfile
+from reasoner.strategy import AppliesWhen
 
 DEFAULT_ANSWER_SHARE = 0.25
 
@@ -44,7 +46,9 @@ class ElasticOptions(StrategyOptions):
         ge=0,
         description="Times a thinking block the model ends early is reopened with `wait_text` (s1); 0 is off.",
     )
-    wait_text: str = Field(default="Wait", min_length=1, description="Text appended to reopen ended thinking.")
+    wait_text: Annotated[str, AppliesWhen("wait_extensions", (0,), negate=True)] = Field(
+        default="Wait", min_length=1, description="Text appended to reopen ended thinking (with wait_extensions)."
+    )
     temperature: float = Field(default=0.0, ge=0.0, description="Sampling temperature; 0 is greedy.")
     top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
 

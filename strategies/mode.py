@@ -28,11 +28,12 @@ relative to; None in high/off), `high_length_source` (`option`, `per_prompt`, `m
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from reasoner import Outcome, Session, Strategy, StrategyOptions, register_strategy
+from reasoner.strategy import AppliesWhen
 from strategies.direct import Direct, DirectOptions
 from strategies.elastic import ThinkingPlan, run_elastic, split_budget
 from strategies.mode_calibration import load_mode_calibration
@@ -45,10 +46,11 @@ class ModeOptions(StrategyOptions):
     """The dial setting and sampling."""
 
     mode: ModeName = Field(default="high", description="Thinking level: high, medium, low or off.")
-    high_thinking_tokens: int | None = Field(
+    high_thinking_tokens: Annotated[int | None, AppliesWhen("mode", ("medium", "low"))] = Field(
         default=None,
         ge=1,
-        description="The model's high-mode thinking length; overrides the stored calibration.",
+        description="medium/low: the model's high-mode thinking length they take their share of; overrides the "
+        "stored calibration.",
     )
     temperature: float = Field(default=0.0, ge=0.0, description="Sampling temperature; 0 is greedy.")
     top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
 from collections.abc import AsyncIterator, Sequence
 
 import networkx as nx
@@ -10,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reasoner import Budget, CapabilityError, Reasoner, StrategyError
+from reasoner import Budget, CapabilityError, Reasoner, StrategyError, get_strategy
 from reasoner.engines.base import Backend, Capabilities, Chunk, Prompt, SamplingSpec
 from reasoner.testing import ForcedLengths, ScriptedBackend, ScriptedToken, sharing_engine
 
@@ -134,7 +135,8 @@ def test_every_trace_asks_the_engine_for_top_k_logprobs_and_the_ledger_holds() -
 @settings(max_examples=25, deadline=None)
 def test_deepconf_never_spends_more_than_the_budget_nor_runs_more_than_n_traces(budget: int, n: int, mode: str) -> None:
     reasoner, backend = reasoner_for([trace(1, words=20), trace(2, words=3), trace(3, words=30, unsure_from=5)])
-    solution = reasoner.solve("q", budget=budget, strategy="deepconf", mode=mode, n=n, n_init=1, window=4, top_k=2)
+    warmup = {"n_init": 1} if mode == "online" else {}
+    solution = reasoner.solve("q", budget=budget, strategy="deepconf", mode=mode, n=n, window=4, top_k=2, **warmup)
     assert solution.usage.generated_tokens <= budget
     assert len(backend.requests) == solution.metrics["traces"] <= n
 
@@ -228,3 +230,20 @@ def test_deepconf_online_on_the_real_engine_aborts_the_traces_below_the_warmup_t
     saved = sum(32 - node["tokens"] for node in later)
     assert solution.usage.aborted_tokens_saved == metrics["tokens_saved"] == saved
     assert sum(node["tokens"] for node in nodes) == solution.usage.generated_tokens <= 200
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"mode": "offline", "n_init": 2}, "option 'n_init' applies only with mode='online', not mode='offline'"),
+        ({"mode": "offline", "tau": 0.9}, "option 'tau' applies only with mode='online'"),
+        ({"mode": "offline", "parallel": 2}, "option 'parallel' applies only with mode='online'"),
+        (
+            {"tail_tokens": 64},
+            "option 'tail_tokens' applies only with trace_score='tail', not trace_score='lowest_group'",
+        ),
+    ],
+)
+def test_an_option_of_another_mode_or_score_is_refused_naming_it(options: dict[str, object], named: str) -> None:
+    with pytest.raises(StrategyError, match=re.escape(named)):
+        get_strategy("deepconf").from_options(options)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reasoner import Budget, BudgetError, Reasoner, Solution, StrategyError
+from reasoner import Budget, BudgetError, Reasoner, Solution, StrategyError, get_strategy
 from reasoner.profiles import get_profile
 from reasoner.testing import ScriptedBackend
 from strategies.elastic import open_thinking_prefix, split_budget
@@ -242,3 +242,9 @@ def test_a_deadline_cuts_thinking_on_the_engine_and_the_answer_is_still_forced(e
     assert solution.metrics["thinking_tokens"] < 1000
     assert solution.metrics["answer_tokens"] > 0
     assert solution.usage.generated_by_phase["answer"] == solution.metrics["answer_tokens"]
+
+
+def test_wait_text_without_wait_extensions_is_refused_naming_it() -> None:
+    with pytest.raises(StrategyError, match="option 'wait_text' does not apply with wait_extensions=0"):
+        get_strategy("elastic").from_options({"wait_text": "Hmm"})
+    assert get_strategy("elastic").from_options({"wait_text": "Hmm", "wait_extensions": 1}).options is not None

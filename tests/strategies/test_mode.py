@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from reasoner import Budget, ModelError, Reasoner, Solution, StrategyError
+from reasoner import Budget, ModelError, Reasoner, Solution, StrategyError, get_strategy
 from reasoner.testing import ScriptedBackend
 from strategies.mode import mode_thinking_budget
 from strategies.mode_calibration import calibrate_mode, calibration_path, load_high_thinking_tokens
@@ -146,3 +146,12 @@ def test_medium_is_half_of_each_prompts_own_estimated_high_length() -> None:
         assert budgets[question] == round(int(solution.metrics["expected_high_tokens"] or 0) * 0.5)
     assert budgets[short] == 4
     assert budgets[long_question] == 20
+
+
+@pytest.mark.parametrize("mode", ["high", "off"])
+def test_high_thinking_tokens_outside_medium_and_low_is_refused_naming_it(mode: str) -> None:
+    with pytest.raises(
+        StrategyError,
+        match=f"option 'high_thinking_tokens' applies only with mode='medium' or 'low', not mode='{mode}'",
+    ):
+        get_strategy("mode").from_options({"mode": mode, "high_thinking_tokens": 40})
