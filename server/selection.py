@@ -7,7 +7,11 @@
 - The budget comes from `budget` (an int, or `Budget` fields), else from the model name,
   else `max_completion_tokens` / `max_tokens`, else the server's default; the token cap
   (`max_completion_tokens` / `max_tokens`) then caps it: every request of the solve together.
-- `temperature` / `top_p` become strategy options where the strategy has them.
+- `temperature` / `top_p` become strategy options where the strategy has them (`temperature`
+  sets `sampling_temperature` where a strategy has both). A strategy that samples by default
+  and chooses among its samples (`self_consistency`, `self_eval`, `deepconf`, `tree_search`,
+  `particle_filter`) refuses `temperature: 0` with a 400 that says how to fix it, rather than
+  spend its samples on copies of one greedy chain (lm-eval sends `temperature: 0` always).
 - `strategy_options` may not set an option that names something outside the request (a URL,
   a file, an engine): those are the operator's. A strategy marks such a field with
   `json_schema_extra={"operator_only": True}`; names ending in `_file`, `_path`, `_dir` or
@@ -34,6 +38,9 @@ RESERVED_OPTION_NAMES = frozenset({"prompt", "budget", "strategy", "answer_forma
 EFFORT_MODES = {"high": "high", "medium": "medium", "low": "low", "minimal": "off", "none": "off"}
 OPERATOR_ONLY_SUFFIXES = ("_file", "_path", "_dir", "_url")
 MODEL_BUDGET = re.compile(r"[0-9]{1,12}")
+# OpenAI's sampling fields and the strategy option each sets, the first a strategy has: a strategy whose
+# `temperature` is something else (particle_filter's resampling weights) names its sampling `sampling_temperature`.
+SAMPLING_FIELDS = {"temperature": ("sampling_temperature", "temperature"), "top_p": ("top_p",)}
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,11 @@ class SolvePlan:
     options: dict[str, Any] = field(default_factory=dict)
     answer_format: str = "math"
     stops: tuple[str, ...] = ()
+
+    @property
+    def model(self) -> str:
+        """What runs, as a model name (`strategy@budget`): a response's `model`, whatever name selected it."""
+        return f"{self.strategy}@{self.budget.tokens}"
 
 
 def strategy_from_model(model: str, config: ServerConfig) -> tuple[str, int | None]:
@@ -101,10 +113,22 @@ def _options(request: SolveFields, strategy: str, effort_mode: str | None) -> di
             "engine); only the server's operator sets it, it is not accepted over the API",
             param="strategy_options",
         )
-    for name in ("temperature", "top_p"):
-        value = getattr(request, name)
-        if value is not None and name in known and name not in options:
-            options[name] = value
+    for field_name, option_names in SAMPLING_FIELDS.items():
+        value = getattr(request, field_name)
+        target = next((name for name in option_names if name in known), None)
+        if value is None or target is None or target in options:
+            continue
+        default = known[target].default
+        if field_name == "temperature" and value == 0 and isinstance(default, float) and default > 0:
+            raise APIError(
+                400,
+                f"temperature 0 would make every sample of {strategy} the same greedy chain, and it chooses among "
+                f"its samples; leave temperature out to sample at its own {default} (or send one above 0; lm-eval: "
+                f"--gen_kwargs temperature={default}); for one greedy chain use direct or elastic",
+                param="temperature",
+                code="greedy_samples",
+            )
+        options[target] = value
     if effort_mode is not None:
         options.setdefault("mode", effort_mode)
     return options

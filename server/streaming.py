@@ -1,14 +1,18 @@
-"""Server-sent events for streamed completions: progress, content deltas, usage.
+"""Server-sent events for streamed completions: progress, reasoning and content deltas, usage.
 
 What a stream carries, in order:
 - chat: a first chunk with the assistant role;
 - progress as SSE comments (`: progress {"index", "phase", "generated_tokens",
   "prompt_tokens", "requests"}`), at most every `progress_interval_s` while tokens flow;
   OpenAI clients skip comments, so nothing breaks for them;
-- content deltas: live, token by token, for strategies whose answer is the text of their
-  one request (`direct`); for the others the answer is known only when the solve ends (which
-  sample wins, where the forced answer starts), so it comes in one delta then, after the
-  `reasoning_content` delta of the thinking behind it;
+- live deltas where one chain carries the answer (`direct`, `elastic`, `mode`): the thinking
+  as `reasoning_content` deltas while it is generated, then the answer as `content` deltas
+  (as vLLM's reasoning parsers split them). A delta is sent only once no later token can
+  change it (a stop string, the end-of-thinking delimiter or trailing whitespace the final
+  text drops may still be coming), so the deltas concatenate to the non-streamed message;
+- for the other strategies the answer is known only when the solve ends (which sample wins,
+  which explicit tokens a switch rule kept), so their `reasoning_content` and `content` come
+  in one delta each then, the chosen chain's;
 - a chunk with `finish_reason` and the `reasoner` account of the solve, then, with
   `stream_options.include_usage`, a chunk with no choices and the usage; then `[DONE]`.
 An error mid-stream is sent as `data: {"error": ...}` before `[DONE]`. When the client goes
@@ -29,31 +33,15 @@ from typing import Any, Literal
 
 from reasoner import Solution
 from reasoner.events import SolveEvent
+from reasoner.profiles import ModelProfile
 from server.errors import APIError, as_api_error, error_body
+from server.live_chain import LiveChain, content_shape
 from server.responses import cut_at_stops, finish_reason, reasoner_info, reasoning_text, usage_info
 from server.selection import SolvePlan
 from server.service import SolveService
 
-LIVE_CONTENT_STRATEGIES = frozenset({"direct"})
 StreamKind = Literal["chat", "completion"]
 logger = logging.getLogger("reasoner.server")
-
-
-@dataclass
-class _LiveText:
-    """Answer text streamed as it is generated, held back where it could still become a stop string."""
-
-    stops: tuple[str, ...]
-    received: str = ""
-    sent: int = 0
-
-    def take(self) -> str:
-        safe = cut_at_stops(self.received, self.stops)
-        if len(safe) == len(self.received) and self.stops:
-            safe = safe[: max(self.sent, len(safe) - (max(len(stop) for stop in self.stops) - 1))]
-        delta = safe[self.sent :]
-        self.sent = len(safe)
-        return delta
 
 
 @dataclass
@@ -63,7 +51,7 @@ class _Progress:
     prompt_tokens: int = 0
     requests: int = 0
     changed: bool = False
-    live: _LiveText | None = None
+    live: LiveChain | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -113,19 +101,18 @@ async def stream_solves(
     writer: StreamWriter,
     include_usage: bool,
     progress_interval_s: float,
+    profile: ModelProfile,
 ) -> AsyncIterator[str]:
     """Run the admitted `plans` and yield their SSE stream (see the module docstring)."""
-    progress = [
-        _Progress(live=_LiveText(plan.stops) if plan.strategy in LIVE_CONTENT_STRATEGIES else None) for plan in plans
-    ]
+    progress = [_Progress(live=_live_chain(plan, profile)) for plan in plans]
     wake = asyncio.Event()
 
     def on_event(index: int, event: SolveEvent) -> None:
         state = progress[index]
         state.phase, state.generated_tokens = event.phase, event.generated_tokens
         state.prompt_tokens, state.requests, state.changed = event.prompt_tokens, event.requests, True
-        if state.live is not None and event.phase == "answer":
-            state.live.received += event.text
+        if state.live is not None:
+            state.live.add(event)
         wake.set()
 
     tasks = [service.start(plan, on_event=functools.partial(on_event, index)) for index, plan in enumerate(plans)]
@@ -141,8 +128,8 @@ async def stream_solves(
             waiter.cancel()
             wake.clear()
             for index, state in enumerate(progress):
-                if state.live is not None and (text := state.live.take()):
-                    yield writer.delta(index, content=text)
+                for piece in _live_pieces(writer, index, state.live):
+                    yield piece
             if time.monotonic() - last_progress >= progress_interval_s:
                 last_progress = time.monotonic()
                 for index, state in enumerate(progress):
@@ -168,8 +155,21 @@ async def stream_solves(
     yield "data: [DONE]\n\n"
 
 
-def _live_text(plan: SolvePlan) -> _LiveText | None:
-    return _LiveText(plan.stops) if plan.strategy in LIVE_CONTENT_STRATEGIES else None
+def _live_chain(plan: SolvePlan, profile: ModelProfile) -> LiveChain | None:
+    shape = content_shape(plan, profile)
+    return None if shape is None else LiveChain(shape, plan.stops)
+
+
+def _live_pieces(writer: StreamWriter, index: int, live: LiveChain | None) -> list[str]:
+    """The reasoning and content deltas that became settled since the last call."""
+    if live is None:
+        return []
+    pieces = []
+    if (reasoning := live.take_reasoning()) and writer.kind == "chat":
+        pieces.append(writer.delta(index, reasoning=reasoning))
+    if content := live.take_content():
+        pieces.append(writer.delta(index, content=content))
+    return pieces
 
 
 def _progress_comment(index: int, state: _Progress) -> str:
@@ -184,14 +184,15 @@ def _progress_comment(index: int, state: _Progress) -> str:
 
 
 def _final_pieces(writer: StreamWriter, index: int, plan: SolvePlan, state: _Progress, solution: Solution) -> list[str]:
+    """What is left of the message when the solve ends (all of it, where nothing was live), then the finish."""
     pieces = []
     content = cut_at_stops(solution.text, plan.stops)
+    reasoning = reasoning_text(solution.trace) or ""
     if state.live is not None:
-        streamed = state.live.received[: state.live.sent]
-        if not content.startswith(streamed):
-            logger.warning("streamed content of %s is not a prefix of its final text", plan.strategy)
-        content = content[len(streamed) :]
-    elif writer.kind == "chat" and (reasoning := reasoning_text(solution.trace)):
+        reasoning, content, consistent = state.live.rest(reasoning, content)
+        if not consistent:
+            logger.warning("streamed text of %s is not a prefix of its final message", plan.strategy)
+    if reasoning and writer.kind == "chat":
         pieces.append(writer.delta(index, reasoning=reasoning))
     if content:
         pieces.append(writer.delta(index, content=content))

@@ -24,9 +24,11 @@ async def chat_completions(
     state.service.admit()
     response_id = new_response_id("chatcmpl")
     if body.stream:
-        writer = StreamWriter("chat", response_id, body.model)
+        writer = StreamWriter("chat", response_id, plan.model)
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        events = stream_solves(state.service, [plan], writer, include_usage, state.config.progress_interval_s)
+        events = stream_solves(
+            state.service, [plan], writer, include_usage, state.config.progress_interval_s, state.reasoner.profile
+        )
         return StreamingResponse(events, media_type="text/event-stream")
     (solution,) = await solutions_unless_disconnected(request, [state.service.start(plan)])
     message = ChatMessageOut(
@@ -34,7 +36,7 @@ async def chat_completions(
     )
     return ChatCompletionResponse(
         id=response_id,
-        model=body.model,
+        model=plan.model,
         choices=[ChatChoice(message=message, finish_reason=finish_reason(solution))],
         usage=usage_info([solution]),
         reasoner=reasoner_info(solution),

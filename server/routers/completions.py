@@ -25,9 +25,11 @@ async def completions(
     state.service.admit(len(plans))
     response_id = new_response_id("cmpl")
     if body.stream:
-        writer = StreamWriter("completion", response_id, body.model)
+        writer = StreamWriter("completion", response_id, plans[0].model)
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        events = stream_solves(state.service, plans, writer, include_usage, state.config.progress_interval_s)
+        events = stream_solves(
+            state.service, plans, writer, include_usage, state.config.progress_interval_s, state.reasoner.profile
+        )
         return StreamingResponse(events, media_type="text/event-stream")
     solutions = await solutions_unless_disconnected(request, [state.service.start(plan) for plan in plans])
     choices = [
@@ -38,7 +40,7 @@ async def completions(
     ]
     return CompletionResponse(
         id=response_id,
-        model=body.model,
+        model=plans[0].model,
         choices=choices,
         usage=usage_info(solutions),
         reasoner=[reasoner_info(solution) for solution in solutions],

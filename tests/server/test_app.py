@@ -67,6 +67,59 @@ async def test_a_streamed_answer_stops_at_a_stop_string_even_across_deltas() -> 
     assert content == "The sum is 5.\n\n"
 
 
+# The thinking request's text, then the answer request's: elastic's content is its lead-in and the answer.
+THINK_THEN_ANSWER = ["Three and four make seven, so the sum is seven.", " The sum is 7.\n\nQuestion: and 5 + 5?"]
+
+
+async def test_elastic_streams_thinking_live_then_the_answer_and_the_deltas_add_up_to_the_message() -> None:
+    request = {"model": "elastic@64", "messages": QUESTION, "stop": ["Question:"]}
+    plain = scripted_server(ScriptedBackend(THINK_THEN_ANSWER))
+    message = (await plain.client.chat.completions.create(**request)).choices[0].message  # type: ignore[call-overload]
+    server = scripted_server(ScriptedBackend(THINK_THEN_ANSWER, delay_s=0.005))
+    stream = await server.client.chat.completions.create(**request, stream=True)  # type: ignore[call-overload]
+    deltas = [chunk.choices[0].delta async for chunk in stream if chunk.choices]
+    pieces = [
+        ("reasoning", reasoning)
+        if (reasoning := getattr(delta, "reasoning_content", None))
+        else ("content", delta.content)
+        for delta in deltas
+        if getattr(delta, "reasoning_content", None) or delta.content
+    ]
+    kinds = [kind for kind, _ in pieces]
+    assert kinds.count("reasoning") > 1 and kinds.count("content") > 1, "both are streamed as they are generated"
+    assert kinds == sorted(kinds, key=lambda kind: kind == "content"), "all of the thinking comes before the answer"
+    assert "".join(text for kind, text in pieces if kind == "reasoning") == message.reasoning_content
+    assert (
+        "".join(text for kind, text in pieces if kind == "content")
+        == message.content
+        == "Final answer: The sum is 7.\n\n"
+    )
+
+
+async def test_a_strategy_that_chooses_among_samples_sends_the_chosen_chain_at_the_end() -> None:
+    server = scripted_server(ScriptedBackend("The sum is 5.\n\nFinal answer: 5", delay_s=0.005))
+    stream = await server.client.chat.completions.create(
+        model="self_consistency@64", messages=QUESTION, stream=True, extra_body={"strategy_options": {"n": 3}}
+    )
+    chunks = [chunk async for chunk in stream if chunk.choices]
+    content = [chunk for chunk in chunks if chunk.choices[0].delta.content]
+    assert len(content) == 1 and content[0].choices[0].delta.content == "The sum is 5.\n\nFinal answer: 5"
+    assert chunks.index(content[0]) == len(chunks) - 2, "the chosen chain comes with the finish, once the vote is in"
+
+
+async def test_the_response_names_the_strategy_and_budget_that_ran_not_the_name_asked_for() -> None:
+    server = scripted_server(ScriptedBackend(["thinking it over", "5"]))
+    chosen = {"strategy": "elastic", "budget": 64}
+    response = await server.client.chat.completions.create(model=MODEL, messages=QUESTION, extra_body=chosen)
+    assert response.model == "elastic@64" and response.model_extra["reasoner"]["strategy"] == "elastic"  # type: ignore[index]
+    stream = await server.client.chat.completions.create(
+        model="self_consistency@512", messages=QUESTION, extra_body=chosen, stream=True
+    )
+    assert {chunk.model async for chunk in stream} == {"elastic@64"}
+    capped = await server.client.completions.create(model="direct@512", prompt=["1 + 1?"], max_tokens=32)
+    assert capped.model == "direct@32"
+
+
 async def test_models_list_the_served_name_and_every_strategy() -> None:
     server = scripted_server()
     ids = [model.id async for model in server.client.models.list()]
@@ -88,6 +141,7 @@ async def test_models_list_the_served_name_and_every_strategy() -> None:
         ({"n": 3}, 400, "n"),
         ({"logprobs": True}, 400, "logprobs"),
         ({"max_tokens": 2}, 400, "below"),
+        ({"model": "self_consistency", "temperature": 0}, 400, "--gen_kwargs temperature=0.7"),
     ],
 )
 async def test_bad_input_is_a_400_in_openais_error_shape(fields: dict[str, object], status: int, fragment: str) -> None:

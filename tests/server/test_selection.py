@@ -87,6 +87,33 @@ def test_temperature_becomes_an_option_only_where_the_strategy_has_one(reasoner:
     assert explicit.options == {"temperature": 0.1}
 
 
+@pytest.mark.parametrize(
+    ("strategy", "option"),
+    [
+        ("self_consistency", "temperature"),
+        ("self_eval", "temperature"),
+        ("deepconf", "temperature"),
+        ("tree_search", "sampling_temperature"),
+        ("particle_filter", "sampling_temperature"),
+    ],
+)
+def test_a_sampling_strategy_refuses_temperature_0_and_says_how_to_sample(
+    reasoner: Reasoner, strategy: str, option: str
+) -> None:
+    with pytest.raises(APIError) as caught:
+        plan_chat(chat(model=strategy, temperature=0), CONFIG, reasoner)
+    assert caught.value.status == 400 and caught.value.param == "temperature"
+    assert "leave temperature out" in caught.value.message and "--gen_kwargs temperature=" in caught.value.message
+    assert plan_chat(chat(model=strategy, temperature=0.5), CONFIG, reasoner).options == {option: 0.5}
+    explicit = plan_chat(chat(model=strategy, temperature=0, strategy_options={option: 0.3}), CONFIG, reasoner)
+    assert explicit.options == {option: 0.3}
+
+
+def test_a_greedy_strategy_takes_temperature_0(reasoner: Reasoner) -> None:
+    for strategy in ("direct", "elastic", "parallel"):
+        assert plan_chat(chat(model=strategy, temperature=0), CONFIG, reasoner).options == {"temperature": 0.0}
+
+
 def test_options_naming_server_files_and_budgets_past_the_limit_are_refused(reasoner: Reasoner) -> None:
     with pytest.raises(APIError, match="only the server's operator sets it"):
         plan_chat(chat(model="auto", strategy_options={"policy_file": "/etc/passwd"}), CONFIG, reasoner)
