@@ -2,8 +2,9 @@
 
 The records say which configurations solved which problems; the problems' prompts come back
 from their suite (procedural problems are regenerated from their ids, data suites are read
-from `--suite-path` or the packaged data). The estimator then runs on every prompt on the
-model's engine (`controllers.calibration`), and the policy is learned on its scores.
+from `--suite-path` or the packaged data), each with its suite's answer format. The estimator
+then runs on every prompt, in that format, on the model's engine (`controllers.calibration`),
+and the policy is learned on its scores.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from cli.arguments import endpoints_from
-from controllers.calibration import Calibration, acalibrate, problem_key
+from controllers.calibration import FOLDS, Calibration, acalibrate, problem_key
 from controllers.policy import check_records, policy_from_json
 from evals import procedural
 from evals.records import read_records
-from evals.suites import load_suite
+from evals.suites import Problem, load_suite
 from reasoner import Reasoner
 from reasoner.engines.remote import RemoteBackend
 from reasoner.engines.remote_discovery import describe_remote_model
@@ -49,8 +50,8 @@ def run_calibrate_command(args: argparse.Namespace) -> int:
     if endpoints is not None and args.model is None:
         model, _ = describe_remote_model(RemoteBackend(endpoints))
     check_records(records, model, force=args.force)
-    prompts = problem_prompts(records, args.suite_path)
-    result = asyncio.run(_calibrate(args, records, prompts, model))
+    problems = calibration_problems(records, args.suite_path)
+    result = asyncio.run(_calibrate(args, records, problems, model))
     check_policy_out(args.out)  # again: the estimator ran for a while
     try:
         result.policy.save(args.out)
@@ -91,38 +92,47 @@ def check_policy_out(out: str) -> None:
 
 
 async def _calibrate(
-    args: argparse.Namespace, records: list[dict[str, Any]], prompts: dict[str, str], model: str
+    args: argparse.Namespace, records: list[dict[str, Any]], problems: dict[str, tuple[str, str]], model: str
 ) -> Calibration:
     async with Reasoner(args.model, endpoint=endpoints_from(args)) as reasoner:
         return await acalibrate(
             reasoner,
             records,
-            prompts,
+            {key: prompt for key, (prompt, _) in problems.items()},
             args.estimator,
             representation=args.representation,
             model=model,
             force=args.force,
             min_accuracy=args.min_accuracy,
+            answer_formats={key: answer_format for key, (_, answer_format) in problems.items()},
         )
 
 
 def problem_prompts(records: Sequence[dict[str, Any]], suite_path: str | None = None) -> dict[str, str]:
     """The prompt of every problem in the records, keyed `suite|problem_id`."""
-    prompts: dict[str, str] = {}
-    data_suites: dict[str, dict[str, str]] = {}
+    return {key: prompt for key, (prompt, _) in calibration_problems(records, suite_path).items()}
+
+
+def calibration_problems(
+    records: Sequence[dict[str, Any]], suite_path: str | None = None
+) -> dict[str, tuple[str, str]]:
+    """Prompt and answer format (its suite's: `math`, `code`) of every problem in the records, by `suite|problem_id`."""
+    problems: dict[str, tuple[str, str]] = {}
+    data_suites: dict[str, dict[str, Problem]] = {}
     for record in records:
         key, suite, problem_id = problem_key(record), str(record.get("suite", "")), str(record["problem_id"])
-        if key in prompts:
+        if key in problems:
             continue
         if suite in procedural.GENERATORS:
-            prompts[key] = procedural_prompt(suite, problem_id)
+            problems[key] = (procedural_prompt(suite, problem_id), "math")
             continue
         if suite not in data_suites:
-            data_suites[suite] = {problem.id: problem.prompt for problem in load_suite(suite, path=suite_path)}
+            data_suites[suite] = {problem.id: problem for problem in load_suite(suite, path=suite_path)}
         if problem_id not in data_suites[suite]:
             raise SuiteError(f"problem {problem_id!r} is not in suite {suite!r}; pass the --suite-path it came from")
-        prompts[key] = data_suites[suite][problem_id]
-    return prompts
+        problem = data_suites[suite][problem_id]
+        problems[key] = (problem.prompt, problem.answer_format)
+    return problems
 
 
 def procedural_prompt(suite: str, problem_id: str) -> str:
@@ -157,7 +167,10 @@ def summary_lines(result: Calibration, out: str, record_count: int) -> list[str]
             f"entropy weight {result.entropy.entropy_weight:.1f}"
         )
     if result.probe_accuracy is not None:
-        lines.append(f"  probe accuracy on the calibration problems: {result.probe_accuracy:.1%}")
+        lines.append(
+            f"  probe accuracy on the calibration problems, each scored by a probe trained without it "
+            f"({FOLDS}-fold): {result.probe_accuracy:.1%}"
+        )
     for name, choice in policy.choices.items():
         accuracy = "n/a" if choice.accuracy is None else f"{choice.accuracy:.1%}"
         lines.append(f"  {name}: {choice.strategy} at {choice.budget} tokens (accuracy {accuracy})")

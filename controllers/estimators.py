@@ -1,7 +1,8 @@
 """Difficulty estimators: a number in [0, 1] per prompt, paid for from the solve's own budget.
 
 - `pilot`: a few short sampled attempts; difficulty mixes the disagreement of their answers
-  with their mean token entropy (over the top log-probabilities, normalised to [0, 1]) by
+  (compared in the solve's answer format, as voting compares them: `same_answer`) with their
+  mean token entropy (over the top log-probabilities, normalised to [0, 1]) by
   `entropy_weight`. DiffAdapt finds entropy U-shaped in difficulty, so `reasoner calibrate`
   checks the shape on the calibration problems and drops the entropy term (weight 0) when
   entropy does not rise with difficulty there.
@@ -24,12 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections import Counter
 from dataclasses import dataclass
 
 from controllers.estimate import Estimator
 from controllers.probe import Probe
 from reasoner import Generation, Session, StrategyError
+from reasoner.answers import same_answer
 from strategies.scoring import SelfEvalScorer
 
 ESTIMATOR_NAMES = ("pilot", "self_eval", "probe", "hidden", "none")
@@ -153,8 +154,16 @@ def make_estimator(spec: EstimatorSpec) -> Estimator:
 def pilot_features(session: Session, attempts: list[Generation]) -> dict[str, float]:
     """Disagreement of the attempts' answers (0: all agree, 1: all differ) and their mean entropy."""
     answers = [session.extract_answer(attempt.text) for attempt in attempts]
-    counted = Counter(answer for answer in answers if answer is not None)
-    agreeing = max(counted.values(), default=0)
+    groups: list[list[str]] = []
+    for answer in answers:
+        if answer is None:
+            continue
+        group = next((group for group in groups if same_answer(group[0], answer, session.answer_format)), None)
+        if group is None:
+            groups.append([answer])
+        else:
+            group.append(answer)
+    agreeing = max((len(group) for group in groups), default=0)
     spread = len(attempts) - 1
     disagreement = (len(attempts) - max(agreeing, 1)) / spread if spread else 0.0
     entropies = [_entropy(step) for attempt in attempts for step in attempt.logprobs or []]

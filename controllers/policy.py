@@ -2,7 +2,10 @@
 
 A policy holds two difficulty thresholds that cut [0, 1] into the bins `easy`, `normal` and
 `hard`, one `Choice` per bin (what `auto` runs for a prompt of that bin) and, per bin, a curve
-of (budget, accuracy, strategy, options) points that batch allocation climbs.
+of (budget, accuracy, strategy, options) points that batch allocation climbs. A learned
+curve holds only configurations as measured (strategy, options and budget together), each
+more accurate than the cheaper ones before it; `Policy.point_at` runs a point at its own
+budget, so a configuration never runs at a budget it was not measured at.
 
 `learn_policy` fits one from eval records as in compute-optimal scaling (Snell et al., 2024):
 every problem gets a difficulty on the scale `auto` will bin on, the configured estimator's
@@ -350,11 +353,19 @@ def _within_noise_of_best(measured: list[Choice]) -> Choice:
 
 
 def _curve(measured: list[Choice]) -> list[Choice]:
-    """Per distinct budget, the configuration `_within_noise_of_best` picks at or below it; never falling."""
+    """The bin's accuracy-vs-budget curve: measured configurations only, each at the budget it was measured at.
+
+    Per distinct budget, the configuration `_within_noise_of_best` picks among those measured
+    at or below it; a pick joins the curve only when it is more accurate than every point at a
+    smaller or equal budget, so budgets and accuracies both rise along it and allocation can
+    never run a configuration at a budget nobody measured it at.
+    """
+    picks = [
+        _within_noise_of_best([choice for choice in measured if choice.budget <= budget])
+        for budget in sorted({choice.budget for choice in measured})
+    ]
     points: list[Choice] = []
-    for budget in sorted({choice.budget for choice in measured}):
-        pick = _within_noise_of_best([choice for choice in measured if choice.budget <= budget])
-        if points and (pick.accuracy or 0.0) < (points[-1].accuracy or 0.0):
-            pick = points[-1]
-        points.append(Choice(pick.strategy, budget, pick.options, pick.accuracy, pick.mean_tokens, pick.problems))
+    for pick in sorted(picks, key=lambda choice: (choice.budget, -(choice.accuracy or 0.0))):
+        if not points or (pick.accuracy or 0.0) > (points[-1].accuracy or 0.0):
+            points.append(pick)
     return points

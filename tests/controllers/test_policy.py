@@ -158,4 +158,16 @@ def test_an_accuracy_edge_within_one_standard_error_does_not_buy_more_tokens() -
     ]
     policy = learn_policy(records, difficulties={f"arith|p{index}": 0.5 for index in range(10)})
     assert policy.choices["normal"].strategy == "direct"
-    assert [point.strategy for point in policy.curves["normal"]] == ["direct", "direct"]
+    assert [(point.strategy, point.budget) for point in policy.curves["normal"]] == [("direct", 64)]
+
+
+def test_every_curve_point_runs_at_the_budget_it_was_measured_at() -> None:
+    # Easy problems (p0, p1) are solved by every configuration: the cheapest, direct at 64, is the
+    # whole curve; it is never offered at 256 or 512, budgets direct was not measured at.
+    records = graded_records()
+    measured = {(item["strategy"], item["budget"]) for item in records}
+    policy = learn_policy(records, oracle=True)
+    for curve in policy.curves.values():
+        assert {(point.strategy, point.budget) for point in curve} <= measured
+    assert [(point.strategy, point.budget) for point in policy.curves["easy"]] == [("direct", 64)]
+    assert (policy.point_at("easy", 10_000).strategy, policy.point_at("easy", 10_000).budget) == ("direct", 64)
