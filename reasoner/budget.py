@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError, model_validator
 
 from reasoner.errors import BudgetError
 
@@ -11,7 +11,8 @@ class Budget(BaseModel):
     """Caps on one solve. Every request of the solve together stays within them.
 
     `tokens` is a hard cap on generated tokens over all requests. `thinking` and
-    `answer` optionally split it between the reasoning phase and the final answer.
+    `answer` optionally split it between the reasoning phase and the final answer. `cost`
+    caps the solve's eFLOPs (compute plus memory traffic, `reasoner.cost`) next to its tokens.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -28,6 +29,12 @@ class Budget(BaseModel):
     )
     deadline_s: float | None = Field(
         default=None, gt=0, description="Wall-clock seconds after which no new request starts."
+    )
+    cost: StrictFloat | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Hard cap on the solve's cost in eFLOPs (`reasoner.cost`), all requests together.",
     )
 
     def __init__(self, **data: object) -> None:

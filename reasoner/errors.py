@@ -31,6 +31,10 @@ class ModelError(InputError):
     """The model cannot be found, read or provisioned."""
 
 
+class CostError(InputError):
+    """A model config, accelerator profile or price table that the cost model cannot use."""
+
+
 class SuiteError(InputError):
     """An eval suite, its data file or its records are unusable."""
 
