@@ -4,7 +4,8 @@ After the deadline no new request starts, except a strategy's one final answer r
 (`Session.start(..., final=True)`), so elastic still forces its answer. `result_by_deadline`
 aborts a running request when the deadline passes. A strategy that the deadline stops
 anywhere else ends with `deadline_outcome`: the answer found in the text generated so far,
-with `deadline_reached` in its metrics.
+with `deadline_reached` in its metrics. A solve stopped by its cost cap (`Budget.cost`) ends
+the same way, with `cost_cap_reached`.
 """
 
 from __future__ import annotations
@@ -47,3 +48,9 @@ def deadline_outcome(session: Session) -> Outcome:
         answer=session.extract_answer(text) if text else None,
         metrics={"deadline_reached": True, "ended_by_deadline": True},
     )
+
+
+def cost_cap_outcome(session: Session) -> Outcome:
+    """The best answer a solve stopped by its cost cap can give: the one in its latest text."""
+    cut = deadline_outcome(session)
+    return Outcome(text=cut.text, answer=cut.answer, metrics={"cost_cap_reached": True})

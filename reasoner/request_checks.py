@@ -87,6 +87,7 @@ def split_batch_budget(
                 answer=None if shared.answer is None else int(shared.answer * scale),
                 samples=shared.samples,
                 deadline_s=shared.deadline_s,
+                cost=None if shared.cost is None else shared.cost * scale,
             )
         )
     return shares

@@ -31,6 +31,7 @@ def sharing_engine(reasoner: Reasoner, backend: Backend, profile: ModelProfile |
         reasoner.start()
     sibling = Reasoner(backend=backend, profile=profile or reasoner.profile, max_concurrency=reasoner.max_concurrency)
     sibling.model_name = reasoner.model_name
+    sibling.cost_model = reasoner.cost_model
     sibling._portal, sibling._loop, sibling._limiter = reasoner._portal, reasoner._loop, reasoner._limiter
     return sibling
 
