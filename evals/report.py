@@ -2,7 +2,9 @@
 
 Per suite, one row per (strategy, budget): accuracy with a 95% bootstrap interval, mean and
 p95 generated tokens, latency p50/p95, accuracy per 1k tokens, and whether the row is on the
-Pareto front of accuracy vs mean tokens. An accuracy-vs-budget chart per strategy, and the
+Pareto front of accuracy vs mean tokens; where every record carries `usage.cost` (eFLOPs,
+`reasoner.cost`), the mean cost and the Pareto front in cost too. An accuracy-vs-budget
+chart per strategy, and the
 paired bootstrap difference between two strategies on the problems both solved at a budget.
 Rendered with rich, or as markdown, CSV or JSON. Rows whose records carry a
 `difficulty_bin` metric (`auto`) also get the share of prompts and the tokens per bin.
@@ -42,6 +44,8 @@ COLUMNS = (
     "latency_p95_s",
     "accuracy_per_1k_tokens",
     "pareto",
+    "mean_cost",
+    "cost_pareto",
 )
 
 
@@ -62,6 +66,8 @@ class Row:
     latency_p95_s: float
     accuracy_per_1k_tokens: float | None
     pareto: bool = False
+    mean_cost: float | None = None
+    cost_pareto: bool = False
 
 
 @dataclass
@@ -148,6 +154,9 @@ def build_report(records: Sequence[dict[str, Any]], compare: tuple[str, str] | N
         suite_rows = [row for row in rows if row.suite == suite]
         for index in pareto_front([(row.mean_tokens, row.accuracy) for row in suite_rows]):
             suite_rows[index].pareto = True
+        priced = [row for row in suite_rows if row.mean_cost is not None]
+        for index in pareto_front([(row.mean_cost or 0.0, row.accuracy) for row in priced]):
+            priced[index].cost_pareto = True
     comparisons = _compare(records, compare) if compare else []
     return Report(rows, comparisons, _bin_shares(cells), isolation=_isolation_counts(records))
 
@@ -172,6 +181,8 @@ def _field_problem(record: dict[str, Any]) -> str | None:
     tokens = usage.get("generated_tokens") if isinstance(usage, dict) else None
     if not _finite(tokens):
         return f"has usage.generated_tokens {tokens!r}, not a number of tokens"
+    if isinstance(usage, dict) and usage.get("cost") is not None and not _finite(usage["cost"]):
+        return f"has usage.cost {usage['cost']!r}, not a number of eFLOPs"
     if not _finite(record.get("latency_s")):
         return f"has latency_s {record.get('latency_s')!r}, not a number of seconds"
     for name in ("options", "metrics"):
@@ -225,6 +236,7 @@ def _row(suite: str, label: str, budget: int, cell: list[dict[str, Any]]) -> Row
     correct = [1.0 if record["correct"] else 0.0 for record in cell]
     tokens = [float(record["usage"]["generated_tokens"]) for record in cell]
     latency = [float(record["latency_s"]) for record in cell]
+    costs = [record["usage"].get("cost") for record in cell]
     accuracy = bootstrap_mean(correct)
     mean_tokens = sum(tokens) / len(tokens)
     return Row(
@@ -240,6 +252,7 @@ def _row(suite: str, label: str, budget: int, cell: list[dict[str, Any]]) -> Row
         latency_p50_s=percentile(latency, 50),
         latency_p95_s=percentile(latency, 95),
         accuracy_per_1k_tokens=accuracy.estimate / (mean_tokens / 1000) if mean_tokens else None,
+        mean_cost=None if None in costs else sum(float(cost) for cost in costs) / len(costs),
     )
 
 
@@ -287,10 +300,26 @@ def _cells(row: Row) -> list[str]:
         f"{row.latency_p95_s:.2f}",
         per_1k,
         "*" if row.pareto else "",
+        "n/a" if row.mean_cost is None else f"{row.mean_cost:.3g}",
+        "*" if row.cost_pareto else "",
     ]
 
 
-HEADERS = ["strategy", "budget", "n", "acc", "95% CI", "tok", "tok p95", "lat p50", "lat p95", "acc/1k", "front"]
+HEADERS = [
+    "strategy",
+    "budget",
+    "n",
+    "acc",
+    "95% CI",
+    "tok",
+    "tok p95",
+    "lat p50",
+    "lat p95",
+    "acc/1k",
+    "front",
+    "cost",
+    "cost front",
+]
 
 
 def _comparison_text(item: Comparison) -> str:
@@ -325,7 +354,9 @@ def accuracy_chart(report: Report, suite: str) -> list[str]:
 def render_rich(report: Report, console: Console) -> None:
     """Tables, charts and comparisons for the terminal."""
     for suite in report.suites:
-        table = Table(title=f"{suite}: tok = mean generated tokens, lat in s, * = on the Pareto front")
+        table = Table(
+            title=f"{suite}: tok = mean generated tokens, cost = mean eFLOPs, lat in s, * = on the Pareto front"
+        )
         for header in HEADERS:
             table.add_column(header, justify="left" if header == "strategy" else "right", no_wrap=True)
         for row in report.rows:
