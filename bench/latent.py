@@ -12,9 +12,11 @@ connector holds a latent step that arrives while nothing runs until the other ch
 the last pass are back, so a round of 8 chains is one pass, not two (`--round-wait-s 0` turns
 that off).
 Part 2 solves an easy procedural arithmetic suite with explicit-only, latent-only, SwiReasoning
-and ThinkRouter thinking. One engine, one run.
+and ThinkRouter thinking at `latent_switch`'s defaults (soft tokens over every logprob the engine
+returns, SwiReasoning's two-stage cap, Cold Stop), with the spread: two standard errors of the
+accuracy and of the mean tokens over the problems, and how thinking ended. One engine, one run.
 
-Run: flock /tmp/reasoner-engine.lock .venv/bin/python bench/latent.py
+Run: flock /tmp/engine.lock .venv/bin/python bench/latent.py
 Target: a latent step costs at most 2x an explicit decode step at thinking length 1024.
 """
 
@@ -22,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,9 +42,8 @@ from reasoner.engines.vllm_local import TAIL_KV_CONNECTOR
 from strategies.soft_tokens import PrefixEmbeds, soft_embedding, top_k_distribution
 
 LENGTHS = (64, 256, 1024)
-TOP_K = 10
+TOP_K = 64  # the local engine's max_logprobs: what a latent_switch step reads by default
 RULES = ("explicit", "latent", "swireasoning", "thinkrouter")
-SuiteRow = tuple[str, float, float, float, float]
 
 
 @dataclass
@@ -115,7 +118,7 @@ async def latent_step(session: Session, embeddings: np.ndarray, prefix: PrefixEm
     generation = await session.generate(prefix.view(), max_tokens=1, phase="thinking", kind="step", logprobs=TOP_K)
     seconds = time.perf_counter() - started
     assert generation.logprobs is not None
-    prefix.append(soft_embedding(embeddings, top_k_distribution(generation.logprobs[0], TOP_K), 0.95))
+    prefix.append(soft_embedding(embeddings, top_k_distribution(generation.logprobs[0], TOP_K), 1.0))
     return LatentStep(seconds, generation.prompt_tokens, generation.cached_prompt_tokens)
 
 
@@ -182,8 +185,29 @@ async def step_costs(reasoner: Reasoner, steps: int, chains: int, offset: int) -
     return costs
 
 
+@dataclass
+class SuiteRow:
+    """One rule's results on the suite, with two standard errors over the problems."""
+
+    rule: str
+    accuracy: float
+    accuracy_2se: float
+    tokens: float
+    tokens_2se: float
+    latent_steps: float
+    switches: float
+    close_injections: float
+    unread_mass: float
+    ends: Counter[str]
+
+
+def two_se(values: list[float]) -> float:
+    """Two standard errors of the mean of `values` (0 for fewer than two)."""
+    return 2 * statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+
+
 async def accuracy(reasoner: Reasoner, count: int, budget: int, seed: int) -> list[SuiteRow]:
-    """Per rule: (rule, accuracy, mean generated tokens, mean latent steps, mean switches)."""
+    """Per rule, at latent_switch's defaults: accuracy, tokens, latent steps, switches, how thinking ended."""
     suite = load_suite("arith", limit=count, seed=seed, difficulty=1)
     rows = []
     for rule in RULES:
@@ -193,16 +217,21 @@ async def accuracy(reasoner: Reasoner, count: int, budget: int, seed: int) -> li
             budget_per_prompt=True,
             strategy="latent_switch",
             rule=rule,
-            top_k=TOP_K,
         )
-        correct = [grade(problem, s.answer) for s, problem in zip(solutions, suite, strict=True)]
+        correct = [float(grade(problem, s.answer)) for s, problem in zip(solutions, suite, strict=True)]
+        tokens = [float(s.usage.generated_tokens) for s in solutions]
         rows.append(
-            (
-                rule,
-                sum(correct) / len(correct),
-                statistics.mean(s.usage.generated_tokens for s in solutions),
-                statistics.mean(float(s.metrics["latent_steps"] or 0) for s in solutions),
-                statistics.mean(float(s.metrics["switches"] or 0) for s in solutions),
+            SuiteRow(
+                rule=rule,
+                accuracy=statistics.mean(correct),
+                accuracy_2se=two_se(correct),
+                tokens=statistics.mean(tokens),
+                tokens_2se=two_se(tokens),
+                latent_steps=statistics.mean(float(s.metrics["latent_steps"] or 0) for s in solutions),
+                switches=statistics.mean(float(s.metrics["switches"] or 0) for s in solutions),
+                close_injections=statistics.mean(float(s.metrics["close_injections"] or 0) for s in solutions),
+                unread_mass=statistics.mean(float(s.metrics["unread_mass"] or 0) for s in solutions),
+                ends=Counter(str(s.metrics["thinking_end"]) for s in solutions),
             )
         )
     return rows
@@ -282,10 +311,20 @@ def main() -> None:
     console.print(tail)
     if rows:
         suite = Table(title=f"arith suite, {args.problems} problems, budget {args.budget} tokens each")
-        for column in ("thinking", "accuracy", "tokens", "latent steps", "switches"):
+        suite_columns = ("thinking", "accuracy", "tokens", "latent steps", "switches", "closes injected", "unread mass")
+        for column in (*suite_columns, "thinking ended"):
             suite.add_column(column, justify="right")
-        for rule, correct, tokens, latent_steps, switches in rows:
-            suite.add_row(rule, f"{correct:.1%}", f"{tokens:.1f}", f"{latent_steps:.1f}", f"{switches:.1f}")
+        for row in rows:
+            suite.add_row(
+                row.rule,
+                f"{row.accuracy:.1%} +- {row.accuracy_2se:.1%}",
+                f"{row.tokens:.1f} +- {row.tokens_2se:.1f}",
+                f"{row.latent_steps:.1f}",
+                f"{row.switches:.1f}",
+                f"{row.close_injections:.2f}",
+                f"{row.unread_mass:.4f}",
+                ", ".join(f"{end} {count}" for end, count in row.ends.most_common()),
+            )
         console.print(suite)
     for cost in costs[-2:] if len(costs) > 1 else costs:
         print(

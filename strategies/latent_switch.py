@@ -3,8 +3,16 @@
 A latent step feeds back, instead of a sampled token, the probability-weighted mixture of
 the input embeddings of the top-k next tokens; an explicit block samples real tokens. A
 switch rule (`strategies.switch_rules`) picks the mode step by step from the model's
-confidence; SwiReasoning caps its latent->explicit switches and, at the cap, closes thinking
-and forces the answer. Then the answer follows with its own budget.
+confidence. Then the answer follows with its own budget.
+
+SwiReasoning's switch cap has the reference's two stages: at the C_max-th latent->explicit
+switch the close-thinking delimiter (and the profile's answer lead-in) is injected and the model
+goes on, into its answer, still switching by the same rule within the answer budget; each further
+switch up to 2*C_max injects the delimiter again, and the one past 2*C_max (or the answer budget
+running out) forces the answer: the forced-answer suffix, then at most `forced_answer_tokens`
+(the reference's 32). ThinkRouter (and latent-only Soft Thinking) end thinking by Cold Stop, as
+Soft Thinking does: once the entropy stayed below `cold_stop_entropy` for `cold_stop_steps`
+consecutive steps, the delimiter is injected and the answer follows.
 
 Engine path: the prompt is one growing float32 array of input embeddings (prompt tokens,
 soft tokens, sampled tokens), sent as prompt embeddings. A latent step is a request with
@@ -16,22 +24,32 @@ At a SwiReasoning switch the fed embedding is mixed with the thinking delimiters
 as the reference implementation does: the first explicit token after a latent block with the
 close-thinking embedding (`close_mix`), the first soft token after an explicit block with the
 open-thinking one (`open_mix`), both weights decaying linearly to 0 over the thinking budget.
+A delimiter of several tokens (the prompted `</think>` of a model not trained to think) is mixed
+token by token into the first rows after the switch (`delimiter_tokens` says how many).
 SwiReasoning also feeds a latent step whose token spells math (a digit, a single letter, an
 operator, a LaTeX command; `soft_tokens.math_token_ids`) as that token, as the reference does,
 so a soft mixture never blurs a number (`explicit_math`; metric `math_steps`).
-The mix needs a delimiter that is one token of the vocabulary (a model trained to think, such
-as Qwen3 or DeepSeek-R1-Distill); a prompted delimiter that is several tokens (the embedded
-model's `</think>`) has no embedding of its own, so nothing is mixed in (`delimiter_mix` false).
+
+Deviations kept as options, each for a reason:
+- The mixture and the entropy come from the top-k logprobs the engine returns, not the whole
+  vocabulary (`top_k`, default: all the backend returns, 64 on the local engine): a step reads at
+  most `max_logprobs` entries. The entropy counts the unread tail as one outcome, a lower bound;
+  `unread_mass` (mean probability outside the top-k) says how loose. Cold Stop on a lower bound
+  can fire early by at most that looseness.
+
 Metrics: `switches` (all), `latent_to_explicit` (the switches SwiReasoning's cap counts),
-`delimiter_mix`, `math_steps`, `latent_steps`, `explicit_tokens`, `discarded_tokens` (thinking
-tokens the engine made past a switch), `blocks`, `thinking_end` (think_close, eos, switch_cap or budget),
-`thinking_tokens`, `answer_tokens`.
+`close_injections` (delimiters injected by the cap), `forced_answer` (the cap's second stage, or
+the answer budget, forced the answer), `delimiter_mix`, `delimiter_tokens`, `math_steps`,
+`latent_steps`, `explicit_tokens` (both counting steps after an injected close too),
+`discarded_tokens` (tokens the engine made past a switch), `blocks`, `thinking_end`
+(think_close, eos, switch_cap, cold_stop or budget), `thinking_tokens`, `answer_tokens` (the
+final answer request's), `unread_mass`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field
@@ -39,6 +57,7 @@ from pydantic import Field
 from reasoner import (
     Budget,
     CapabilityError,
+    Generation,
     Outcome,
     Session,
     Strategy,
@@ -46,6 +65,7 @@ from reasoner import (
     StrategyOptions,
     register_strategy,
 )
+from reasoner.strategy import AppliesWhen
 from strategies.soft_tokens import (
     PrefixEmbeds,
     StepDistribution,
@@ -53,11 +73,20 @@ from strategies.soft_tokens import (
     soft_embedding,
     top_k_distribution,
 )
-from strategies.switch_rules import FixedMode, Mode, SwiReasoning, SwitchRule, ThinkRouter
+from strategies.switch_rules import ColdStop, FixedMode, Mode, SwiReasoning, SwitchRule, ThinkRouter
 
-ThinkingEnd = Literal["think_close", "eos", "switch_cap", "budget"]
-_BLOCK_KIND: dict[Mode, str] = {"latent": "latent", "explicit": "think"}
+ThinkingEnd = Literal["think_close", "eos", "switch_cap", "cold_stop", "budget"]
+Phase = Literal["thinking", "answer"]
+_BLOCK_KIND: dict[tuple[Phase, Mode], str] = {
+    ("thinking", "latent"): "latent",
+    ("thinking", "explicit"): "think",
+    ("answer", "latent"): "latent",
+    ("answer", "explicit"): "answer",
+}
 _CLOSE_WINDOW = 8
+_SOFT_RULES = AppliesWhen("rule", ("swireasoning", "thinkrouter", "latent"))
+_SWIREASONING = AppliesWhen("rule", ("swireasoning",))
+_COLD_STOP_RULES = AppliesWhen("rule", ("thinkrouter", "latent"))
 
 
 class LatentSwitchOptions(StrategyOptions):
@@ -68,43 +97,74 @@ class LatentSwitchOptions(StrategyOptions):
         description="Switch rule: swireasoning (entropy trend per block), thinkrouter (per-step confidence), "
         "or a fixed mode (latent-only soft thinking, explicit-only thinking) for comparison.",
     )
-    top_k: int = Field(default=10, ge=1, description="Tokens mixed into a soft token (and logprobs asked per step).")
-    top_p: float = Field(default=0.95, gt=0.0, le=1.0, description="Probability mass of the top-k kept in the mix.")
-    threshold: float = Field(
+    top_k: Annotated[int | None, _SOFT_RULES] = Field(
+        default=None,
+        ge=1,
+        description="Tokens mixed into a soft token (and logprobs read per step); None: all the backend returns "
+        "(its max_logprobs). The reference mixes the whole distribution; an engine step returns at most that many.",
+    )
+    top_p: Annotated[float, _SOFT_RULES] = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description="Probability mass of the top-k kept in the mix; 1.0 keeps all of it, as the reference's "
+        "whole-distribution mix does (Soft Thinking's scripts use 0.95 with top_k=10).",
+    )
+    threshold: Annotated[float, AppliesWhen("rule", ("thinkrouter",))] = Field(
         default=0.6, gt=0.0, lt=1.0, description="ThinkRouter: max probability at or above which a step goes latent."
     )
-    max_switches: int | None = Field(
+    max_switches: Annotated[int | None, _SWIREASONING] = Field(
         default=8,
         ge=1,
-        description="SwiReasoning: most latent->explicit switches; the one that reaches it closes thinking and "
-        "forces the answer (None: no cap). ThinkRouter is never capped.",
+        description="SwiReasoning: C_max, the latent->explicit switches before the cap acts; from the C_max-th to "
+        "the 2*C_max-th each injects the close delimiter and the model goes on, the one past 2*C_max forces the "
+        "answer (None: no cap).",
     )
-    window: int = Field(
+    forced_answer_tokens: Annotated[int, _SWIREASONING] = Field(
+        default=32,
+        ge=1,
+        description="SwiReasoning: most tokens of the answer the cap forces (the reference's 32); also held back "
+        "from the answer budget while the model goes on after an injected close.",
+    )
+    window: Annotated[int, _SWIREASONING] = Field(
         default=32,
         ge=1,
         description="SwiReasoning: steps an explicit block lasts before rising entropy may send it back to latent "
         "(the dwell window; the reference uses 512 at 32k-token budgets). Latent->explicit needs no wait.",
     )
-    close_mix: float = Field(
+    close_mix: Annotated[float, _SWIREASONING] = Field(
         default=0.3,
         ge=0.0,
         lt=1.0,
         description="SwiReasoning: weight of the close-thinking embedding in the first explicit token after a "
         "latent block, decaying to 0 over the thinking budget (the reference's 1 - beta_0).",
     )
-    explicit_math: bool = Field(
+    explicit_math: Annotated[bool, _SWIREASONING] = Field(
         default=True,
         description="SwiReasoning: in a latent block, feed a step whose token spells math (digits, single letters, "
         "operators, LaTeX commands) as that token instead of the soft mixture, as the reference does.",
     )
-    open_mix: float = Field(
+    open_mix: Annotated[float, _SWIREASONING] = Field(
         default=0.0,
         ge=0.0,
         lt=1.0,
         description="SwiReasoning: weight of the open-thinking embedding in the first soft token after an "
         "explicit block, decaying likewise (the reference's 1 - alpha_0).",
     )
-    start_mode: Literal["latent", "explicit"] = Field(default="latent", description="Mode of the first block.")
+    cold_stop_entropy: Annotated[float, _COLD_STOP_RULES] = Field(
+        default=0.01,
+        gt=0.0,
+        description="ThinkRouter/latent: Cold Stop's entropy threshold in nats (Soft Thinking's 0.01).",
+    )
+    cold_stop_steps: Annotated[int | None, _COLD_STOP_RULES] = Field(
+        default=256,
+        ge=1,
+        description="ThinkRouter/latent: consecutive steps below cold_stop_entropy that end thinking (Soft "
+        "Thinking's 256); None: no Cold Stop.",
+    )
+    start_mode: Annotated[Literal["latent", "explicit"], AppliesWhen("rule", ("swireasoning", "thinkrouter"))] = Field(
+        default="latent", description="Mode of the first block."
+    )
     answer_tokens: int = Field(
         default=48, ge=1, description="Answer budget when the Budget sets no answer/thinking split."
     )
@@ -148,6 +208,7 @@ class Block:
     """One run of steps in one mode; `token_ids` are the sampled (explicit) or most likely (latent) tokens."""
 
     mode: Mode
+    phase: Phase
     node: int
     start: int
     token_ids: list[int] = field(default_factory=list)
@@ -155,40 +216,51 @@ class Block:
 
 
 class LatentThinking:
-    """One solve's thinking loop: runs steps on the engine and feeds each back as the rule says."""
+    """One solve's switched loop: runs steps on the engine and feeds each back as the rule says.
 
-    def __init__(self, session: Session, options: LatentSwitchOptions, embeddings: np.ndarray, prefix: PrefixEmbeds):
+    It thinks first (`run`); after SwiReasoning's cap injected the close delimiter it goes on into
+    the answer (`answer`), still switching (see the module docstring).
+    """
+
+    def __init__(
+        self, session: Session, options: LatentSwitchOptions, embeddings: np.ndarray, prefix: PrefixEmbeds, top_k: int
+    ):
         self.session = session
         self.options = options
         self.embeddings = embeddings
         self.prefix = prefix
+        self.top_k = top_k
         self.rule = make_rule(options)
+        self.phase: Phase = "thinking"
         self.eos = frozenset(session.tokenizer.eos_token_ids)
         self.blocks: list[Block] = []
         self.latent_steps = 0
         self.explicit_tokens = 0
         self.math_steps = 0
+        self.close_injections = 0
+        self.unread_mass = 0.0
         self.thinking_budget = 1
         explicit_math = options.rule == "swireasoning" and options.explicit_math
         self.math_ids = math_token_ids(session.tokenizer) if explicit_math else frozenset()
         mixing = options.rule == "swireasoning"
         self.close_mix = options.close_mix if mixing else 0.0
         self.open_mix = options.open_mix if mixing else 0.0
-        self.close_embedding = self._delimiter_embedding(session.profile.think_close)
-        self.open_embedding = self._delimiter_embedding(session.profile.think_open)
+        self.close_rows = self._delimiter_rows(session.profile.think_close)
+        self.open_rows = self._delimiter_rows(session.profile.think_open)
+        self._pending_rows: list[np.ndarray] = []
+        self._pending_mix = 0.0
+        cold = options.rule in ("thinkrouter", "latent") and options.cold_stop_steps is not None
+        self.cold_stop = ColdStop(options.cold_stop_entropy, options.cold_stop_steps or 1) if cold else None
         self._open_block(self.rule.mode)
 
     @property
     def delimiter_mix(self) -> bool:
         """Whether switches mix a delimiter embedding in (see the module docstring)."""
-        return (self.close_mix > 0 and self.close_embedding is not None) or (
-            self.open_mix > 0 and self.open_embedding is not None
-        )
+        return (self.close_mix > 0 and len(self.close_rows) > 0) or (self.open_mix > 0 and len(self.open_rows) > 0)
 
-    def _delimiter_embedding(self, delimiter: str) -> np.ndarray | None:
-        """The input embedding of a thinking delimiter that is one token; None for a longer one."""
-        ids = self.session.encode(delimiter)
-        return np.asarray(self.embeddings[ids[0]], dtype=np.float64) if len(ids) == 1 else None
+    def _delimiter_rows(self, delimiter: str) -> np.ndarray:
+        """The input embeddings of a thinking delimiter's tokens, `[tokens, hidden]` float64."""
+        return np.asarray(self.embeddings[self.session.encode(delimiter)], dtype=np.float64)
 
     @property
     def block(self) -> Block:
@@ -199,10 +271,25 @@ class LatentThinking:
         return self.latent_steps + self.math_steps + self.explicit_tokens
 
     async def run(self, thinking_budget: int) -> ThinkingEnd:
-        """Think until the model closes thinking, stops, hits the switch cap or spends `thinking_budget`."""
+        """Think until the model closes thinking, stops, Cold Stop or the cap acts, or `thinking_budget` is spent."""
         self.thinking_budget = max(thinking_budget, 1)
+        return await self._loop(thinking_budget)
+
+    async def answer(self, answer_room: int) -> ThinkingEnd:
+        """Go on after an injected close: `eos` (the answer is written), `switch_cap` (the cap forces the
+        answer) or `budget` (`answer_room` spent)."""
+        self.phase = "answer"
+        self._open_block(self.rule.mode)
+        return await self._loop(answer_room)
+
+    def inject(self, text: str) -> None:
+        """Append `text`'s token embeddings to the prompt: the close delimiter the cap injects."""
+        self.prefix.append(self.embeddings[self.session.encode(text)])
+        self.close_injections += 1
+
+    async def _loop(self, budget: int) -> ThinkingEnd:
         while True:
-            room = thinking_budget - self.session.ledger.generated_by_phase["thinking"]
+            room = budget - self.session.ledger.generated_by_phase[self.phase]
             if room < 1:
                 end: ThinkingEnd | None = "budget"
             elif self.rule.mode == "latent":
@@ -215,18 +302,25 @@ class LatentThinking:
 
     def thinking_text(self) -> str:
         """The thinking as text: sampled tokens, and each latent step's most likely token."""
-        return "".join(self.session.tokenizer.decode(block.token_ids) for block in self.blocks)
+        return self._text("thinking")
+
+    def answer_text(self) -> str:
+        """What the loop wrote after an injected close, likewise."""
+        return self._text("answer")
+
+    def _text(self, phase: Phase) -> str:
+        return "".join(self.session.tokenizer.decode(block.token_ids) for block in self.blocks if block.phase == phase)
 
     async def _latent_step(self) -> ThinkingEnd | None:
         generation = await self.session.generate(
             self.prefix.view(),
             max_tokens=1,
-            phase="thinking",
+            phase=self.phase,
             kind="step",
             parent=self.block.node,
             edge="expand",
             temperature=self.options.temperature,
-            logprobs=self.options.top_k,
+            logprobs=self.top_k,
         )
         return self._step(generation.token_ids[0], generation.logprobs[0] if generation.logprobs else {})
 
@@ -234,12 +328,12 @@ class LatentThinking:
         request = await self.session.start(
             self.prefix.view(),
             max_tokens=room,
-            phase="thinking",
+            phase=self.phase,
             kind="step",
             parent=self.block.node,
             edge="expand",
             temperature=self.options.temperature,
-            logprobs=self.options.top_k,
+            logprobs=self.top_k,
             stop_token_ids=tuple(self.eos),
         )
         index = 0
@@ -255,22 +349,33 @@ class LatentThinking:
             index += 1
 
     def _step(self, token: int, logprobs: dict[int, float]) -> ThinkingEnd | None:
-        """Feed one observed step back into the prompt; say why thinking ends, if it does."""
+        """Feed one observed step back into the prompt; say why the loop ends, if it does."""
         if token in self.eos:
             return "eos"
-        distribution = top_k_distribution(logprobs or {token: 0.0}, self.options.top_k)
+        distribution = top_k_distribution(logprobs or {token: 0.0}, self.top_k)
+        self.unread_mass += distribution.tail_mass
         mode = self.rule.observe(distribution.entropy, distribution.max_prob)
         if mode != self.block.mode:
             self._close_block(None)
             self._open_block(mode)
         self._feed(mode, token, distribution)
+        if self.rule.forced:
+            return "switch_cap"
+        if self.rule.cap_action == "close":
+            if self.phase == "thinking":
+                return "switch_cap"
+            self.inject(self.session.profile.think_close)
+        if self.phase == "answer":
+            return None
         closing = self.session.tokenizer.decode(self.block.token_ids[-_CLOSE_WINDOW:])
         if self.session.profile.think_close in closing:
             return "think_close"
-        return "switch_cap" if self.rule.capped else None
+        if self.cold_stop is not None and self.cold_stop.observe(distribution.entropy):
+            return "cold_stop"
+        return None
 
     def _feed(self, mode: Mode, token: int, distribution: StepDistribution) -> None:
-        """Append this step's input embedding: the soft token or the sampled token's row, mixed at a switch."""
+        """Append this step's input embedding: the soft token or the sampled token's row, mixed after a switch."""
         if mode == "latent" and token in self.math_ids:
             row = self.embeddings[token]
             self.block.token_ids.append(token)
@@ -283,19 +388,28 @@ class LatentThinking:
             row = self.embeddings[token]
             self.block.token_ids.append(token)
             self.explicit_tokens += 1
-        delimiter = self.open_embedding if mode == "latent" else self.close_embedding
-        if self.rule.switched and delimiter is not None:
+        if self.rule.switched:
             mix = self.open_mix if mode == "latent" else self.close_mix
-            row = mix_in(row, delimiter, mix * max(0.0, 1.0 - self.steps / self.thinking_budget))
+            rows = self.open_rows if mode == "latent" else self.close_rows
+            self._pending_rows = list(rows) if mix > 0 else []
+            self._pending_mix = mix
+        if self._pending_rows:
+            weight = self._pending_mix * max(0.0, 1.0 - self.steps / self.thinking_budget)
+            row = mix_in(row, self._pending_rows.pop(0), weight)
         self.prefix.append(row)
         self.block.entropies.append(round(distribution.entropy, 4))
 
     def _open_block(self, mode: Mode) -> None:
         parent = self.blocks[-1].node if self.blocks else None
         node = self.session.trace.add(
-            _BLOCK_KIND[mode], parent=parent, phase="thinking", mode=mode, start=self.steps, switch=len(self.blocks)
+            _BLOCK_KIND[self.phase, mode],
+            parent=parent,
+            phase=self.phase,
+            mode=mode,
+            start=self.steps,
+            switch=len(self.blocks),
         )
-        self.blocks.append(Block(mode=mode, node=node, start=self.steps))
+        self.blocks.append(Block(mode=mode, phase=self.phase, node=node, start=self.steps))
 
     def _close_block(self, end: ThinkingEnd | None) -> None:
         block = self.block
@@ -318,55 +432,93 @@ class LatentSwitch(Strategy):
     options: LatentSwitchOptions
 
     async def run(self, session: Session, prompt: str) -> Outcome:
-        embeddings = await self._check_backend(session)
+        embeddings, top_k = await self._check_backend(session)
+        options = self.options
         profile, tokenizer = session.profile, session.tokenizer
         text_prompt = profile.build_prompt(tokenizer, prompt, thinking=True, answer_format=session.answer_format)
         prompt_ids = session.encode(text_prompt)
-        thinking_budget, answer_budget = split_budget(
-            session.budget, self.options.answer_tokens, profile.min_answer_tokens
-        )
+        thinking_budget, answer_budget = split_budget(session.budget, options.answer_tokens, profile.min_answer_tokens)
         suffix_room = len(session.encode(profile.forced_answer_suffix(""))) + 1
         context_room = session.backend.capabilities.max_model_len - len(prompt_ids) - suffix_room - answer_budget
         thinking_budget = max(0, min(thinking_budget, context_room))
         prefix = PrefixEmbeds(embeddings.shape[1], len(prompt_ids) + thinking_budget + suffix_room)
         prefix.append(embeddings[prompt_ids])
 
-        thinking = LatentThinking(session, self.options, embeddings, prefix)
+        thinking = LatentThinking(session, options, embeddings, prefix, top_k)
         end = await thinking.run(thinking_budget)
-        thinking_text = thinking.thinking_text()
-        suffix = profile.answer_lead_in if end == "think_close" else profile.forced_answer_suffix(thinking_text)
-        prefix.append(embeddings[session.encode(suffix)])
-        answer = await session.generate(
-            prefix.view(),
-            max_tokens=min(answer_budget, session.remaining),
+        thinking_tokens = session.ledger.generated_by_phase["thinking"]
+        text, answer, forced = await self._answer(session, thinking, end, answer_budget)
+        loop_tokens = session.ledger.generated_by_phase["thinking"] + session.ledger.generated_by_phase["answer"]
+        answer_tokens = len(answer.token_ids) if answer is not None else 0
+        steps = max(thinking.steps, 1)
+        return Outcome(
+            text=text,
+            answer=session.extract_answer(text),
+            metrics={
+                "rule": options.rule,
+                "switches": thinking.rule.switches,
+                "latent_to_explicit": thinking.rule.commits,
+                "close_injections": thinking.close_injections,
+                "forced_answer": forced,
+                "delimiter_mix": thinking.delimiter_mix,
+                "delimiter_tokens": len(thinking.close_rows),
+                "math_steps": thinking.math_steps,
+                "latent_steps": thinking.latent_steps,
+                "explicit_tokens": thinking.explicit_tokens,
+                "discarded_tokens": loop_tokens - answer_tokens - thinking.steps,
+                "blocks": len(thinking.blocks),
+                "thinking_end": end,
+                "thinking_tokens": thinking_tokens,
+                "answer_tokens": answer_tokens,
+                "unread_mass": round(thinking.unread_mass / steps, 6),
+            },
+        )
+
+    async def _answer(
+        self, session: Session, thinking: LatentThinking, end: ThinkingEnd, answer_budget: int
+    ) -> tuple[str, Generation | None, bool]:
+        """(text, the final answer request or None, whether the answer was forced) after thinking ended by `end`."""
+        profile = session.profile
+        lead_in = profile.answer_lead_in
+        if end == "switch_cap":
+            thinking.inject(profile.think_close + lead_in)
+            held_back = min(self.options.forced_answer_tokens, answer_budget // 2)
+            answer_end = await thinking.answer(answer_budget - held_back)
+            written = lead_in + thinking.answer_text()
+            if answer_end == "eos":
+                return written.strip(), None, False
+            room = min(self.options.forced_answer_tokens, answer_budget - session.ledger.generated_by_phase["answer"])
+            forced = await self._generate_answer(session, thinking, profile.forced_answer_suffix(written), room)
+            return (written + lead_in + (forced.text if forced else "")).strip(), forced, True
+        if end == "think_close":
+            suffix = lead_in
+        elif end == "cold_stop":
+            suffix = profile.think_close + lead_in
+        else:
+            suffix = profile.forced_answer_suffix(thinking.thinking_text())
+        answer = await self._generate_answer(session, thinking, suffix, answer_budget)
+        return (lead_in + (answer.text if answer else "")).strip(), answer, False
+
+    async def _generate_answer(
+        self, session: Session, thinking: LatentThinking, suffix: str, room: int
+    ) -> Generation | None:
+        """Append `suffix` and generate the answer in at most `room` tokens; None when no token is left."""
+        thinking.prefix.append(thinking.embeddings[session.encode(suffix)])
+        max_tokens = min(room, session.remaining)
+        if max_tokens < 1:
+            return None
+        return await session.generate(
+            thinking.prefix.view(),
+            max_tokens=max_tokens,
             phase="answer",
             kind="answer",
             parent=thinking.block.node,
             temperature=self.options.temperature,
             stop_token_ids=tuple(thinking.eos),
         )
-        text = (profile.answer_lead_in + answer.text).strip()
-        thinking_tokens = session.ledger.generated_by_phase["thinking"]
-        return Outcome(
-            text=text,
-            answer=session.extract_answer(text),
-            metrics={
-                "rule": self.options.rule,
-                "switches": thinking.rule.switches,
-                "latent_to_explicit": thinking.rule.commits,
-                "delimiter_mix": thinking.delimiter_mix,
-                "math_steps": thinking.math_steps,
-                "latent_steps": thinking.latent_steps,
-                "explicit_tokens": thinking.explicit_tokens,
-                "discarded_tokens": thinking_tokens - thinking.steps,
-                "blocks": len(thinking.blocks),
-                "thinking_end": end,
-                "thinking_tokens": thinking_tokens,
-                "answer_tokens": len(answer.token_ids),
-            },
-        )
 
-    async def _check_backend(self, session: Session) -> np.ndarray:
+    async def _check_backend(self, session: Session) -> tuple[np.ndarray, int]:
+        """The input-embedding matrix and the top-k to read per step, or the capability the backend lacks."""
         capabilities = session.backend.capabilities
         if not capabilities.prompt_embeds:
             raise CapabilityError(
@@ -377,9 +529,10 @@ class LatentSwitch(Strategy):
             raise CapabilityError(
                 f"latent_switch needs the 'logprobs' capability, which backend {capabilities.name!r} lacks"
             )
-        if capabilities.max_logprobs < self.options.top_k:
+        top_k = self.options.top_k if self.options.top_k is not None else capabilities.max_logprobs
+        if capabilities.max_logprobs < top_k:
             raise StrategyError(
-                f"option top_k={self.options.top_k} asks for more logprobs than backend {capabilities.name!r} "
+                f"option top_k={top_k} asks for more logprobs than backend {capabilities.name!r} "
                 f"returns ({capabilities.max_logprobs}); lower top_k"
             )
         if not capabilities.input_embeddings:
@@ -387,4 +540,4 @@ class LatentSwitch(Strategy):
                 f"latent_switch needs the input-embedding matrix ('input_embeddings'), which backend "
                 f"{capabilities.name!r} does not expose; serve a model whose weights are also on this machine"
             )
-        return await session.backend.input_embeddings()
+        return await session.backend.input_embeddings(), top_k

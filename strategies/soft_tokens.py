@@ -6,6 +6,12 @@ position. This module turns one step's top-k logprobs into that mixture and into
 step's confidence figures (entropy, max probability), and keeps the growing prompt as
 one float32 array whose rows never change, so equal prefixes are equal bytes and the
 engine's prefix cache serves them.
+
+Deviation, kept because the engine returns at most `max_logprobs` entries a step: SwiReasoning's
+reference mixes the whole distribution (`probs @ E`) and takes its entropy over the whole
+vocabulary; here both come from the top-k read (the mixture renormalised over it, the mass outside
+it dropped) and the entropy counts the unread tail as one outcome, so it is a lower bound on the
+true entropy (`StepDistribution.entropy`; `tail_mass` says how loose).
 """
 
 from __future__ import annotations

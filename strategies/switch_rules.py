@@ -3,18 +3,23 @@
 A rule sees each thinking step's next-token confidence (entropy, max probability) and
 says how that step is fed back: `"latent"` (the soft mixture) or `"explicit"` (the sampled
 token). It counts every switch (`switches`) and the latent->explicit ones (`commits`);
-`capped` turns true when a capped rule wants thinking closed and the answer forced.
+a capped rule says at each commit what its cap asks (`cap_action`).
 
 - `SwiReasoning` (Shi et al., 2025): block-wise confidence from the entropy trend. The
   entropy at the first step, and again at every switch, is the reference. In a latent
   block, entropy below the reference (confidence rising) switches to explicit at once; in
   an explicit block, entropy above it switches back to latent only once the block has
   lasted `window` steps (the dwell window). Only latent->explicit switches count toward
-  `max_switches`; the switch that reaches it closes thinking (`capped`).
+  `max_switches` (C_max), in two stages as in the reference: each commit from the C_max-th to
+  the 2*C_max-th asks to inject the close-thinking delimiter and let the model go on
+  (`cap_action == "close"`); the commit past 2*C_max asks to force the answer (`"force"`,
+  after which the rule takes no more steps).
 - `ThinkRouter`: every step is routed by its own confidence: the discrete token when the
-  max probability is below a threshold, the latent mixture at or above it. No cap: its
-  thinking ends at the close delimiter or the budget.
+  max probability is below a threshold, the latent mixture at or above it. No cap; its
+  thinking ends at the close delimiter, Cold Stop or the budget.
 - `FixedMode`: one mode throughout (latent-only Soft Thinking, or plain explicit thinking).
+- `ColdStop` (Soft Thinking, which ThinkRouter uses): thinking ends once the entropy has stayed
+  below a threshold for a run of consecutive steps; the model is sure, more steps add nothing.
 """
 
 from __future__ import annotations
@@ -23,13 +28,14 @@ import abc
 from typing import Literal
 
 Mode = Literal["latent", "explicit"]
+CapAction = Literal["close", "force"]
 
 
 class SwitchRule(abc.ABC):
     """Per-step mode decisions; subclasses say which mode a step wants.
 
     `max_switches` caps the latent->explicit switches (None: no cap). `switched` tells
-    whether the last observed step changed the mode.
+    whether the last observed step changed the mode; `cap_action` what the cap asks of that step.
     """
 
     def __init__(self, start_mode: Mode, max_switches: int | None = None):
@@ -41,21 +47,28 @@ class SwitchRule(abc.ABC):
         self.commits = 0
         self.steps_in_mode = 0
         self.switched = False
-        self.capped = False
+        self.cap_action: CapAction | None = None
+
+    @property
+    def forced(self) -> bool:
+        """True once the cap has asked to force the answer: the rule takes no more steps."""
+        return self.cap_action == "force"
 
     def observe(self, entropy: float, max_prob: float) -> Mode:
-        """The mode for this step; after a capped rule's last allowed switch, `capped` is True."""
-        if self.capped:
-            raise RuntimeError("the rule reached its switch cap; thinking is over")
+        """The mode for this step, and in `cap_action` what the cap asks of it (see the module docstring)."""
+        if self.forced:
+            raise RuntimeError("the rule forced the answer at its switch cap; thinking is over")
         wanted = self.wants(entropy, max_prob)
         self.switched = wanted != self.mode
+        self.cap_action = None
         if self.switched:
             self.switches += 1
             self.commits += wanted == "explicit"
             self.mode = wanted
             self.steps_in_mode = 0
             self.on_switch(entropy)
-            self.capped = self.max_switches is not None and wanted == "explicit" and self.commits >= self.max_switches
+            if self.max_switches is not None and wanted == "explicit" and self.commits >= self.max_switches:
+                self.cap_action = "force" if self.commits > 2 * self.max_switches else "close"
         self.steps_in_mode += 1
         return self.mode
 
@@ -102,6 +115,22 @@ class ThinkRouter(SwitchRule):
 
     def wants(self, entropy: float, max_prob: float) -> Mode:
         return "latent" if max_prob >= self.threshold else "explicit"
+
+
+class ColdStop:
+    """Soft Thinking's Cold Stop: True once `steps` consecutive steps had entropy below `entropy`."""
+
+    def __init__(self, entropy: float, steps: int):
+        if entropy <= 0.0 or steps < 1:
+            raise ValueError(f"Cold Stop needs an entropy above 0 and steps >= 1, got {entropy} and {steps}")
+        self.entropy = entropy
+        self.steps = steps
+        self.run = 0
+
+    def observe(self, entropy: float) -> bool:
+        """Count this step; True when the run of confident steps reaches `steps`."""
+        self.run = self.run + 1 if entropy < self.entropy else 0
+        return self.run >= self.steps
 
 
 class FixedMode(SwitchRule):

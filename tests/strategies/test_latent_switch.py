@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -111,20 +112,52 @@ async def test_explicit_tokens_are_fed_back_as_their_own_embedding_rows() -> Non
     np.testing.assert_array_equal(answer_prompt[start : start + 6], embeddings[ids])
 
 
-async def test_swireasoning_closes_thinking_and_forces_the_answer_at_the_cap() -> None:
-    backend = ScriptedBackend(ByRequest([[unsure()], [unsure()], [sure()], [sure()]]))
+EOS = ScriptedToken("<eos>", {"<eos>": 0.0})
+
+
+async def test_at_the_cap_swireasoning_injects_the_close_and_lets_the_model_answer_on_its_own() -> None:
+    backend = ScriptedBackend(ByRequest([[unsure()], [unsure()], [sure()], [sure(" 5"), EOS]]))
     solution = await solve(
         backend, Budget(tokens=60, answer=8), rule="swireasoning", max_switches=1, explicit_math=False
     )
     metrics = solution.metrics
     assert metrics["thinking_end"] == "switch_cap"
     assert (metrics["switches"], metrics["latent_to_explicit"]) == (1, 1)
-    assert (metrics["latent_steps"], metrics["explicit_tokens"]) == (2, 1)
-    answer_prompt, first_prompt = backend.requests[-1].embeds, backend.requests[0].embeds
-    assert answer_prompt is not None and first_prompt is not None
-    suffix = backend.tokenizer().encode(make_reasoner(backend).profile.forced_answer_suffix(" 5 5 5"))
-    assert answer_prompt.shape[0] == first_prompt.shape[0] + 3 + len(suffix)
+    assert (metrics["close_injections"], metrics["forced_answer"], metrics["answer_tokens"]) == (1, False, 0)
+    # Thinking: two latent steps and the explicit token that committed; then the model goes on after the close.
+    assert (metrics["latent_steps"], metrics["explicit_tokens"]) == (2, 2)
+    go_on, first_prompt = backend.requests[3], backend.requests[0]
+    assert go_on.embeds is not None and first_prompt.embeds is not None
+    assert go_on.sampling.max_tokens == 8 - 4  # the answer budget less what a forced answer would need
+    profile = make_reasoner(backend).profile
+    injected = backend.tokenizer().encode(profile.think_close + profile.answer_lead_in)
+    start = first_prompt.embeds.shape[0] + 3
+    assert go_on.embeds.shape[0] == start + len(injected)
+    embeddings = await backend.input_embeddings()
+    np.testing.assert_array_equal(go_on.embeds[start:], embeddings[injected])
+    assert len(backend.requests) == 4
     assert solution.answer == "5"
+
+
+async def test_past_twice_the_cap_swireasoning_forces_the_answer_in_at_most_forced_answer_tokens() -> None:
+    answer_loop = [[unsure()], [sure()]] * 2  # explicit block back to latent, then a commit: twice
+    backend = ScriptedBackend(ByRequest([[unsure()], [sure()], *answer_loop, [sure(" 7")] * 20]))
+    solution = await solve(
+        backend,
+        Budget(tokens=80, answer=30),
+        rule="swireasoning",
+        max_switches=1,
+        window=1,
+        explicit_math=False,
+        forced_answer_tokens=6,
+    )
+    metrics = solution.metrics
+    assert metrics["latent_to_explicit"] == 3  # C_max closes, 2*C_max closes again, the one past it forces
+    assert (metrics["close_injections"], metrics["forced_answer"]) == (2, True)
+    forced = backend.requests[-1]
+    assert forced.sampling.max_tokens == 6
+    assert metrics["answer_tokens"] == 6
+    assert solution.usage.generated_tokens <= 80
 
 
 async def test_swireasoning_stays_explicit_for_the_dwell_window_before_going_latent() -> None:
@@ -179,20 +212,33 @@ async def test_swireasoning_feeds_a_math_token_as_itself_inside_a_latent_block()
     assert solution.metrics["latent_steps"] == 7
 
 
-async def test_a_delimiter_of_several_tokens_is_not_mixed_in() -> None:
-    backend = ScriptedBackend(ByRequest([[unsure()], [sure()], [sure()]]))
+async def test_a_delimiter_of_several_tokens_is_mixed_token_by_token_into_the_rows_after_the_switch() -> None:
+    backend = ScriptedBackend(ByRequest([[unsure()], [sure()], [sure()] * 3]))
     reasoner = make_reasoner(backend)
     reasoner.profile = dataclasses.replace(reasoner.profile, think_close="</ think>")
-    backend.tokenizer().encode(reasoner.profile.forced_answer_suffix(" 5 5") + reasoner.profile.think_close)
+    tokenizer = backend.tokenizer()
+    tokenizer.encode(reasoner.profile.forced_answer_suffix(" 5 5") + reasoner.profile.think_close)
+    tokenizer.encode(reasoner.profile.think_close)
     solution = await reasoner.asolve(
-        QUESTION, budget=Budget(tokens=28, answer=8), strategy="latent_switch", max_switches=1, close_mix=0.5
+        QUESTION,
+        budget=Budget(tokens=28, answer=8),
+        strategy="latent_switch",
+        max_switches=2,
+        close_mix=0.5,
+        explicit_math=False,
     )
     embeddings = await backend.input_embeddings()
     answer_prompt, first_prompt = backend.requests[-1].embeds, backend.requests[0].embeds
     assert answer_prompt is not None and first_prompt is not None
-    five = backend.tokenizer().encode(" 5")[0]
-    np.testing.assert_array_equal(answer_prompt[first_prompt.shape[0] + 1], embeddings[five])
-    assert solution.metrics["delimiter_mix"] is False
+    five = embeddings[tokenizer.encode(" 5")[0]].astype(np.float64)
+    close = embeddings[tokenizer.encode("</ think>")].astype(np.float64)
+    assert len(close) == 2
+    start = first_prompt.shape[0]
+    for offset, (steps, piece) in enumerate(zip((2, 3), close, strict=True), start=1):
+        weight = 0.5 * (1 - steps / 20)
+        np.testing.assert_allclose(answer_prompt[start + offset], (1 - weight) * five + weight * piece, rtol=1e-5)
+    np.testing.assert_array_equal(answer_prompt[start + 3], embeddings[tokenizer.encode(" 5")[0]])
+    assert (solution.metrics["delimiter_mix"], solution.metrics["delimiter_tokens"]) == (True, 2)
 
 
 async def test_the_trace_holds_one_segment_per_block_with_its_entropies() -> None:
@@ -242,7 +288,8 @@ async def test_every_thinking_token_is_fed_back_or_counted_as_discarded() -> Non
     solution = await solve(backend, Budget(tokens=80, answer=8), rule="swireasoning", max_switches=2, window=4)
     metrics = solution.metrics
     fed = sum(int(metrics[key] or 0) for key in ("latent_steps", "math_steps", "explicit_tokens"))
-    assert fed + int(metrics["discarded_tokens"] or 0) == solution.usage.generated_by_phase["thinking"]
+    loop_tokens = solution.usage.generated_tokens - int(metrics["answer_tokens"] or 0)
+    assert fed + int(metrics["discarded_tokens"] or 0) == loop_tokens
     assert solution.usage.generated_tokens <= 80
 
 
@@ -417,7 +464,8 @@ def test_swireasoning_answers_on_the_engine_within_budget_and_cap(engine_reasone
     )
     metrics = solution.metrics
     assert solution.answer is not None
-    assert int(metrics["latent_to_explicit"] or 0) <= 3
+    assert int(metrics["latent_to_explicit"] or 0) <= 2 * 3 + 1  # the cap's second stage acts past 2 * C_max
+    assert metrics["forced_answer"] or int(metrics["latent_to_explicit"] or 0) <= 2 * 3
     assert solution.usage.generated_tokens <= 96
     spent = sum(int(metrics[key] or 0) for key in ("latent_steps", "math_steps", "explicit_tokens", "discarded_tokens"))
     assert spent + int(metrics["answer_tokens"] or 0) == solution.usage.generated_tokens
@@ -463,3 +511,53 @@ def test_the_split_never_exceeds_the_budget_and_always_leaves_an_answer(
     assert thinking_budget + answer_budget <= tokens
     if thinking is not None:
         assert thinking_budget <= thinking
+
+
+async def test_by_default_a_soft_token_mixes_every_logprob_the_backend_returns() -> None:
+    nearly_sure = ScriptedToken(" 5", {" 5": math.log(0.96), " 6": math.log(0.03)})
+    backend = ScriptedBackend([nearly_sure])
+    solution = await solve(backend, Budget(tokens=8, answer=4), rule="latent")
+    assert backend.requests[0].sampling.logprobs == backend.capabilities.max_logprobs
+    embeddings = await backend.input_embeddings()
+    five, six = backend.tokenizer().encode(" 5 6")
+    expected = (0.96 * embeddings[five].astype(np.float64) + 0.03 * embeddings[six]) / 0.99
+    second = backend.requests[1].embeds
+    assert second is not None
+    np.testing.assert_allclose(second[-1], expected, rtol=1e-5)
+    assert solution.metrics["unread_mass"] == pytest.approx(0.01)
+
+
+async def test_thinkrouter_cold_stop_ends_thinking_after_a_run_of_confident_steps() -> None:
+    certain = ScriptedToken(" 5", {" 5": math.log(0.9999)})
+    backend = ScriptedBackend(ByRequest([[unsure()], [certain]]))
+    solution = await solve(backend, Budget(tokens=40, answer=8), rule="thinkrouter", cold_stop_steps=3)
+    metrics = solution.metrics
+    assert metrics["thinking_end"] == "cold_stop"
+    assert (metrics["explicit_tokens"], metrics["latent_steps"]) == (1, 3)
+    answer_prompt, first_prompt = backend.requests[-1].embeds, backend.requests[0].embeds
+    assert answer_prompt is not None and first_prompt is not None
+    profile = make_reasoner(backend).profile
+    closing = backend.tokenizer().encode(profile.think_close + profile.answer_lead_in)
+    assert answer_prompt.shape[0] == first_prompt.shape[0] + 4 + len(closing)
+    assert solution.answer == "5"
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"rule": "thinkrouter", "max_switches": 3}, "option 'max_switches' applies only with rule='swireasoning'"),
+        ({"rule": "thinkrouter", "window": 4}, "option 'window' applies only with rule='swireasoning'"),
+        ({"rule": "latent", "close_mix": 0.5}, "option 'close_mix' applies only with rule='swireasoning'"),
+        ({"rule": "explicit", "forced_answer_tokens": 8}, "option 'forced_answer_tokens' applies only with"),
+        ({"threshold": 0.5}, "option 'threshold' applies only with rule='thinkrouter', not rule='swireasoning'"),
+        ({"cold_stop_steps": 8}, "option 'cold_stop_steps' applies only with rule='thinkrouter' or 'latent'"),
+        ({"rule": "explicit", "top_k": 4}, "option 'top_k' applies only with rule='swireasoning' or"),
+        ({"rule": "explicit", "top_p": 0.9}, "option 'top_p' applies only with"),
+        ({"rule": "latent", "start_mode": "explicit"}, "option 'start_mode' applies only with"),
+    ],
+)
+async def test_an_option_of_another_rule_is_refused_naming_it(options: dict[str, object], named: str) -> None:
+    backend = ScriptedBackend([sure()])
+    with pytest.raises(StrategyError, match=re.escape(named)):
+        await solve(backend, 32, **options)
+    assert backend.requests == []
