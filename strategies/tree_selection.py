@@ -9,12 +9,17 @@ checked by hand on a tree built in a test. Every policy returns an `Allocation`:
   last one what remains of `total`).
 - `select_rebase` (REBASE, Wu et al. 2024): `total` children split across all leaves in
   proportion to softmax(score / temperature); a leaf whose share rounds to 0 is dropped.
-- `select_ets` (ETS, Hooper et al. 2025): an integer linear program, solved by HiGHS
-  (`scipy.optimize.milp`), keeps 1..`width` leaves maximising
-  `reward_weight * sum(kept softmax rewards) + coverage_weight * (clusters covered) / clusters
-  - kv_weight * (tokens of the distinct nodes the kept leaves need) / (tokens of all nodes)`;
-  a kept leaf needs every ancestor, and a shared ancestor is paid for once. The `total`
-  children then go to the kept leaves, at least one each, the rest by softmax share.
+- `select_ets` (ETS, Hooper et al. 2025, as its reference code `rebase.py` does it): an integer
+  linear program, solved by HiGHS (`scipy.optimize.milp`), keeps 1..`width` leaves maximising
+  `reward_weight * sum(kept leaves' REBASE width shares) + coverage_weight * (clusters covered)
+  / clusters - kv_weight * (KV cost of the distinct nodes the kept leaves need)`; a kept leaf
+  needs every ancestor, and a shared ancestor is paid for once. A leaf's width share is the
+  fraction of `width` REBASE would give it, so a leaf REBASE gives nothing adds no reward.
+  The `total` children then go to the kept leaves by REBASE's split, and a kept leaf whose share
+  rounds to 0 gets none (it was kept for its cluster, and the reference expands it no further).
+  KV cost (`kv_cost`): `nodes` (the reference's) charges every node alike, 1 / (nodes in the
+  candidates' tree, the prompt included); `tokens` charges a node its share of the tree's
+  tokens, kept as an option because KV memory is tokens and steps range from 1 to `step_tokens`.
 """
 
 from __future__ import annotations
@@ -22,11 +27,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 Allocation = dict[int, int]
+KvCost = Literal["nodes", "tokens"]
 
 
 @dataclass
@@ -73,11 +80,12 @@ class Leaf:
 
 @dataclass(frozen=True)
 class EtsWeights:
-    """The three terms of the ETS objective; all must be >= 0."""
+    """The three terms of the ETS objective (all >= 0), at the reference's values, and how KV is charged."""
 
     reward: float = 1.0
-    coverage: float = 1.0
+    coverage: float = 1.5
     kv: float = 1.0
+    kv_cost: KvCost = "nodes"
 
 
 def softmax(scores: Sequence[float], temperature: float) -> np.ndarray:
@@ -109,11 +117,16 @@ def select_beam(leaves: Sequence[Leaf], total: int, expand: int) -> Allocation:
     return allocation
 
 
+def rebase_counts(leaves: Sequence[Leaf], total: int, temperature: float) -> list[int]:
+    """REBASE's split of `total` children over `leaves`: in proportion to softmax(score / temperature)."""
+    return proportional_allocation(softmax([leaf.score for leaf in leaves], temperature), total)
+
+
 def select_rebase(leaves: Sequence[Leaf], total: int, temperature: float) -> Allocation:
     """Give `total` children out in proportion to softmax(score / temperature); drop leaves given none."""
     if not leaves:
         return {}
-    counts = proportional_allocation(softmax([leaf.score for leaf in leaves], temperature), total)
+    counts = rebase_counts(leaves, total, temperature)
     return {leaf.node: count for leaf, count in zip(leaves, counts, strict=True) if count > 0}
 
 
@@ -125,19 +138,17 @@ def select_ets(
     weights: EtsWeights,
     temperature: float,
 ) -> Allocation:
-    """ETS selection: solve the keep-which-leaves ILP, then split `total` children over the kept ones."""
+    """ETS selection: solve the keep-which-leaves ILP, then split `total` children over the kept ones as REBASE does."""
     if not leaves:
         return {}
     kept = solve_ets_ilp(tree, leaves, width, weights, temperature)
-    kept_leaves = [leaf for leaf in leaves if leaf.node in kept]
-    extra = proportional_allocation(softmax([leaf.score for leaf in kept_leaves], temperature), total - len(kept))
-    return {leaf.node: 1 + count for leaf, count in zip(kept_leaves, extra, strict=True)}
+    return select_rebase([leaf for leaf in leaves if leaf.node in kept], total, temperature)
 
 
 def solve_ets_ilp(
     tree: StepTree, leaves: Sequence[Leaf], width: int, weights: EtsWeights, temperature: float
 ) -> set[int]:
-    """The leaves the ETS integer linear program keeps (between 1 and `width` of them).
+    """The leaves the ETS integer linear program keeps (between 1 and `width` of them; `width` >= 1).
 
     Variables, all binary: `keep[i]` per leaf, `need[n]` per node on some leaf's path, and
     `covered[c]` per cluster. Constraints: `keep[i] <= need[n]` for each node on leaf i's
@@ -149,12 +160,12 @@ def solve_ets_ilp(
     cluster_index = {cluster: len(leaves) + len(nodes) + index for index, cluster in enumerate(clusters)}
     variables = len(leaves) + len(nodes) + len(clusters)
 
-    rewards = softmax([leaf.score for leaf in leaves], temperature)
-    all_tokens = max(sum(tree.tokens[node] for node in nodes), 1)
+    rewards = np.asarray(rebase_counts(leaves, width, temperature), dtype=float) / width
     objective = np.zeros(variables)  # milp minimises, so gains are negative
     objective[: len(leaves)] = -weights.reward * rewards
+    costs = kv_costs(tree, nodes, weights.kv_cost)
     for node, index in node_index.items():
-        objective[index] = weights.kv * tree.tokens[node] / all_tokens
+        objective[index] = weights.kv * costs[node]
     for index in cluster_index.values():
         objective[index] = -weights.coverage / len(clusters)
 
@@ -187,3 +198,11 @@ def solve_ets_ilp(
     if result.x is None:
         raise RuntimeError(f"the ETS selection ILP found no solution: {result.message}")
     return {leaf.node for index, leaf in enumerate(leaves) if result.x[index] > 0.5}
+
+
+def kv_costs(tree: StepTree, nodes: Sequence[int], how: KvCost) -> dict[int, float]:
+    """What keeping each node costs: a flat share, the prompt counted as a node (`nodes`), or its token share."""
+    if how == "nodes":
+        return dict.fromkeys(nodes, 1.0 / (len(nodes) + 1))
+    all_tokens = max(sum(tree.tokens[node] for node in nodes), 1)
+    return {node: tree.tokens[node] / all_tokens for node in nodes}

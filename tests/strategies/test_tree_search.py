@@ -16,6 +16,8 @@ from reasoner import Reasoner, Session, Solution, StrategyError
 from reasoner.extract import extract_math
 from reasoner.testing import ScriptedBackend, ScriptedToken
 from strategies.scoring import SELF_EVAL_QUESTION, FunctionScorer
+from strategies.tree_search import TreeSearchOptions
+from strategies.tree_selection import EtsWeights
 from tests.forced_runs import STORY, TraceOrder, forced
 
 Responder = Callable[[str], "str | list[ScriptedToken]"]
@@ -131,7 +133,7 @@ async def test_each_child_prompt_is_the_prompt_ids_then_its_ancestors_step_ids()
 async def test_default_self_eval_scorer_scores_each_path_on_its_own_token_ids() -> None:
     backend = ScriptedBackend(stepper(final_after=1))
     reasoner = Reasoner(backend=backend, profile="smollm2")
-    solution = await reasoner.asolve("q", 500, "tree_search", width=2, expand=2)
+    solution = await reasoner.asolve("q", 500, "tree_search", width=2)
     graph = solution.trace
     evals = [node for node, attrs in graph.nodes(data=True) if attrs["kind"] == "eval"]
     steps = [node for node, attrs in graph.nodes(data=True) if attrs["kind"] == "step"]
@@ -152,7 +154,7 @@ async def test_a_scorer_that_raises_or_returns_nan_scores_lowest_and_the_search_
             return math.nan if call % 3 == 1 else 0.8
 
     reasoner = reasoner_for(stepper(final_after=2))
-    solution = await reasoner.asolve("q", 500, "tree_search", selection="ets", width=2, expand=2, scorer=Flaky())
+    solution = await reasoner.asolve("q", 500, "tree_search", selection="ets", width=2, scorer=Flaky())
     scores = step_scores(solution.trace)
     assert solution.metrics["scorer_errors"] == scores.count(0.0) > 0
     assert scores.count(0.8) > 0
@@ -161,7 +163,7 @@ async def test_a_scorer_that_raises_or_returns_nan_scores_lowest_and_the_search_
 
 async def test_search_ends_when_every_path_has_finished() -> None:
     reasoner = reasoner_for(stepper(final_after=0))
-    solution = await reasoner.asolve("q", 500, "tree_search", width=3, expand=2, scorer=constant(0.5))
+    solution = await reasoner.asolve("q", 500, "tree_search", width=3, scorer=constant(0.5))
     assert solution.metrics["rounds"] == 1
     assert solution.metrics["stopped_by"] == "frontier"
     assert solution.answer == "5"
@@ -182,7 +184,7 @@ async def test_search_stops_at_max_depth_and_answers_from_the_best_partial_path(
 
 async def test_exhausted_budget_ends_the_search_with_the_best_partial_answer() -> None:
     reasoner = reasoner_for(stepper(final_after=None))
-    solution = await reasoner.asolve("q", 30, "tree_search", width=2, expand=2, step_tokens=8, scorer=constant(0.5))
+    solution = await reasoner.asolve("q", 30, "tree_search", width=2, step_tokens=8, scorer=constant(0.5))
     assert solution.metrics["stopped_by"] == "budget"
     assert solution.usage.generated_tokens <= 30
     assert solution.text
@@ -212,7 +214,7 @@ async def test_each_round_makes_width_minus_finished_new_steps(selection: str) -
         return f"Step {done + 1} idea {index}: 3 + 4 = 7.\n\n"
 
     solution = await reasoner_for(respond).asolve(
-        "q", 2000, "tree_search", selection=selection, width=4, expand=2, max_depth=6, scorer=constant(0.5)
+        "q", 2000, "tree_search", selection=selection, width=4, max_depth=6, scorer=constant(0.5)
     )
     graph = solution.trace
     depths = [attrs["depth"] for _, attrs in graph.nodes(data=True) if attrs["kind"] == "step"]
@@ -255,17 +257,17 @@ def one_odd_step_out(prompt: str) -> str:
 async def test_ets_keeps_a_weaker_leaf_of_another_cluster_that_beam_drops(selection: str) -> None:
     one_odd_step_out.index = 0  # type: ignore[attr-defined]
     KeywordEmbedder.calls = 0
-    scorer = FunctionScorer(lambda question, response: 0.3 if "subtract" in response else 0.9, name="likes_adding")
+    # At 0.7 against 0.9 REBASE's split of the 4 children still gives the subtracting step one.
+    scorer = FunctionScorer(lambda question, response: 0.7 if "subtract" in response else 0.9, name="likes_adding")
     solution = await reasoner_for(one_odd_step_out).asolve(
         "q",
         2000,
         "tree_search",
         selection=selection,
         width=4,
-        expand=2,
         max_depth=2,
         scorer=scorer,
-        step_embedder=KeywordEmbedder(),
+        **({"step_embedder": KeywordEmbedder()} if selection == "ets" else {"expand": 2}),
     )
     graph = solution.trace
     kept = [attrs["text"] for _, attrs in graph.nodes(data=True) if attrs.get("kept")]
@@ -280,6 +282,35 @@ async def test_ets_keeps_a_weaker_leaf_of_another_cluster_that_beam_drops(select
         assert kept and not any("subtract" in text for text in kept)
         assert KeywordEmbedder.calls == 0
         assert solution.metrics["step_embedder"] == "none"
+
+
+@pytest.mark.parametrize(
+    ("options", "refused"),
+    [
+        ({"expand": 2}, "expand"),
+        ({"selection": "rebase", "expand": 2}, "expand"),
+        ({"selection": "beam", "temperature": 0.5}, "temperature"),
+        ({"selection": "beam", "coverage_weight": 1.0}, "coverage_weight"),
+        ({"selection": "rebase", "kv_cost": "tokens"}, "kv_cost"),
+        ({"selection": "rebase", "reward_weight": 2.0}, "reward_weight"),
+        ({"selection": "beam", "step_embedder": "input"}, "step_embedder"),
+        ({"coverage_weight": 0.0, "cluster_threshold": 0.1}, "cluster_threshold"),
+        ({"sampling_temperature": 0.0, "top_p": 0.9}, "top_p"),
+    ],
+)
+async def test_an_option_the_chosen_selection_does_not_read_is_refused_by_name(
+    scripted_reasoner: Reasoner, options: dict[str, Any], refused: str
+) -> None:
+    with pytest.raises(StrategyError, match=rf"option '{refused}' (does not apply|applies only) with"):
+        await scripted_reasoner.asolve("q", 100, "tree_search", **options)
+    assert not scripted_reasoner.backend.requests  # type: ignore[attr-defined]
+
+
+def test_ets_defaults_are_the_reference_implementations_weights() -> None:
+    options = TreeSearchOptions()
+    weights = EtsWeights(options.reward_weight, options.coverage_weight, options.kv_weight, options.kv_cost)
+    assert weights == EtsWeights() == EtsWeights(reward=1.0, coverage=1.5, kv=1.0, kv_cost="nodes")
+    assert options.temperature == 0.2 and options.cluster_threshold == 0.05
 
 
 async def test_an_unknown_step_embedder_is_a_strategy_error(scripted_reasoner: Reasoner) -> None:
@@ -317,19 +348,10 @@ def test_search_never_spends_more_than_the_budget(
     budget: int, width: int, expand: int, depth: int, final_after: int | None, selection: str
 ) -> None:
     reasoner = reasoner_for(stepper(final_after))
-    solution = asyncio.run(
-        reasoner.asolve(
-            "q",
-            budget,
-            "tree_search",
-            selection=selection,
-            width=width,
-            expand=expand,
-            max_depth=depth,
-            step_tokens=12,
-            scorer=constant(0.5),
-        )
-    )
+    options: dict[str, Any] = {"selection": selection, "width": width, "max_depth": depth, "step_tokens": 12}
+    if selection == "beam":
+        options["expand"] = expand
+    solution = asyncio.run(reasoner.asolve("q", budget, "tree_search", scorer=constant(0.5), **options))
     assert solution.usage.generated_tokens <= budget
     assert number(solution, "rounds") <= depth
     distinct, unshared = kept_tree_kv(solution.trace)
@@ -341,9 +363,7 @@ def test_search_never_spends_more_than_the_budget(
 
 @pytest.mark.engine
 async def test_width_four_depth_three_search_on_the_engine_accounts_for_every_token(engine_reasoner: Reasoner) -> None:
-    solution = await engine_reasoner.asolve(
-        "What is 7 + 5?", 1200, "tree_search", width=4, expand=2, max_depth=3, step_tokens=32
-    )
+    solution = await engine_reasoner.asolve("What is 7 + 5?", 1200, "tree_search", width=4, max_depth=3, step_tokens=32)
     graph = solution.trace
     requests = [node for node, attrs in graph.nodes(data=True) if "request_id" in attrs]
     steps = [node for node, attrs in graph.nodes(data=True) if attrs["kind"] == "step"]
@@ -408,13 +428,14 @@ class PositionEmbedder:
 
 @pytest.mark.engine
 async def test_ets_on_the_engine_keeps_the_leaves_the_ilp_picks(engine_reasoner: Reasoner) -> None:
-    # Round 1 scores 0.5, 0.9, 0.6 (cluster A) and 0.4 (cluster B); every step is forced to 8 tokens.
-    # With reward, coverage and KV weights 1, 2, 2 (temperature 0.2) the ILP's objective, by hand:
-    #   keep {0.9 A, 0.4 B}: 0.694 + 0.057 + 2 * 2/2 - 2 * 2/4 = 1.751  (the best)
-    #   keep {0.9, 0.6, 0.4}: 1.406;  keep {0.9}: 1.194;  keep all four: 1.0;  keep {0.9, 0.6}: 0.849
-    # so ETS keeps the best leaf and the weaker one of the other cluster; the 4 children go 3 : 1
-    # (one each, the other 2 by softmax share, 0.92 : 0.08).
-    scorer = TraceOrder(lambda position, attrs: 0.5 if attrs["depth"] > 1 else (0.5, 0.9, 0.6, 0.4)[position])
+    # Round 1 scores 0.5, 0.9, 0.6 (cluster A) and 0.7 (cluster B); every step is forced to 8 tokens.
+    # REBASE splits the width 4 as 0 : 2 : 1 : 1, so the rewards (width shares) are 0, 1/2, 1/4, 1/4;
+    # each node costs 1/5 (four steps and the prompt). With coverage and KV weights 2, 2, by hand:
+    #   keep {0.9 A, 0.7 B}: 3/4 + 2 * 2/2 - 2 * 2/5 = 1.95  (the best)
+    #   keep {0.9, 0.6, 0.7}: 1.8;  keep all four: 1.4;  keep {0.9}: 1.1;  keep {0.9, 0.6}: 0.95
+    # so ETS keeps the best leaf and, of the two with equal shares, the one of the other cluster;
+    # REBASE's split of the 4 children over the kept two (softmax 0.73 : 0.27) gives them 3 : 1.
+    scorer = TraceOrder(lambda position, attrs: 0.5 if attrs["depth"] > 1 else (0.5, 0.9, 0.6, 0.7)[position])
     solution = await forced(engine_reasoner).asolve(
         STORY,
         200,
