@@ -11,6 +11,12 @@ finished); then N particles are drawn with replacement in proportion to the weig
 rounds, or when the budget refuses a request. The answer is the weighted vote of the finished
 particles (equivalent answers together; `answer_by="best"`: the heaviest particle).
 
+With a process reward model (`strategies.scoring_prm.PRMScorer`), a path's score is its last
+step's reward by default (`aggregate="last"`): the paper's "model aggregation", which it
+reports works best; `min`, `mean` and `prod` are options. A PRM scorer built with its own
+`aggregate` keeps it; `aggregate` with a scorer that is not a PRM is refused, as is `top_p`
+with greedy steps (`sampling_temperature=0`).
+
 Particles that share a history share their KV: a particle's next step is a request whose
 prompt is the prompt ids plus its path's generated ids, so copies of one particle, and
 particles with a common ancestor, are served from the engine's prefix cache. Differences
@@ -38,14 +44,16 @@ import asyncio
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 import numpy as np
-from pydantic import Field, field_serializer, field_validator
+from pydantic import Field, field_serializer, field_validator, model_validator
 
 from reasoner import BudgetExhausted, Outcome, RunningRequest, Session, Strategy, StrategyOptions, register_strategy
 from reasoner.solution import MetricValue
+from reasoner.strategy import AppliesWhen
 from strategies.scoring import Scorer, get_scorer
+from strategies.scoring_prm import Aggregate, PRMScorer
 from strategies.self_consistency import vote
 from strategies.step_paths import ends_path, score_path
 from strategies.tree_selection import StepTree, softmax
@@ -62,7 +70,9 @@ class ParticleFilterOptions(StrategyOptions):
     step_tokens: int = Field(default=64, ge=1, description="Most tokens in one step.")
     temperature: float = Field(default=1.0, gt=0.0, description="Softmax temperature of the resampling weights.")
     sampling_temperature: float = Field(default=0.8, ge=0.0, le=2.0, description="Sampling temperature of steps.")
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass of steps.")
+    top_p: Annotated[float, AppliesWhen("sampling_temperature", (0.0,), negate=True)] = Field(
+        default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass of steps."
+    )
     thinking: bool = Field(default=False, description="Reason inside a <think> block instead of the direct reply.")
     answer_by: Literal["vote", "best"] = Field(
         default="vote", description="vote: weighted vote of finished particles; best: the heaviest one."
@@ -71,12 +81,31 @@ class ParticleFilterOptions(StrategyOptions):
     scorer: Any = Field(
         default="self_eval", description="A registered scorer name (strategies.scoring) or a Scorer object."
     )
+    aggregate: Aggregate = Field(
+        default="last",
+        description="PRM scorers only: how a path's step rewards become its score: last (the paper's best), "
+        "min, mean or prod. A PRMScorer built with its own aggregate keeps it.",
+    )
 
     @field_validator("scorer")
     @classmethod
     def _known_scorer(cls, value: Any) -> Any:
         get_scorer(value)
         return value
+
+    @model_validator(mode="after")
+    def _aggregate_applies(self) -> Self:
+        if "aggregate" not in self.model_fields_set:
+            return self
+        scorer = get_scorer(self.scorer)
+        if not isinstance(scorer, PRMScorer):
+            raise ValueError(f"option 'aggregate' does not apply to the scorer {scorer.name!r} (not a PRM); drop it")
+        if scorer.aggregate not in (None, self.aggregate):
+            raise ValueError(
+                f"option 'aggregate' is {self.aggregate!r} but the PRM scorer {scorer.name!r} aggregates by "
+                f"{scorer.aggregate!r}; drop one"
+            )
+        return self
 
     @field_serializer("scorer")
     def _scorer_name(self, value: Any) -> str:
@@ -128,7 +157,7 @@ class _Filter:
         self.session = session
         self.question = question
         self.options = options
-        self.scorer: Scorer = get_scorer(options.scorer)
+        self.scorer: Scorer = _aggregated(get_scorer(options.scorer), options.aggregate)
         self.rng = np.random.default_rng(options.seed)
         text_prompt = session.profile.build_prompt(
             session.tokenizer, question, thinking=options.thinking, answer_format=session.answer_format
@@ -284,6 +313,13 @@ class _Filter:
         group_weight = sum(weights[answered[i][0]] for i in members)
         best = max((answered[i][0] for i in members), key=lambda index: (weights[index], -index))
         return best, _share(group_weight, total)
+
+
+def _aggregated(scorer: Scorer, aggregate: Aggregate) -> Scorer:
+    """A PRM scorer without an aggregate of its own reads the filter's; any other scorer is unchanged."""
+    if isinstance(scorer, PRMScorer) and scorer.aggregate is None:
+        return scorer.aggregated_by(aggregate)
+    return scorer
 
 
 def _share(part: float, total: float) -> float:

@@ -4,7 +4,11 @@ The response is split into steps at `step_separator`; a `PRMFormat` renders the 
 the steps the way the PRM was trained to read them, with a step tag after every step; one
 `token_classify` pooling request returns the per-token class probabilities, and the step
 rewards are the positive-class probabilities at each step tag's last token. `aggregate`
-turns them into one score in [0, 1].
+turns them into one score in [0, 1]: the last step's reward, the lowest, the mean or the
+product. A scorer built without one leaves the choice to the strategy: `particle_filter`
+reads the last step's reward (Puri et al. 2025 found this "model aggregation" best), every
+other strategy the lowest (`DEFAULT_AGGREGATE`); `aggregated_by` gives a view of the same PRM
+with another aggregate.
 
 Formats: `QWEN_PRM` is Qwen2.5-Math-PRM's (chat template, steps joined by `<extra_0>`, a
 native `Qwen2ForProcessRewardModel`). A causal LM read through two of its LM-head tokens,
@@ -34,6 +38,7 @@ from reasoner.models import ResolvedModel, find_local_model, resolve_model
 
 Aggregate = Literal["last", "min", "mean", "prod"]
 AGGREGATES: tuple[str, ...] = ("last", "min", "mean", "prod")
+DEFAULT_AGGREGATE: Aggregate = "min"
 QWEN_PRM_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
 PRM_ENGINE_DEFAULTS: dict[str, Any] = {
     "enforce_eager": True,
@@ -144,13 +149,13 @@ class PRMScorer(PoolingEngineOwner):
         *,
         prm_format: PRMFormat = QWEN_PRM,
         step_separator: str = "\n\n",
-        aggregate: Aggregate = "min",
+        aggregate: Aggregate | None = None,
         engine_args: dict[str, Any] | None = None,
         name: str = "prm",
         endpoint: str | None = None,
         api_key: str | None = None,
     ):
-        if aggregate not in AGGREGATES:
+        if aggregate is not None and aggregate not in AGGREGATES:
             raise StrategyError(f"unknown aggregate {aggregate!r}; use one of {', '.join(AGGREGATES)}")
         if not step_separator:
             raise StrategyError("step_separator is empty; pass the text that ends a step, e.g. '\\n\\n'")
@@ -230,13 +235,23 @@ class PRMScorer(PoolingEngineOwner):
         value = row[0] if len(row) == 1 else row[self.prm_format.positive_label]
         return min(1.0, max(0.0, value))
 
+    def aggregated_by(self, aggregate: Aggregate) -> AggregatedPRM:
+        """This PRM (same engine, same step rewards) with its step rewards combined by `aggregate`."""
+        return AggregatedPRM(self, aggregate)
+
     async def score(self, session: Session, question: str, response: str, *, parent: int | None = None) -> float:
         """The aggregate of the response's step rewards; one `eval` trace segment, no ledger tokens."""
+        return await self.score_by(self.aggregate or DEFAULT_AGGREGATE, session, question, response, parent=parent)
+
+    async def score_by(
+        self, aggregate: Aggregate, session: Session, question: str, response: str, *, parent: int | None = None
+    ) -> float:
+        """`score` with the step rewards combined by `aggregate`."""
         steps = split_steps(response, self.step_separator)
         if not steps:
             raise StrategyError("the response has no steps to score; it is empty or blank")
         rewards, prompt_tokens = await self.step_rewards(question, steps)
-        value = aggregate_rewards(rewards, self.aggregate)
+        value = aggregate_rewards(rewards, aggregate)
         session.trace.add(
             "eval",
             parent=parent,
@@ -244,9 +259,25 @@ class PRMScorer(PoolingEngineOwner):
             scorer=self.name,
             score=value,
             step_scores=rewards,
+            aggregate=aggregate,
             prm_prompt_tokens=prompt_tokens,
         )
         return value
+
+
+class AggregatedPRM:
+    """A `PRMScorer` read with another aggregate: the same engine and step rewards, combined otherwise."""
+
+    def __init__(self, prm: PRMScorer, aggregate: Aggregate):
+        if aggregate not in AGGREGATES:
+            raise StrategyError(f"unknown aggregate {aggregate!r}; use one of {', '.join(AGGREGATES)}")
+        self.prm = prm
+        self.aggregate = aggregate
+        self.name = prm.name
+
+    async def score(self, session: Session, question: str, response: str, *, parent: int | None = None) -> float:
+        """The PRM's step rewards of `response`, combined by this view's aggregate."""
+        return await self.prm.score_by(self.aggregate, session, question, response, parent=parent)
 
 
 def _tokenizer_model(model: str) -> ResolvedModel:

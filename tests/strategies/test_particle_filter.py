@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -11,9 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reasoner import Reasoner, Solution, StrategyError
+from reasoner.models import provision_embedded_model
 from reasoner.testing import ScriptedBackend
 from strategies.particle_filter import Particle, effective_sample_size, resample, resampling_weights
 from strategies.scoring import FunctionScorer
+from strategies.scoring_prm import Aggregate, PRMScorer, aggregate_rewards
 from tests.forced_runs import STORY, TraceOrder, forced
 
 Responder = Callable[[str], str]
@@ -244,4 +247,65 @@ def test_a_billion_particles_is_refused_before_any_request() -> None:
     reasoner = Reasoner(backend=backend, profile="smollm2")
     with pytest.raises(StrategyError, match="particles"):
         reasoner.solve("2 + 3?", budget=64, strategy="particle_filter", particles=10**9)
+    assert backend.requests == []
+
+
+def rising_prm(aggregate: Aggregate | None = None) -> PRMScorer:
+    """A PRM (no engine) whose step rewards rise 0.3, 0.6, 0.9: the last step's is the highest, the first the lowest."""
+    scorer = PRMScorer(str(provision_embedded_model()), aggregate=aggregate)
+
+    async def rewards(question: str, steps: Sequence[str]) -> tuple[list[float], int]:
+        return [0.3 * (index + 1) for index in range(len(steps))], 10
+
+    scorer.step_rewards = rewards  # type: ignore[method-assign]
+    return scorer
+
+
+def prm_scores(solution: Solution) -> list[tuple[float, list[float]]]:
+    """(score, step rewards) of every PRM evaluation in the trace."""
+    return [
+        (attrs["score"], attrs["step_scores"]) for _, attrs in solution.trace.nodes(data=True) if "step_scores" in attrs
+    ]
+
+
+def test_a_prm_scores_a_particle_by_its_last_steps_reward_by_default() -> None:
+    reasoner, _ = reasoner_for(stepper())
+    solution = reasoner.solve(
+        "q", budget=2000, strategy="particle_filter", particles=2, max_steps=3, scorer=rising_prm()
+    )
+    scores = prm_scores(solution)
+    assert any(len(rewards) > 1 for _, rewards in scores)
+    assert all(score == pytest.approx(rewards[-1]) for score, rewards in scores)
+
+
+@pytest.mark.parametrize("how", ["min", "mean", "prod"])
+def test_the_other_aggregates_are_options(how: Aggregate) -> None:
+    reasoner, _ = reasoner_for(stepper())
+    solution = reasoner.solve(
+        "q", 2000, "particle_filter", particles=2, max_steps=3, scorer=rising_prm(), aggregate=how
+    )
+    scores = prm_scores(solution)
+    assert any(len(rewards) > 1 for _, rewards in scores)
+    assert all(score == pytest.approx(aggregate_rewards(rewards, how)) for score, rewards in scores)
+
+
+def test_a_prm_built_with_its_own_aggregate_keeps_it() -> None:
+    reasoner, _ = reasoner_for(stepper())
+    solution = reasoner.solve("q", 2000, "particle_filter", particles=2, max_steps=3, scorer=rising_prm("min"))
+    assert all(score == pytest.approx(min(rewards)) for score, rewards in prm_scores(solution))
+
+
+@pytest.mark.parametrize(
+    ("options", "refused"),
+    [
+        ({"aggregate": "last"}, "does not apply to the scorer 'self_eval'"),
+        ({"aggregate": "min", "scorer": FunctionScorer(lambda q, r: 0.5)}, "does not apply to the scorer 'function'"),
+        ({"aggregate": "last", "scorer": rising_prm("min")}, "'last' but the PRM scorer 'prm' aggregates by 'min'"),
+        ({"sampling_temperature": 0.0, "top_p": 0.5}, "option 'top_p' does not apply with sampling_temperature=0"),
+    ],
+)
+def test_an_option_that_does_not_apply_is_refused_before_any_request(options: dict[str, Any], refused: str) -> None:
+    reasoner, backend = reasoner_for(stepper())
+    with pytest.raises(StrategyError, match=refused):
+        reasoner.solve("q", budget=200, strategy="particle_filter", **options)
     assert backend.requests == []

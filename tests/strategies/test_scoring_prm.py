@@ -10,10 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from transformers import AutoTokenizer
 
-from reasoner import Reasoner, StrategyError
+from reasoner import Budget, Reasoner, Session, StrategyError
 from reasoner.errors import ModelError
 from reasoner.models import provision_embedded_model
+from reasoner.profiles import get_profile
 from reasoner.runtime import LoopThread
+from reasoner.testing import ScriptedBackend
 from strategies.scoring import Scorer
 from strategies.scoring_prm import AGGREGATES, QWEN_PRM, PRMFormat, PRMScorer, aggregate_rewards, split_steps
 
@@ -144,6 +146,38 @@ async def test_a_score_is_one_eval_segment_with_step_rewards_and_no_ledger_token
     assert sum(attrs["tokens"] for _, attrs in graph.nodes(data=True)) == solution.usage.generated_tokens
 
 
+def scripted_rewards(scorer: PRMScorer, rewards: list[float]) -> PRMScorer:
+    """`scorer` with its step rewards taken from `rewards` (as many as there are steps), on no engine."""
+
+    async def step_rewards(question: str, steps: Sequence[str]) -> tuple[list[float], int]:
+        return rewards[: len(steps)], 10
+
+    scorer.step_rewards = step_rewards  # type: ignore[method-assign]
+    return scorer
+
+
+def scripted_session() -> Session:
+    backend = ScriptedBackend("unused")
+    return Session(backend, backend.tokenizer(), get_profile("smollm2"), Budget(tokens=1))
+
+
+async def test_a_prm_built_without_an_aggregate_takes_the_lowest_step_reward() -> None:
+    scorer = scripted_rewards(embedded_scorer(), [0.9, 0.2, 0.7])
+    assert scorer.aggregate is None
+    assert await scorer.score(scripted_session(), "q", "a\n\nb\n\nc") == 0.2
+
+
+async def test_a_view_aggregated_by_another_rule_reads_the_same_rewards_its_own_way() -> None:
+    prm = scripted_rewards(embedded_scorer(aggregate="min"), [0.9, 0.2, 0.7])
+    session = scripted_session()
+    view = prm.aggregated_by("last")
+    assert isinstance(view, Scorer) and view.name == prm.name
+    assert await view.score(session, "q", "a\n\nb\n\nc") == 0.7
+    assert await prm.score(session, "q", "a\n\nb\n\nc") == 0.2
+    evals = [attrs for _, attrs in session.trace.graph.nodes(data=True) if attrs["kind"] == "eval"]
+    assert [(attrs["aggregate"], attrs["score"]) for attrs in evals] == [("last", 0.7), ("min", 0.2)]
+
+
 @pytest.fixture(scope="module")
 def prm_engine() -> Iterator[tuple[PRMScorer, set[int]]]:
     """The embedded model as a PRM on its own small pooling engine, started once on its own loop.
@@ -183,7 +217,7 @@ async def test_tree_search_scores_paths_with_the_prm_without_charging_its_tokens
 ) -> None:
     scorer, _ = prm_engine
     solution = await engine_reasoner.asolve(
-        "What is 7 + 5?", 300, "tree_search", scorer=scorer, width=2, expand=2, max_depth=2, step_tokens=24
+        "What is 7 + 5?", 300, "tree_search", scorer=scorer, width=2, max_depth=2, step_tokens=24
     )
     graph = solution.trace
     evals = [attrs for _, attrs in graph.nodes(data=True) if attrs.get("scorer") == "embedded_prm"]
