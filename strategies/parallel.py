@@ -8,11 +8,15 @@ Training-free: the prompt teaches the syntax of `strategies.spawn_syntax` (a `<s
 `- task` lines; APR's own `spawn("task a", "task b")` is read by the same parser).
 
 `context="isolated"` (the default, as in APR): a child starts from its own task only, the
-system prompt and its spawn message ("Work on this part only and state its result: <task>"),
-and the join returns its result alone (its extracted answer, else its last paragraph, at most
-`result_tokens` tokens), so the parent's context holds its own text plus short results.
+system prompt and its spawn message (the task, and "end with `Result:` and what you found"),
+and the join returns only the message the child wrote for its parent, as APR's children do
+with `join(msg)`: the paragraph after its last `Result:` marker, or the message of an APR
+`join("...")` call (`strategies.spawn_syntax.parse_result`); a child that wrote neither is
+joined by its extracted answer, else its last paragraph. At most `result_tokens` tokens of it
+come back, so the parent's context holds its own text plus short results.
 `context="shared"`: a child's prompt is the parent's ids plus the spawn message as a new user
-turn (the engine reuses the parent's cached KV) and the join returns the child's whole reply.
+turn (the engine reuses the parent's cached KV) and the join returns the child's whole reply
+(`result_tokens` does not apply there and is refused).
 The parent continues its own turn from ``\n<join>\n- <task>: <result>\n...</join>\n``. A spawn
 block that does not parse falls back to serial reasoning: the parent continues from the text
 before it.
@@ -23,6 +27,8 @@ closes at `</spawn>`, a blank line or the end of the turn.
 Metrics:
 - `spawns`: spawn blocks run (children started from them), nested ones included.
 - `children`: child threads that ran; `children_cut`: those stopped by their token cap;
+  `results_written`: those (isolated) whose join is the message they wrote (`Result:` or
+  `join(...)`), the others fell back to their answer or last paragraph;
   `children_refused`: those the budget (deadline) refused to start.
 - `tasks_dropped`: tasks beyond `max_fanout`, not run.
 - `spawn_parse_failures`: spawn blocks that did not parse (serial fallback).
@@ -38,14 +44,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from reasoner import BudgetExhausted, Generation, Outcome, Session, Strategy, StrategyOptions, register_strategy
 from reasoner.solution import MetricValue
+from reasoner.strategy import AppliesWhen
 from strategies.scoring import follow_up_turn
-from strategies.spawn_syntax import SPAWN_CLOSE, SPAWN_OPEN, SpawnBlock, parse_spawn
+from strategies.spawn_syntax import RESULT_MARKER, SPAWN_CLOSE, SPAWN_OPEN, SpawnBlock, parse_result, parse_spawn
 
 __all__ = ["SPAWN_CLOSE", "SPAWN_OPEN", "Parallel", "ParallelOptions", "SpawnBlock", "parse_spawn"]
 
@@ -54,7 +61,9 @@ SPAWN_HINT = (
     "line per part starting with '- ', then </spawn>. The helpers' results come back between <join> and "
     "</join>; then finish your solution. Otherwise solve it directly."
 )
-CHILD_REQUEST = "Work on this part only and state its result: {task}"
+CHILD_REQUEST = (
+    f"Work on this part only: {{task}}\nEnd with a line that starts with {RESULT_MARKER!r} and gives what you found."
+)
 TASK_LINE_TOKENS = 32
 
 
@@ -84,7 +93,9 @@ class ParallelOptions(StrategyOptions):
         "returns only its result; shared: a child continues the parent's context (its cached prefix) and the "
         "join returns its whole reply.",
     )
-    result_tokens: int = Field(default=48, ge=1, description="isolated: most tokens of one child's result in the join.")
+    result_tokens: Annotated[int, AppliesWhen("context", ("isolated",))] = Field(
+        default=48, ge=1, description="isolated: most tokens of one child's result in the join."
+    )
 
 
 @dataclass
@@ -104,6 +115,7 @@ class _Counts:
     spawns: int = 0
     children: int = 0
     children_cut: int = 0
+    results_written: int = 0
     children_refused: int = 0
     tasks_dropped: int = 0
     spawn_parse_failures: int = 0
@@ -135,6 +147,7 @@ class Parallel(Strategy):
             "spawns": counts.spawns,
             "children": counts.children,
             "children_cut": counts.children_cut,
+            "results_written": counts.results_written,
             "children_refused": counts.children_refused,
             "tasks_dropped": counts.tasks_dropped,
             "spawn_parse_failures": counts.spawn_parse_failures,
@@ -268,13 +281,21 @@ class _Threads:
             return "(not run: the budget is spent)"
         text = " ".join(child.text.split()) or "(no result)"
         if self.options.context == "isolated" and child.text.strip():
-            answer = self.session.extract_answer(child.text)
-            text = answer if answer is not None else child.text.strip().split("\n\n")[-1]
+            text = self.returned(child.text)
             ids = self.session.encode(" ".join(text.split()))
             text = self.session.tokenizer.decode(ids[: self.options.result_tokens]).strip()
             if len(ids) > self.options.result_tokens:
                 text += " ..."
         return f"{text} (cut off)" if child.cut else text
+
+    def returned(self, child_text: str) -> str:
+        """An isolated child's message for its parent; else its extracted answer, else its last paragraph."""
+        written = parse_result(child_text)
+        if written is not None:
+            self.counts.results_written += 1
+            return written
+        answer = self.session.extract_answer(child_text)
+        return answer if answer is not None else child_text.strip().split("\n\n")[-1]
 
     async def serial(self, thread: _Thread, context: list[int], block: SpawnBlock, cap: int, kind: str) -> _Thread:
         """Fall back to plain reasoning: continue from the text before the spawn block."""

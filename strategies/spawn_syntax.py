@@ -1,11 +1,16 @@
-"""The spawn syntax of `parallel`: a `<spawn>` block of task lines, or APR's `spawn(...)` call.
+"""The spawn syntax of `parallel`: a `<spawn>` block of task lines, or APR's `spawn(...)` call,
+and what a child hands back: the paragraph after its `Result:` marker, or APR's `join(...)` call.
 
     <spawn>
     - first subtask
     - second subtask
     </spawn>
 
-`parse_spawn` finds the first instruction in a text and returns its tasks and where it sits.
+    ... (the child's work)
+    Result: what the parent needs
+
+`parse_spawn` finds the first spawn instruction in a text and returns its tasks and where it
+sits; `parse_result` finds the message a child wrote for its parent (its last one).
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from dataclasses import dataclass
 SPAWN_OPEN, SPAWN_CLOSE = "<spawn>", "</spawn>"
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
 _CALL = re.compile(r"\bspawn\(")
+_RESULT = re.compile(r"^[ \t*_#>]*result[*_]*[ \t]*:[*_]*", re.IGNORECASE | re.MULTILINE)
+_JOIN_CALL = re.compile(r"(?<![<\w])join\(")
+RESULT_MARKER = "Result:"
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'')
 
 
@@ -54,6 +62,31 @@ def parse_spawn(text: str) -> SpawnBlock | None:
         return SpawnBlock((), tag, len(text))
     lines = (_BULLET.sub("", line).strip() for line in text[tag + len(SPAWN_OPEN) : close_tag].splitlines())
     return SpawnBlock(_distinct(lines), tag, close_tag + len(SPAWN_CLOSE))
+
+
+def parse_result(text: str) -> str | None:
+    """The message a child wrote for its parent; None when it wrote none.
+
+    That is the paragraph after the last line-opening `Result:` marker (any case, markdown
+    emphasis allowed), or the quoted message of APR's `join("...")` call, whichever comes last.
+    An empty message counts as none.
+    """
+    marker = _last(_RESULT.finditer(text))
+    call = _last(_JOIN_CALL.finditer(text))
+    if call is not None and (marker is None or call.start() > marker.start()):
+        close = _closing_paren(text, call.end())
+        quoted = _QUOTED.findall(text[call.end() : close if close is not None else len(text)])
+        message = " ".join((double or single).strip() for double, single in quoted).strip()
+        return message or None
+    if marker is None:
+        return None
+    message = text[marker.end() :].strip().split("\n\n", 1)[0].strip()
+    return message or None
+
+
+def _last(matches: Iterable[re.Match[str]]) -> re.Match[str] | None:
+    found = list(matches)
+    return found[-1] if found else None
 
 
 def _distinct(tasks: Iterable[str]) -> tuple[str, ...]:

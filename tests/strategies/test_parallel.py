@@ -11,6 +11,7 @@ from reasoner.profiles import get_profile
 from reasoner.session import Session
 from reasoner.testing import ScriptedBackend
 from strategies.parallel import CHILD_REQUEST, Parallel, parse_spawn
+from strategies.spawn_syntax import parse_result
 from tests.scripted_runs import reasoner_with, records
 
 ROOT = "Let me split it.\n<spawn>\n- add 2 and 3\n- add 3 and 4\n</spawn> never read"
@@ -23,7 +24,7 @@ def scripted(root: str = ROOT, child: str = "it is {n}", final: str = "Together 
         last_user_turn = prompt.rsplit("<|user|>", 1)[1]
         if "<join>" in prompt.rsplit("<|assistant|>", 1)[1]:
             return final
-        if last_user_turn.startswith(" " + CHILD_REQUEST.format(task="")):
+        if last_user_turn.startswith(" " + CHILD_REQUEST.split("{task}")[0]):
             return child.format(n=5 if "add 2 and 3" in last_user_turn else 7)
         return root
 
@@ -209,6 +210,55 @@ def test_an_isolated_result_without_an_answer_is_its_last_paragraph_capped() -> 
     final_prompt = records(reasoner)[-1].prompt_text
     assert "- add 2 and 3: more more more more more ...\n" in final_prompt
     assert "Thinking about it" not in final_prompt
+
+
+def test_an_isolated_child_joins_with_the_message_it_wrote_after_its_result_marker() -> None:
+    # The child's answer line says 5 (or 7); its Result paragraph is what the parent must see.
+    child = "Adding.\n\nFinal answer: {n}\n\n**Result:** the sum is {n}, checked twice.\n\nA last remark."
+    reasoner = reasoner_with(scripted(child=child))
+    solution = reasoner.solve("q", budget=600, strategy="parallel")
+    final_prompt = records(reasoner)[-1].prompt_text
+    assert "- add 2 and 3: the sum is 5, checked twice.\n- add 3 and 4: the sum is 7, checked twice.\n" in final_prompt
+    assert "remark" not in final_prompt
+    assert solution.metrics["results_written"] == 2
+
+
+def test_an_isolated_child_may_return_its_message_with_an_apr_join_call() -> None:
+    reasoner = reasoner_with(scripted(child='Work.\n\nFinal answer: {n}\njoin("found {n}")'))
+    solution = reasoner.solve("q", budget=600, strategy="parallel")
+    assert "- add 2 and 3: found 5\n- add 3 and 4: found 7\n" in records(reasoner)[-1].prompt_text
+    assert solution.metrics["results_written"] == 2
+
+
+def test_children_are_asked_to_end_with_a_result_line() -> None:
+    reasoner = reasoner_with(scripted())
+    reasoner.solve("q", budget=400, strategy="parallel")
+    assert "add 2 and 3\nEnd with a line that starts with 'Result:'" in records(reasoner)[1].prompt_text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Work.\n\nResult: 42 apples\n\nmore text", "42 apples"),
+        ("x\n**Result:** 7", "7"),
+        ("a\nResult: 1\nb\nResult: 2 and 3\nstill the paragraph", "2 and 3\nstill the paragraph"),
+        ('Result: 1\njoin("two", "three")', "two three"),
+        ("Result: 1\nthen join('x') and Result: not at a line start", "x"),
+        ("The result: 5", None),
+        ("Result:\n\nthe sum is 5\n\nbye", "the sum is 5"),
+        ("Work.\nResult:   \n", None),
+        ("<join>\n- a: 5\n</join>", None),
+    ],
+)
+def test_parse_result_reads_the_last_result_paragraph_or_join_call(text: str, message: str | None) -> None:
+    assert parse_result(text) == message
+
+
+def test_result_tokens_apply_only_to_isolated_children() -> None:
+    reasoner = reasoner_with(scripted())
+    with pytest.raises(StrategyError, match="option 'result_tokens' applies only with context='isolated'"):
+        reasoner.solve("q", budget=400, strategy="parallel", context="shared", result_tokens=10)
+    assert records(reasoner) == []
 
 
 def test_isolation_keeps_the_parents_context_smaller_than_sharing() -> None:
