@@ -13,6 +13,9 @@ Metrics:
 - `none_answers`: samples with no extractable answer.
 - `tie_broken`: True when the vote was tied and the log-probability decided.
 - `cut_samples`: samples stopped by their token cap.
+
+`top_p` with `temperature=0` (greedy samples, which it would not change) is refused with a
+`StrategyError` naming it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
 
 from pydantic import Field
 
@@ -37,6 +41,7 @@ from reasoner import (
 )
 from reasoner.answers import same_answer
 from reasoner.solution import MetricValue
+from reasoner.strategy import AppliesWhen
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,9 @@ class SelfConsistencyOptions(StrategyOptions):
 
     n: int = Field(default=8, ge=1, description="Samples to draw (capped by Budget.samples and the tokens).")
     temperature: float = Field(default=0.7, ge=0.0, le=2.0, description="Sampling temperature of every sample.")
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    top_p: Annotated[float, AppliesWhen("temperature", (0.0,), negate=True)] = Field(
+        default=1.0, gt=0.0, le=1.0, description="Nucleus sampling mass (not with temperature=0: greedy)."
+    )
     sample_tokens: int | None = Field(
         default=None, ge=1, description="Most tokens per sample; default: an even share of the budget."
     )

@@ -12,6 +12,7 @@ from reasoner.profiles import get_profile
 from reasoner.session import Session
 from reasoner.testing import ScriptedBackend, ScriptedToken
 from strategies.self_consistency import SelfConsistency
+from tests.scripted_runs import records
 
 
 def reasoner_with(script: ScriptedBackend) -> Reasoner:
@@ -113,6 +114,18 @@ def test_totals_never_exceed_the_budget(tokens: int, n: int, samples: int | None
     assert session.ledger.generated_tokens <= tokens
     assert session.ledger.reserved_tokens == 0
     assert session.ledger.requests <= min(n, samples or n)
+
+
+def test_top_p_with_greedy_samples_is_refused_by_name(scripted_reasoner: Reasoner) -> None:
+    with pytest.raises(StrategyError, match="option 'top_p' does not apply with temperature=0"):
+        scripted_reasoner.solve("q", budget=200, strategy="self_consistency", temperature=0.0, top_p=0.9)
+    assert records(scripted_reasoner) == []
+
+
+def test_top_p_applies_when_sampling(scripted_reasoner: Reasoner) -> None:
+    solution = scripted_reasoner.solve("q", budget=200, strategy="self_consistency", n=2, temperature=0.7, top_p=0.9)
+    assert solution.metrics["samples_used"] == 2
+    assert all(record.sampling.top_p == 0.9 for record in records(scripted_reasoner))
 
 
 def test_a_budget_below_one_sample_is_a_budget_error() -> None:
