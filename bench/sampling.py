@@ -2,14 +2,15 @@
 
 Runs the REAL engine (the embedded model unless --model) on the procedural `arith` suite:
 `direct` (greedy), `self_consistency@n`, best-of-n by self-score, adaptive sampling with
-`self_eval`'s defaults (annealed from a greedy first sample, batches of 2, no-signal guard)
+`self_eval`'s defaults (one sample at a time, annealed from a greedy first one, no-signal guard)
 and early pruning, every sample capped at the same `--sample-tokens`. The `majority` column
 counts solves where the self-scores did not separate the answers and the majority decided.
 Then `parallel` (spawn="always") with its children concurrent vs the same plan with its
 children run one after another, and `direct`, one prompt at a time at the same total budget,
-for wall-clock latency.
+for wall-clock latency (with the spread of the per-problem ratio, and how many children joined
+with the message they wrote after `Result:`).
 
-    engine-slot .venv/bin/python bench/sampling.py --problems 24 --latency-problems 4
+    flock /tmp/engine.lock .venv/bin/python bench/sampling.py --problems 24 --latency-problems 4
 """
 
 from __future__ import annotations
@@ -96,8 +97,8 @@ def _samples(solution: Solution) -> float:
 
 def run_latency(
     reasoner: Reasoner, problems: list[Problem], budget: int, child_tokens: int
-) -> dict[str, dict[str, float]]:
-    """One prompt at a time, so each latency is one solve's own."""
+) -> dict[str, dict[str, list[float]]]:
+    """One prompt at a time, so each latency is one solve's own; per plan, each figure per problem."""
     plans = {
         "parallel (children concurrent)": ("parallel", {"spawn": "always", "child_tokens": child_tokens}),
         "parallel (children serial)": (
@@ -106,14 +107,16 @@ def run_latency(
         ),
         "direct (serial)": ("direct", {}),
     }
-    rows: dict[str, dict[str, list[float]]] = {label: {"latency": [], "tokens": [], "children": []} for label in plans}
+    keys = ("latency", "tokens", "children", "results_written")
+    rows: dict[str, dict[str, list[float]]] = {label: {key: [] for key in keys} for label in plans}
     for problem in problems:
         for label, (strategy, options) in plans.items():
             solution = reasoner.solve(problem.prompt, budget, strategy, **options)
             rows[label]["latency"].append(solution.latency_s)
             rows[label]["tokens"].append(solution.usage.generated_tokens)
             rows[label]["children"].append(float(solution.metrics.get("children") or 0))
-    return {label: {key: statistics.mean(values) for key, values in row.items()} for label, row in rows.items()}
+            rows[label]["results_written"].append(float(solution.metrics.get("results_written") or 0))
+    return rows
 
 
 def main() -> None:
@@ -148,14 +151,23 @@ def main() -> None:
             )
         console.print(table)
         budget = 4 * args.sample_tokens
-        latency = run_latency(reasoner, problems[: args.latency_problems], budget, args.sample_tokens // 2)
+        per_problem = run_latency(reasoner, problems[: args.latency_problems], budget, args.sample_tokens // 2)
+        latency = {
+            label: {key: statistics.mean(values) for key, values in row.items()} for label, row in per_problem.items()
+        }
         table = Table(title=f"parallel vs serial, {args.latency_problems} problems one at a time, budget {budget}")
-        for column in ("config", "mean latency s", "mean tokens", "mean children", "tokens/s"):
+        columns = ("config", "mean latency s", "mean tokens", "mean children", "results written", "tokens/s")
+        for column in columns:
             table.add_column(column, justify="left" if column == "config" else "right")
         for label, row in latency.items():
             rate = row["tokens"] / row["latency"] if row["latency"] else 0.0
             table.add_row(
-                label, f"{row['latency']:.2f}", f"{row['tokens']:.1f}", f"{row['children']:.2f}", f"{rate:.1f}"
+                label,
+                f"{row['latency']:.2f}",
+                f"{row['tokens']:.1f}",
+                f"{row['children']:.2f}",
+                f"{row['results_written']:.2f}",
+                f"{rate:.1f}",
             )
         console.print(table)
     by_policy = {config.options.get("policy"): results[config.label] for config in configs}
@@ -169,7 +181,19 @@ def main() -> None:
     )
     concurrent, serial = latency["parallel (children concurrent)"], latency["parallel (children serial)"]
     console.print(f"early pruning tokens / best-of-{args.n} tokens: {pruned['tokens'] / best_of['tokens']:.2f}")
-    console.print(f"parallel latency, children serial / concurrent: {serial['latency'] / concurrent['latency']:.2f}x")
+    ratios = [
+        slow / fast
+        for slow, fast in zip(
+            per_problem["parallel (children serial)"]["latency"],
+            per_problem["parallel (children concurrent)"]["latency"],
+            strict=True,
+        )
+    ]
+    console.print(
+        f"parallel latency, children serial / concurrent: {serial['latency'] / concurrent['latency']:.2f}x "
+        f"(per problem {min(ratios):.2f}-{max(ratios):.2f}, {len(ratios)} problems); children whose join is the "
+        f"message they wrote (Result: line): {concurrent['results_written']:.2f} of {concurrent['children']:.2f}"
+    )
 
 
 if __name__ == "__main__":
