@@ -8,7 +8,9 @@ checked by hand on a tree built in a test. Every policy returns an `Allocation`:
 - `select_beam`: the best-scored `ceil(total / expand)` leaves, `expand` children each (the
   last one what remains of `total`).
 - `select_rebase` (REBASE, Wu et al. 2024): `total` children split across all leaves in
-  proportion to softmax(score / temperature); a leaf whose share rounds to 0 is dropped.
+  proportion to softmax(score / temperature), rounded by largest remainder (the ETS reference
+  code rounds up in score order, which favours the best leaf a little more); a leaf whose
+  share rounds to 0 is dropped.
 - `select_ets` (ETS, Hooper et al. 2025, as its reference code `rebase.py` does it): an integer
   linear program, solved by HiGHS (`scipy.optimize.milp`), keeps 1..`width` leaves maximising
   `reward_weight * sum(kept leaves' REBASE width shares) + coverage_weight * (clusters covered)
