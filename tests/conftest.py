@@ -21,6 +21,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+# `make test` runs the suite on two xdist workers. Every test that uses one of these shared processes
+# goes to the worker that holds it: each worker would otherwise start its own copy (~30 s each). A test
+# that uses two of them joins their groups into one.
+SHARED_PROCESSES = ("engine_reasoner", "prm_engine", "vllm_server", "second_vllm_server", "served")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    group_of = {name: name for name in SHARED_PROCESSES}
+
+    def root(name: str) -> str:
+        while group_of[name] != name:
+            name = group_of[name]
+        return name
+
+    used = {item: [name for name in SHARED_PROCESSES if name in item.fixturenames] for item in items}
+    for names in used.values():
+        for name in names[1:]:
+            group_of[root(name)] = root(names[0])
+    for item, names in used.items():
+        if names:
+            item.add_marker(pytest.mark.xdist_group(root(names[0])))
+
+
 @pytest.fixture
 def full_run(request: pytest.FixtureRequest) -> bool:
     """True under `--full` (`make test-full`): tests that sample a large set take all of it."""
