@@ -14,12 +14,14 @@ from rich.console import Console
 
 from cli.arguments import EXIT_ENGINE_ERROR, endpoints_from, parse_options
 from cli.progress import EvalProgress, engine_start_status, start_message
+from evals import plots
 from evals.records import RecordWriter
 from evals.report import load_report, render_csv, render_json, render_markdown, render_rich
 from evals.runner import EvalPlan, EvalResult, arun_eval, check_plan, make_plan, parse_budgets
 from evals.suites import SuiteProblems, load_suite
 from reasoner.api import Reasoner
 from reasoner.errors import InputError, SuiteError
+from reasoner.output_files import check_output, write_output
 
 REPORT_WIDTH = 120
 
@@ -89,14 +91,21 @@ def _warn_malformed(problems: SuiteProblems, err: Console) -> None:
 
 
 def run_report_command(args: argparse.Namespace) -> int:
-    """Build the report from the records files and print it in the chosen format."""
+    """Build the report from the records files, print it in the chosen format, and write `--plot` if asked."""
     compare = None
     if args.compare is not None:
         names = [name.strip() for name in args.compare.split(",") if name.strip()]
         if len(names) != 2:
             raise InputError(f"--compare takes two strategy names like direct,elastic, got {args.compare!r}")
         compare = (names[0], names[1])
+    plot_format = None
+    if args.plot is not None:
+        plot_format = plots.plot_format(args.plot)
+        check_output(args.plot, "--plot")  # before the records are read: a user's file is refused at once
     report = load_report(args.records, compare)
+    if plot_format is not None:
+        write_output(args.plot, plots.render_plot(report, plot_format), "--plot")
+        sys.stderr.write(f"wrote the plot to {args.plot}\n")
     renderers = {"md": render_markdown, "csv": render_csv, "json": render_json}
     if args.output_format in renderers:
         sys.stdout.write(renderers[args.output_format](report))

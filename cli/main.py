@@ -66,11 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="a strategy option, e.g. -o temperature=0.7 (repeatable)",
     )
     solve.add_argument("--json", action="store_true", help="print the Solution as JSON instead of the rich view")
+    solve.add_argument("--trace-html", default=None, metavar="FILE", help="also write the trace as an HTML page")
     add_endpoint_argument(solve)
     add_verbose_flag(solve)
 
     _add_eval_and_report_parsers(commands)
     _add_calibrate_parser(commands)
+    from cli.trace_command import add_trace_parser
+
+    add_trace_parser(commands)
 
     serve = commands.add_parser("serve", help="serve every strategy behind an OpenAI-compatible API")
     from server.main import add_serve_arguments
@@ -133,6 +137,12 @@ def _add_eval_and_report_parsers(commands: Any) -> None:
         "--format", dest="output_format", default="table", choices=["table", "md", "csv", "json"], help="output format"
     )
     report.add_argument("--compare", default=None, metavar="S1,S2", help="paired bootstrap difference S1 - S2")
+    report.add_argument(
+        "--plot",
+        default=None,
+        metavar="FILE",
+        help="also plot accuracy vs tokens per strategy, Pareto front marked: FILE.png, .svg or .html (self-contained)",
+    )
 
 
 def _add_calibrate_parser(commands: Any) -> None:
@@ -185,6 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             check_serve_flags(args)
             return run_serve(args)
+        if args.command == "trace":
+            from cli.trace_command import run_trace_command
+
+            return run_trace_command(args)
         if args.command == "calibrate":
             from cli.calibrate_command import run_calibrate_command
 
@@ -217,6 +231,7 @@ def _solve(args: argparse.Namespace) -> int:
     from cli.progress import engine_start_status, start_message
     from cli.render import render_solution
     from reasoner import Budget, Reasoner
+    from reasoner.output_files import check_output, write_output
     from reasoner.request_checks import validate_request
 
     budget = Budget(
@@ -224,6 +239,8 @@ def _solve(args: argparse.Namespace) -> int:
     )
     options = parse_options(args.option)
     validate_request(args.prompt, budget, args.strategy, args.answer_format, options)  # before any model work
+    if args.trace_html is not None:
+        check_output(args.trace_html, "--trace-html")
     console = Console(stderr=True)
     with Reasoner(args.model, endpoint=endpoints_from(args), verbose=args.verbose) as reasoner:
         reasoner.validate(args.prompt, budget, args.strategy, answer_format=args.answer_format, **options)
@@ -231,6 +248,8 @@ def _solve(args: argparse.Namespace) -> int:
             reasoner.start()
         with console.status("Solving ..."):
             solution = reasoner.solve(args.prompt, budget, args.strategy, answer_format=args.answer_format, **options)
+    if args.trace_html is not None:
+        write_output(args.trace_html, solution.trace_html().encode(), "--trace-html")
     if args.json:
         sys.stdout.write(solution.model_dump_json() + "\n")
     else:

@@ -286,7 +286,8 @@ def _percent(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-def _cells(row: Row) -> list[str]:
+def row_cells(row: Row) -> list[str]:
+    """A row as the table shows it, in `HEADERS` order."""
     per_1k = "n/a" if row.accuracy_per_1k_tokens is None else f"{row.accuracy_per_1k_tokens:.3f}"
     return [
         row.strategy,
@@ -361,7 +362,7 @@ def render_rich(report: Report, console: Console) -> None:
             table.add_column(header, justify="left" if header == "strategy" else "right", no_wrap=True)
         for row in report.rows:
             if row.suite == suite:
-                table.add_row(*_cells(row))
+                table.add_row(*row_cells(row))
         console.print(table)
         console.print(f"[b]accuracy vs budget ({suite})[/b]")
         for line in accuracy_chart(report, suite):
@@ -387,7 +388,7 @@ def render_markdown(report: Report) -> str:
         parts.append(f"## {suite}\n")
         parts.append("| " + " | ".join(HEADERS) + " |")
         parts.append("|" + "|".join("---" for _ in HEADERS) + "|")
-        parts += ["| " + " | ".join(_cells(row)) + " |" for row in report.rows if row.suite == suite]
+        parts += ["| " + " | ".join(row_cells(row)) + " |" for row in report.rows if row.suite == suite]
         parts += ["", "```", *accuracy_chart(report, suite), "```", ""]
         parts += [f"- {_comparison_text(item)}" for item in report.comparisons if item.suite == suite]
         if (isolation := isolation_text(report, suite)) is not None:

@@ -72,3 +72,14 @@ class Solution(BaseModel):
         default_factory=dict, description="The strategy's own figures, documented per strategy."
     )
     options: dict[str, Any] = Field(default_factory=dict, description="The strategy options the solve ran with.")
+
+    def trace_html(self) -> str:
+        """The trace as one self-contained HTML page (`reasoner trace`): the segment graph, the chosen
+        path highlighted, each segment's text on click, and the solve's totals on top."""
+        from reasoner.trace_view import trace_page
+
+        usage = {name: value for name, value in self.usage.model_dump().items() if not isinstance(value, dict)}
+        totals: dict[str, Any] = {"answer": self.answer, "strategy": self.strategy, "model": self.model}
+        totals |= {"budget": self.budget.tokens, "segments": self.trace.number_of_nodes(), **usage}
+        totals["latency_s"] = round(self.latency_s, 3)
+        return trace_page(self.trace, f"{self.strategy} ({self.model or 'model not named'})", totals, self.model)
