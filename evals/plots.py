@@ -3,8 +3,8 @@
 One panel per suite and measure: accuracy with its 95% bootstrap interval as error bars
 (`evals.stats`, the report's own figures) against the measure, one line per strategy through
 its budgets (each point labelled with its budget), and the Pareto front of the panel marked.
-The measures are `MEASURES`: mean generated tokens today; a cost measure becomes a second
-column of panels by adding it there once the report's rows carry it. Written as PNG or SVG by
+The measures are `MEASURES`: mean generated tokens, and mean cost (eFLOPs, `reasoner.cost`)
+where every record of the suite was priced, a second column of panels. Written as PNG or SVG by
 matplotlib (Agg, no display), or as one self-contained HTML page: the report's table and the
 plot inline as SVG, nothing fetched when it is viewed.
 """
@@ -39,7 +39,10 @@ class Measure:
     label: str
 
 
-MEASURES: tuple[Measure, ...] = (Measure("mean_tokens", "mean generated tokens per problem"),)
+MEASURES: tuple[Measure, ...] = (
+    Measure("mean_tokens", "mean generated tokens per problem"),
+    Measure("mean_cost", "mean cost per problem (eFLOPs)"),
+)
 """The panels of each suite, left to right; a measure some row lacks (None) gets no panel for its suite."""
 
 
@@ -172,7 +175,7 @@ def render_html(report: Report) -> str:
         "td:first-child,th:first-child{text-align:left}svg{max-width:100%;height:auto}\n"
         "</style>\n</head>\n<body>\n<h1>reasoner report</h1>\n"
         "<p>acc = accuracy with its 95% bootstrap interval; tok = mean generated tokens; "
-        "front = on the Pareto front of accuracy vs tokens.</p>\n"
+        "front = on the Pareto front of accuracy vs tokens; cost = mean eFLOPs, and its front.</p>\n"
         + "\n".join(sections)
         + f"\n<figure>\n{inline}</figure>\n</body>\n</html>\n"
     )

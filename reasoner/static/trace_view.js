@@ -110,12 +110,18 @@
     element("pre", details, "segment-text", node.text);
   }
 
-  zoom(0);
+  // A small graph fits the pane; a large one opens at full size, scrolled to the chosen segment.
+  zoom(graph.clientWidth / width < 0.4 ? 1 : 0);
   if (selected === null && data.nodes.length) {
     var last = -1;
     data.nodes.forEach(function (node, index) { if (node.path && (last < 0 || node.y >= data.nodes[last].y)) { last = index; } });
     if (last >= 0) { selected = [last, nodeLayer.childNodes[last]]; }
   }
-  if (selected !== null) { select(selected[0], selected[1]); }
+  if (selected !== null) {
+    select(selected[0], selected[1]);
+    var at = position(data.nodes[selected[0]]);
+    graph.scrollLeft = at[0] * scale - graph.clientWidth / 2;
+    graph.scrollTop = at[1] * scale - graph.clientHeight / 2;
+  }
   document.body.setAttribute("data-rendered", data.nodes.length);
 })();

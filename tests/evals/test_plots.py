@@ -33,7 +33,14 @@ def tokens(strategy: int, budget: int, problem: int) -> int:
     return budget // 2 + strategy * budget // 4 + problem
 
 
-def records(suites: tuple[str, ...] = ("arith", "gsm8k"), **options: Any) -> list[dict[str, Any]]:
+def cost(strategy: int, budget: int, problem: int) -> float:
+    """eFLOPs: not in proportion to tokens (later strategies cost more per token), so its front differs."""
+    return tokens(strategy, budget, problem) * (1 + 2 * strategy) * 1e8
+
+
+def records(
+    suites: tuple[str, ...] = ("arith", "gsm8k"), priced: tuple[str, ...] = (), **options: Any
+) -> list[dict[str, Any]]:
     made = []
     for suite in suites:
         for index, strategy in enumerate(STRATEGIES):
@@ -48,7 +55,8 @@ def records(suites: tuple[str, ...] = ("arith", "gsm8k"), **options: Any) -> lis
                             "budget": budget,
                             "options": options if index == 0 else {},
                             "correct": solved(suite, index, budget, problem),
-                            "usage": {"generated_tokens": tokens(index, budget, problem)},
+                            "usage": {"generated_tokens": tokens(index, budget, problem)}
+                            | ({"cost": cost(index, budget, problem)} if suite in priced else {}),
                             "latency_s": 0.1,
                         }
                     )
@@ -110,6 +118,29 @@ def test_the_pareto_front_marks_exactly_the_undominated_points(report: Report) -
         assert list(front.get_xdata()) == pytest.approx([x for x, _ in undominated])
         assert list(front.get_ydata()) == pytest.approx([y for _, y in undominated])
         assert 0 < len(undominated) < len(points)
+
+
+def test_a_suite_whose_records_all_carry_cost_gets_a_second_panel_against_cost() -> None:
+    figure = plot_report(build_report(records(priced=("arith",))))
+    shown = [axes for axes in figure.axes if axes.get_visible()]
+    assert [(axes.get_title(), axes.get_xlabel()) for axes in shown] == [
+        ("arith", "mean generated tokens per problem"),
+        ("arith", "mean cost per problem (eFLOPs)"),
+        ("gsm8k", "mean generated tokens per problem"),
+    ]
+    costs = {container.get_label(): list(container.lines[0].get_xdata()) for container in shown[1].containers}
+    points = []
+    for index, strategy in enumerate(STRATEGIES):
+        expected = [sum(cost(index, budget, p) for p in range(PROBLEMS)) / PROBLEMS for budget in BUDGETS]
+        assert costs[strategy] == pytest.approx(expected)
+        points += list(zip(expected, expected_points("arith", index)[1], strict=True))
+    front = next(line for line in shown[1].lines if line.get_label() == "Pareto front")
+    undominated = sorted(
+        (x, y) for x, y in points if not any(ox <= x and oy >= y and (ox, oy) != (x, y) for ox, oy in points)
+    )
+    assert list(front.get_xdata()) == pytest.approx([x for x, _ in undominated])
+    by_tokens = next(line for line in shown[0].lines if line.get_label() == "Pareto front")
+    assert len(front.get_xdata()) != len(by_tokens.get_xdata())  # a front of its own, not the tokens' one
 
 
 def svg_root(report: Report) -> ElementTree.Element:
