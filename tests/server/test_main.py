@@ -57,6 +57,7 @@ def test_every_strategy_holds_its_budget_through_the_api(served: RunningServer, 
     account = response.model_extra["reasoner"]  # type: ignore[index]
     assert response.usage is not None and 0 < response.usage.completion_tokens <= 96
     assert account["strategy"] == strategy and account["budget"]["tokens"] == 96
+    assert response.model == f"{strategy}@96"
     assert response.usage.completion_tokens == sum(account["usage_by_phase"].values())
     assert isinstance(response.choices[0].message.content, str)
 
