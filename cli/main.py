@@ -48,6 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     solve.add_argument("--samples", type=int, default=None, help="most samples a strategy may start")
     solve.add_argument("--deadline", type=float, default=None, help="seconds after which no new request starts")
+    solve.add_argument(
+        "--cost-budget",
+        type=float,
+        default=None,
+        metavar="EFLOPS",
+        help="cap on the solve's cost in eFLOPs, compute plus memory traffic (README: Cost), e.g. 5e12",
+    )
+    solve.add_argument(
+        "--accelerator", default="H200", help="accelerator profile the cost is priced on (default: H200)"
+    )
     solve.add_argument("--strategy", default="direct", help="strategy name (default: direct)")
     solve.add_argument("--model", default=None, help="HF model id or local folder (default: the embedded SmolLM2-135M)")
     solve.add_argument(
@@ -231,18 +241,25 @@ def _solve(args: argparse.Namespace) -> int:
     from cli.progress import engine_start_status, start_message
     from cli.render import render_solution
     from reasoner import Budget, Reasoner
+    from reasoner.accelerators import get_accelerator
     from reasoner.output_files import check_output, write_output
     from reasoner.request_checks import validate_request
 
     budget = Budget(
-        tokens=args.budget, thinking=args.thinking, answer=args.answer, samples=args.samples, deadline_s=args.deadline
+        tokens=args.budget,
+        thinking=args.thinking,
+        answer=args.answer,
+        samples=args.samples,
+        deadline_s=args.deadline,
+        cost=args.cost_budget,
     )
+    accelerator = get_accelerator(args.accelerator)
     options = parse_options(args.option)
     validate_request(args.prompt, budget, args.strategy, args.answer_format, options)  # before any model work
     if args.trace_html is not None:
         check_output(args.trace_html, "--trace-html")
     console = Console(stderr=True)
-    with Reasoner(args.model, endpoint=endpoints_from(args), verbose=args.verbose) as reasoner:
+    with Reasoner(args.model, endpoint=endpoints_from(args), verbose=args.verbose, accelerator=accelerator) as reasoner:
         reasoner.validate(args.prompt, budget, args.strategy, answer_format=args.answer_format, **options)
         with engine_start_status(console, start_message(reasoner.backend, reasoner.model_name)):
             reasoner.start()

@@ -12,9 +12,11 @@ packages: strategies register themselves (`register_strategy`) and are found by 
 
 from reasoner.api import Reasoner, solve, solve_many
 from reasoner.budget import Budget
+from reasoner.cost import CostModel, ModelShape
 from reasoner.errors import (
     BudgetError,
     CapabilityError,
+    CostError,
     EngineError,
     InputError,
     ModelError,
@@ -25,7 +27,7 @@ from reasoner.errors import (
     SuiteError,
     UsageError,
 )
-from reasoner.ledger import BudgetExhausted
+from reasoner.ledger import BudgetExhausted, CostExhausted
 from reasoner.profiles import ModelProfile
 from reasoner.session import Generation, RunningRequest, Session
 from reasoner.solution import Solution, Usage
@@ -36,11 +38,15 @@ __all__ = [
     "BudgetError",
     "BudgetExhausted",
     "CapabilityError",
+    "CostError",
+    "CostExhausted",
+    "CostModel",
     "EngineError",
     "Generation",
     "InputError",
     "ModelError",
     "ModelProfile",
+    "ModelShape",
     "Outcome",
     "PromptError",
     "Reasoner",

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from reasoner.accelerators import DEFAULT_ACCELERATOR, Accelerator, get_accelerator
 from reasoner.budget import Budget, BudgetLike, as_budget
-from reasoner.deadline import deadline_outcome
+from reasoner.cost import CostModel
+from reasoner.deadline import cost_cap_outcome, deadline_outcome
 from reasoner.engines.base import Backend
-from reasoner.errors import InputError, ModelError, UsageError
+from reasoner.errors import BudgetError, CostError, InputError, ModelError, UsageError
 from reasoner.events import EventCallback
-from reasoner.ledger import BudgetExhausted
-from reasoner.models import EMBEDDED_MODEL, resolve_model
+from reasoner.ledger import BudgetExhausted, CostExhausted
+from reasoner.models import EMBEDDED_MODEL, find_local_model, resolve_model
 from reasoner.profiles import ModelProfile, detect_profile, get_profile
 from reasoner.request_checks import check_budget_fits_profile, split_batch_budget, validate_request
 from reasoner.runtime import LoopThread
@@ -36,6 +39,8 @@ class Reasoner:
     `REASONER_API_KEY`). `backend` replaces the engine, e.g. with
     `reasoner.testing.ScriptedBackend` in unit tests. `verbose=True` shows the engine's own
     logs; by default its processes write them to a log file under `REASONER_HOME/logs`.
+    `cost_model` prices requests (`Usage.cost`, `Budget(cost=...)`); by default it is read from
+    the model's config.json when the weights are local, on `accelerator` (`reasoner.accelerators`).
     """
 
     def __init__(
@@ -49,6 +54,8 @@ class Reasoner:
         profile: str | ModelProfile | None = None,
         max_concurrency: int = DEFAULT_CONCURRENCY,
         verbose: bool = False,
+        cost_model: CostModel | None = None,
+        accelerator: str | Accelerator = DEFAULT_ACCELERATOR,
     ):
         if model is not None and not isinstance(model, str):
             raise ModelError(f"model must be a Hugging Face id or a local folder (a string), got {model!r}")
@@ -56,12 +63,18 @@ class Reasoner:
             raise InputError(f"engine_args must be a dict of vLLM engine arguments, got {type(engine_args).__name__}")
         if endpoint is not None and (backend is not None or engine_args):
             raise InputError("endpoint= runs on remote servers; it cannot be combined with backend= or engine_args=")
+        accelerator = get_accelerator(accelerator)
+        if cost_model is not None and not isinstance(cost_model, CostModel):
+            raise InputError(f"cost_model must be a reasoner.cost.CostModel, got {type(cost_model).__name__}")
+        model_dir: Path | None = None
         if endpoint is not None:
             from reasoner.engines.remote import RemoteBackend
             from reasoner.engines.remote_discovery import describe_remote_model
 
             backend = RemoteBackend(endpoint, model=model, api_key=api_key)
             self.model_name, model_type = describe_remote_model(backend)
+            local = find_local_model(self.model_name)
+            model_dir = local.local_dir if local is not None else None
         elif backend is None:
             from reasoner.engines.vllm_local import VLLMBackend
 
@@ -69,10 +82,12 @@ class Reasoner:
             backend = VLLMBackend(resolved, engine_args, verbose=verbose)
             self.model_name = resolved.name
             model_type = resolved.model_type
+            model_dir = resolved.local_dir
         else:
             self.model_name = model or "scripted"
             model_type = None
         self.backend = backend
+        self.cost_model = cost_model or _config_cost_model(model_dir, accelerator, self.model_name)
         if isinstance(profile, ModelProfile):
             self.profile = profile
         elif isinstance(profile, str):
@@ -242,6 +257,11 @@ class Reasoner:
         """Check a request without running it: the typed error a solve would raise, raised now."""
         resolved_budget, strategy_obj = validate_request(prompt, budget, strategy, answer_format, options)
         check_budget_fits_profile(resolved_budget, self.profile)
+        if resolved_budget.cost is not None and self.cost_model is None:
+            raise BudgetError(
+                f"Budget(cost=...) needs a cost model, and {self.model_name}'s config is not on this machine; "
+                "pass Reasoner(cost_model=reasoner.cost.CostModel.from_config(...))"
+            )
         return resolved_budget, strategy_obj
 
     async def _solve(
@@ -259,11 +279,21 @@ class Reasoner:
         async with self._limiter:
             await self.backend.start()
             session = Session(
-                self.backend, self.backend.tokenizer(), self.profile, resolved_budget, answer_format, on_event=on_event
+                self.backend,
+                self.backend.tokenizer(),
+                self.profile,
+                resolved_budget,
+                answer_format,
+                on_event=on_event,
+                cost_model=self.cost_model,
             )
             try:
                 try:
                     outcome = await strategy_obj.run(session, prompt)
+                except CostExhausted:
+                    if not session.ledger.generated_tokens:
+                        raise
+                    outcome = cost_cap_outcome(session)
                 except BudgetExhausted:
                     if not session.ledger.deadline_passed():
                         raise
@@ -324,6 +354,16 @@ def solve_many(
 ) -> list[Solution]:
     """Solve many prompts concurrently; see `Reasoner.asolve_many`."""
     return default_reasoner(model).solve_many(prompts, budget, strategy, **kwargs)
+
+
+def _config_cost_model(model_dir: Path | None, accelerator: Accelerator, name: str) -> CostModel | None:
+    """The cost model of the model in `model_dir` (its config.json), or None without one."""
+    if model_dir is None or not (model_dir / "config.json").is_file():
+        return None
+    try:
+        return CostModel.from_config(model_dir, accelerator, name=name)
+    except CostError:  # a model the engine runs but whose config the cost model cannot read runs unpriced
+        return None
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -3,10 +3,14 @@
 Every request reserves its `max_tokens` from what remains before it starts, so requests
 running concurrently can never overspend the budget together. Tokens move from reserved
 to generated as they stream in; what a finished or aborted request did not use goes back.
+A budget's `cost` cap works the same way in eFLOPs (`reasoner.cost`): a request reserves the
+cost of its uncached prompt and every token it is granted, its grant cut to what the cost left
+can pay; its cost so far is spent as its tokens and prefix-cache hits come in.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -14,11 +18,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from reasoner.budget import Budget
+from reasoner.cost import CostModel
 from reasoner.errors import BudgetError, EngineError
 
 
 class BudgetExhausted(BudgetError):
     """Nothing of the budget is left for a new request (tokens, samples or deadline)."""
+
+
+class CostExhausted(BudgetExhausted):
+    """The budget's cost cap cannot pay one more generated token for a new request."""
 
 
 @dataclass
@@ -30,6 +39,11 @@ class Reservation:
     granted: int
     generated: int = 0
     closed: bool = False
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    cost_model: CostModel | None = None
+    cost_granted: int = 0
+    cost_spent: int = 0
 
 
 @dataclass
@@ -45,21 +59,42 @@ class Ledger:
     requests: int = 0
     aborted_tokens_saved: int = 0
     generated_by_phase: Counter[str] = field(default_factory=Counter)
+    priced: bool = False
+    cost: int = 0
+    reserved_cost: int = 0
 
     @property
     def remaining(self) -> int:
         """Tokens a new request may still be granted."""
         return self.budget.tokens - self.generated_tokens - self.reserved_tokens
 
+    @property
+    def cost_left(self) -> int | None:
+        """eFLOPs a new request may still reserve, or None without a cost cap."""
+        if self.budget.cost is None:
+            return None
+        return math.floor(self.budget.cost) - self.cost - self.reserved_cost
+
     def deadline_passed(self) -> bool:
         if self.budget.deadline_s is None:
             return False
         return time.monotonic() - self.started_at >= self.budget.deadline_s
 
-    def reserve(self, request_id: str, wanted: int, phase: str, *, final: bool = False) -> Reservation:
+    def reserve(
+        self,
+        request_id: str,
+        wanted: int,
+        phase: str,
+        *,
+        final: bool = False,
+        prompt_tokens: int = 0,
+        cost_model: CostModel | None = None,
+    ) -> Reservation:
         """Grant up to `wanted` tokens; raise `BudgetExhausted` when none can be granted.
 
         A `final` request (a strategy's last, answering one) may start after the deadline.
+        `cost_model` prices the request (`prompt_tokens` long); under a cost cap it must be
+        given, and the grant is cut to what the cost left pays (`CostExhausted` when not one token).
         """
         if wanted < 1:
             raise BudgetError(f"a request must ask for at least 1 token, asked for {wanted}")
@@ -68,13 +103,36 @@ class Ledger:
         granted = min(wanted, self.remaining)
         if granted < 1:
             raise BudgetExhausted(f"all {self.budget.tokens} budget tokens are spent or reserved")
+        cost_left = self.cost_left
+        if cost_model is None:
+            if cost_left is not None:
+                raise BudgetError("a cost budget needs every request priced; this request has no cost model")
+            self.priced = False
+        elif cost_left is not None:
+            granted = cost_model.max_generated(prompt_tokens, cost_left, granted)
+            if granted < 1:
+                raise CostExhausted(
+                    f"the cost budget of {self.budget.cost:.4g} eFLOPs cannot pay one token more: "
+                    f"{max(cost_left, 0):.4g} are left and a token after {prompt_tokens} prompt tokens costs "
+                    f"{cost_model.eflops(prompt_tokens, 0, 1):.4g}"
+                )
+        reservation = Reservation(request_id, phase, granted, prompt_tokens=prompt_tokens, cost_model=cost_model)
+        if cost_model is not None:
+            reservation.cost_granted = cost_model.eflops(prompt_tokens, 0, granted)
+            self.reserved_cost += reservation.cost_granted
         self.reserved_tokens += granted
         self.requests += 1
-        return Reservation(request_id=request_id, phase=phase, granted=granted)
+        return reservation
 
-    def record_prompt(self, prompt_tokens: int, cached_prompt_tokens: int) -> None:
+    def record_prompt(
+        self, prompt_tokens: int, cached_prompt_tokens: int, reservation: Reservation | None = None
+    ) -> None:
+        """Count a request's prompt tokens and prefix-cache hits (which lower its cost)."""
         self.prompt_tokens += prompt_tokens
         self.cached_prompt_tokens += cached_prompt_tokens
+        if reservation is not None:
+            reservation.cached_prompt_tokens += cached_prompt_tokens
+            self._spend_cost(reservation)
 
     def record_tokens(self, reservation: Reservation, count: int) -> None:
         """Move `count` streamed tokens of a request from reserved to generated."""
@@ -87,6 +145,7 @@ class Ledger:
         self.reserved_tokens -= count
         self.generated_tokens += count
         self.generated_by_phase[reservation.phase] += count
+        self._spend_cost(reservation)
 
     def close(self, reservation: Reservation, aborted: bool) -> None:
         """Return a finished request's unused tokens; count them as saved when it was aborted."""
@@ -95,8 +154,20 @@ class Ledger:
         reservation.closed = True
         unused = reservation.granted - reservation.generated
         self.reserved_tokens -= unused
+        self.reserved_cost -= reservation.cost_granted - reservation.cost_spent
         if aborted:
             self.aborted_tokens_saved += unused
+
+    def _spend_cost(self, reservation: Reservation) -> None:
+        """Bring the request's spent cost up to date; the rest of its reserved cost stays reserved."""
+        if reservation.cost_model is None or reservation.closed:
+            return
+        spent = reservation.cost_model.eflops(
+            reservation.prompt_tokens, reservation.cached_prompt_tokens, reservation.generated
+        )
+        self.cost += spent - reservation.cost_spent
+        self.reserved_cost -= spent - reservation.cost_spent
+        reservation.cost_spent = spent
 
     def charge(self, tokens: int, phase: str, requests: int = 0) -> None:
         """Count `tokens` generated outside this ledger's requests (e.g. a batch estimate) as spent.

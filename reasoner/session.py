@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reasoner.budget import Budget
+from reasoner.cost import CostModel
 from reasoner.engines.base import Backend, Chunk, EmbedsPrompt, FinishReason, SamplingSpec, Tokenizer, TokensPrompt
 from reasoner.errors import BudgetError, CapabilityError, PromptError
 from reasoner.events import EventCallback, SolveEvent
@@ -72,12 +73,14 @@ class RunningRequest:
         try:
             async for chunk in stream:
                 if first:
-                    session.ledger.record_prompt(chunk.prompt_tokens, chunk.cached_prompt_tokens)
+                    session.ledger.record_prompt(chunk.prompt_tokens, chunk.cached_prompt_tokens, self._reservation)
                     gen.prompt_tokens, gen.cached_prompt_tokens = chunk.prompt_tokens, chunk.cached_prompt_tokens
                     first = False
                 elif chunk.cached_prompt_tokens > gen.cached_prompt_tokens:
                     # A server may report its prefix-cache hits only with the last chunk.
-                    session.ledger.record_prompt(0, chunk.cached_prompt_tokens - gen.cached_prompt_tokens)
+                    session.ledger.record_prompt(
+                        0, chunk.cached_prompt_tokens - gen.cached_prompt_tokens, self._reservation
+                    )
                     gen.cached_prompt_tokens = chunk.cached_prompt_tokens
                 gen.text += chunk.text
                 if chunk.token_ids:
@@ -140,7 +143,8 @@ class Session:
     """The engine as one solve sees it: budgeted, counted and traced.
 
     Its request ids are `<solve_id>/r<n>`, so a backend with replicas can keep one solve's
-    requests together (`engines.base.solve_key`).
+    requests together (`engines.base.solve_key`). `cost_model` prices its requests
+    (`reasoner.cost`); without one, `Usage.cost` is None and a cost budget is refused.
     """
 
     def __init__(
@@ -153,13 +157,16 @@ class Session:
         ledger: Ledger | None = None,
         trace: Trace | None = None,
         on_event: EventCallback | None = None,
+        *,
+        cost_model: CostModel | None = None,
     ):
         self.backend = backend
         self.tokenizer = tokenizer
         self.profile = profile
         self.budget = budget
         self.answer_format = answer_format
-        self.ledger = ledger or Ledger(budget)
+        self.cost_model = cost_model
+        self.ledger = ledger or Ledger(budget, priced=cost_model is not None)
         self.trace = trace or Trace()
         self.solve_id = f"s{next(_solve_counter)}"
         self.on_event = on_event
@@ -176,11 +183,14 @@ class Session:
 
         While the block runs the rest of this session's budget is held back in the shared
         ledger, so the sub-session can never spend more than `tokens`; what it spends stays
-        counted here. `Budget.samples` and `deadline_s` carry over.
+        counted here. `Budget.samples`, `deadline_s` and `cost` carry over (the shared ledger holds
+        the cost cap).
         """
         if not 1 <= tokens <= self.remaining:
             raise BudgetError(f"a sub-session of {tokens} tokens does not fit the {self.remaining} left")
-        budget = Budget(tokens=tokens, samples=self.budget.samples, deadline_s=self.budget.deadline_s)
+        budget = Budget(
+            tokens=tokens, samples=self.budget.samples, deadline_s=self.budget.deadline_s, cost=self.budget.cost
+        )
         inner = Session(
             self.backend,
             self.tokenizer,
@@ -190,6 +200,7 @@ class Session:
             self.ledger,
             self.trace,
             self.on_event,
+            cost_model=self.cost_model,
         )
         # The same in-flight set: a cancelled solve aborts the sub-session's requests too.
         inner.running = self.running
@@ -272,7 +283,14 @@ class Session:
                 f"{self.backend.capabilities.max_model_len}-token context window; shorten it"
             )
         request_id = f"{self.solve_id}/r{next(_request_counter)}"
-        reservation = self.ledger.reserve(request_id, min(max_tokens, context_room), phase, final=final)
+        reservation = self.ledger.reserve(
+            request_id,
+            min(max_tokens, context_room),
+            phase,
+            final=final,
+            prompt_tokens=prompt_length,
+            cost_model=self.cost_model,
+        )
         sampling = SamplingSpec(
             max_tokens=reservation.granted,
             temperature=temperature,

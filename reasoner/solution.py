@@ -42,6 +42,10 @@ class Usage(BaseModel):
     generated_by_phase: dict[str, int] = Field(
         default_factory=dict, description="Generated tokens per phase: thinking, answer, evaluation, estimation..."
     )
+    cost: int | None = Field(
+        default=None,
+        description="eFLOPs of every request (compute plus memory traffic, `reasoner.cost`); None when unpriced.",
+    )
 
     @classmethod
     def from_ledger(cls, ledger: Ledger) -> Usage:
@@ -52,6 +56,7 @@ class Usage(BaseModel):
             requests=ledger.requests,
             aborted_tokens_saved=ledger.aborted_tokens_saved,
             generated_by_phase=dict(ledger.generated_by_phase),
+            cost=ledger.cost if ledger.priced else None,
         )
 
 
