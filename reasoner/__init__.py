@@ -28,9 +28,10 @@ from reasoner.errors import (
     UsageError,
 )
 from reasoner.ledger import BudgetExhausted, CostExhausted
+from reasoner.model_set import ModelSpec
 from reasoner.profiles import ModelProfile
 from reasoner.session import Generation, RunningRequest, Session
-from reasoner.solution import Solution, Usage
+from reasoner.solution import ModelUsage, Solution, Usage
 from reasoner.strategy import Outcome, Strategy, StrategyOptions, get_strategy, register_strategy, strategy_names
 
 __all__ = [
@@ -47,6 +48,8 @@ __all__ = [
     "ModelError",
     "ModelProfile",
     "ModelShape",
+    "ModelSpec",
+    "ModelUsage",
     "Outcome",
     "PromptError",
     "Reasoner",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Sequence
-from pathlib import Path
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from reasoner.accelerators import DEFAULT_ACCELERATOR, Accelerator, get_accelerator
@@ -13,11 +12,12 @@ from reasoner.budget import Budget, BudgetLike, as_budget
 from reasoner.cost import CostModel
 from reasoner.deadline import cost_cap_outcome, deadline_outcome
 from reasoner.engines.base import Backend
-from reasoner.errors import BudgetError, CostError, InputError, ModelError, UsageError
+from reasoner.errors import BudgetError, InputError, ModelError, UsageError
 from reasoner.events import EventCallback
 from reasoner.ledger import BudgetExhausted, CostExhausted
-from reasoner.models import EMBEDDED_MODEL, find_local_model, resolve_model
-from reasoner.profiles import ModelProfile, detect_profile, get_profile
+from reasoner.model_set import ModelEntry, ModelSpec, ModelTarget, build_target, model_specs
+from reasoner.models import EMBEDDED_MODEL
+from reasoner.profiles import ModelProfile
 from reasoner.request_checks import check_budget_fits_profile, split_batch_budget, validate_request
 from reasoner.runtime import LoopThread
 from reasoner.session import Session
@@ -41,6 +41,12 @@ class Reasoner:
     logs; by default its processes write them to a log file under `REASONER_HOME/logs`.
     `cost_model` prices requests (`Usage.cost`, `Budget(cost=...)`); by default it is read from
     the model's config.json when the weights are local, on `accelerator` (`reasoner.accelerators`).
+
+    `models={"small": ..., "large": ...}` runs several models instead (`reasoner.model_set`): each
+    entry a model id, or a dict / `ModelSpec` of the arguments above for that model. A solve runs
+    on `default` (else the first) unless `asolve(..., model=name)` names another, and its strategy
+    may send any request to any of them; the budget caps them all together. `backend`, `profile`,
+    `cost_model` and `model_name` are those of the default model.
     """
 
     def __init__(
@@ -56,50 +62,85 @@ class Reasoner:
         verbose: bool = False,
         cost_model: CostModel | None = None,
         accelerator: str | Accelerator = DEFAULT_ACCELERATOR,
+        models: Mapping[str, ModelEntry] | None = None,
+        default: str | None = None,
     ):
-        if model is not None and not isinstance(model, str):
-            raise ModelError(f"model must be a Hugging Face id or a local folder (a string), got {model!r}")
-        if engine_args is not None and not isinstance(engine_args, dict):
-            raise InputError(f"engine_args must be a dict of vLLM engine arguments, got {type(engine_args).__name__}")
-        if endpoint is not None and (backend is not None or engine_args):
-            raise InputError("endpoint= runs on remote servers; it cannot be combined with backend= or engine_args=")
         accelerator = get_accelerator(accelerator)
-        if cost_model is not None and not isinstance(cost_model, CostModel):
-            raise InputError(f"cost_model must be a reasoner.cost.CostModel, got {type(cost_model).__name__}")
-        model_dir: Path | None = None
-        if endpoint is not None:
-            from reasoner.engines.remote import RemoteBackend
-            from reasoner.engines.remote_discovery import describe_remote_model
-
-            backend = RemoteBackend(endpoint, model=model, api_key=api_key)
-            self.model_name, model_type = describe_remote_model(backend)
-            local = find_local_model(self.model_name)
-            model_dir = local.local_dir if local is not None else None
-        elif backend is None:
-            from reasoner.engines.vllm_local import VLLMBackend
-
-            resolved = resolve_model(model)
-            backend = VLLMBackend(resolved, engine_args, verbose=verbose)
-            self.model_name = resolved.name
-            model_type = resolved.model_type
-            model_dir = resolved.local_dir
+        single = ModelSpec(
+            model=model,
+            endpoint=endpoint,
+            api_key=api_key,
+            engine_args=engine_args,
+            backend=backend,
+            profile=profile,
+            cost_model=cost_model,
+        )
+        if models is None:
+            if default is not None:
+                raise InputError("default= names one of models=; pass models= too, or drop default=")
+            target = build_target(None, single, accelerator, verbose=verbose)
+            self.models = {target.name: target}
+            self.default_model = target.name
         else:
-            self.model_name = model or "scripted"
-            model_type = None
-        self.backend = backend
-        self.cost_model = cost_model or _config_cost_model(model_dir, accelerator, self.model_name)
-        if isinstance(profile, ModelProfile):
-            self.profile = profile
-        elif isinstance(profile, str):
-            self.profile = get_profile(profile)
-        else:
-            self.profile = detect_profile(self.model_name, model_type)
+            given = [name for name, value in vars(single).items() if value is not None]
+            if given:
+                raise InputError(
+                    f"models= names each model with its own arguments; {', '.join(given)}= cannot be given beside "
+                    "it: put them in that model's entry (a dict or reasoner.ModelSpec)"
+                )
+            specs = model_specs(models)
+            if default is not None and default not in specs:
+                raise ModelError(f"default={default!r} is not one of the models: {', '.join(specs)}")
+            self.models = {name: build_target(name, spec, accelerator, verbose=verbose) for name, spec in specs.items()}
+            self.default_model = default if default is not None else next(iter(specs))
         if max_concurrency < 1:
             raise InputError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.max_concurrency = max_concurrency
         self._loop: asyncio.AbstractEventLoop | None = None
         self._portal: LoopThread | None = None
         self._limiter: asyncio.Semaphore | None = None
+
+    @property
+    def backend(self) -> Backend:
+        return self.models[self.default_model].backend
+
+    @backend.setter
+    def backend(self, backend: Backend) -> None:
+        self.models[self.default_model].backend = backend
+
+    @property
+    def profile(self) -> ModelProfile:
+        return self.models[self.default_model].profile
+
+    @profile.setter
+    def profile(self, profile: ModelProfile) -> None:
+        self.models[self.default_model].profile = profile
+
+    @property
+    def cost_model(self) -> CostModel | None:
+        return self.models[self.default_model].cost_model
+
+    @cost_model.setter
+    def cost_model(self, cost_model: CostModel | None) -> None:
+        self.models[self.default_model].cost_model = cost_model
+
+    @property
+    def model_name(self) -> str:
+        """The default model's name: its own (an HF id, a served name) in a single-model Reasoner."""
+        return self.default_model
+
+    @model_name.setter
+    def model_name(self, name: str) -> None:
+        target = self.models.pop(self.default_model)
+        target.name = self.default_model = name
+        self.models = {name: target, **self.models}
+
+    def target(self, model: str | None = None) -> ModelTarget:
+        """The model named `model` (None: the default); a `ModelError` naming the known ones if there is none."""
+        name = self.default_model if model is None else model
+        if name not in self.models:
+            raise ModelError(f"unknown model {name!r}; this Reasoner's models are {', '.join(self.models)}")
+        return self.models[name]
 
     async def asolve(
         self,
@@ -109,14 +150,16 @@ class Reasoner:
         *,
         answer_format: str = "math",
         on_event: EventCallback | None = None,
+        model: str | None = None,
         **options: Any,
     ) -> Solution:
         """Solve one prompt; `options` are the strategy's own (validated by its options model).
 
         `on_event`, when given, is called with a `SolveEvent` each time a request of the solve
         produces output (see `reasoner.events`). Cancelling the solve aborts all its requests.
+        `model` names the model of the set the solve runs on (default: the default model).
         """
-        return await self._on_own_loop(self._solve(prompt, budget, strategy, answer_format, options, on_event))
+        return await self._on_own_loop(self._solve(prompt, budget, strategy, answer_format, options, on_event, model))
 
     async def asolve_many(
         self,
@@ -126,6 +169,7 @@ class Reasoner:
         *,
         budget_per_prompt: bool = False,
         answer_format: str = "math",
+        model: str | None = None,
         **options: Any,
     ) -> list[Solution]:
         """Solve many prompts concurrently on one engine.
@@ -133,16 +177,19 @@ class Reasoner:
         By default `budget` is shared by the whole batch and split evenly between prompts, or by
         the strategy's `allocate_batch` class method when it has one (`auto` does); with
         `budget_per_prompt=True` every prompt gets the whole `budget`. A list of budgets gives
-        each prompt its own.
+        each prompt its own. `model` as in `asolve`.
         """
         budgets = split_batch_budget(prompts, budget, budget_per_prompt)
+        self.target(model)
         allocate_batch = getattr(get_strategy(strategy), "allocate_batch", None)
         if allocate_batch is not None and not budget_per_prompt and not isinstance(budget, Sequence):
             return await self._on_own_loop(
-                self._solve_allocated(allocate_batch, prompts, as_budget(budget), strategy, answer_format, options)
+                self._solve_allocated(
+                    allocate_batch, prompts, as_budget(budget), strategy, answer_format, options, model
+                )
             )
         calls = [
-            self._solve(prompt, share, strategy, answer_format, options)
+            self._solve(prompt, share, strategy, answer_format, options, model=model)
             for prompt, share in zip(prompts, budgets, strict=True)
         ]
         return await self._on_own_loop(_gather(calls))
@@ -164,11 +211,12 @@ class Reasoner:
         strategy: str,
         answer_format: str,
         options: dict[str, Any],
+        model: str | None,
     ) -> list[Solution]:
         """A shared budget split by the strategy's `allocate_batch`, which returns (budget, options) per prompt."""
         plans = await allocate_batch(self, prompts, budget, answer_format, options)
         calls = [
-            self._solve(prompt, share, strategy, answer_format, {**options, **extra})
+            self._solve(prompt, share, strategy, answer_format, {**options, **extra}, model=model)
             for prompt, (share, extra) in zip(prompts, plans, strict=True)
         ]
         return await _gather(calls)
@@ -188,8 +236,8 @@ class Reasoner:
         return self._portal_loop().run(self.asolve_many(prompts, budget, strategy, **kwargs))
 
     async def astart(self) -> None:
-        """Start the engine now instead of at the first solve."""
-        await self._on_own_loop(self.backend.start())
+        """Start the engines now instead of at the first solve."""
+        await self._on_own_loop(self._start_engines())
 
     def start(self) -> None:
         """Synchronous `astart`."""
@@ -198,9 +246,9 @@ class Reasoner:
     async def aclose(self) -> None:
         """Stop the engine; a later solve starts it again."""
         if self._loop is not None and self._loop is not asyncio.get_running_loop() and self._loop.is_running():
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.backend.close(), self._loop))
+            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._close_engines(), self._loop))
         else:
-            await self.backend.close()
+            await self._close_engines()
 
     def close(self) -> None:
         """Stop the engine and the helper thread, if any.
@@ -214,9 +262,9 @@ class Reasoner:
                 "forever; use `await reasoner.aclose()` or `async with Reasoner(...)`"
             )
         if self._loop is not None and self._loop.is_running():
-            asyncio.run_coroutine_threadsafe(self.backend.close(), self._loop).result()
+            asyncio.run_coroutine_threadsafe(self._close_engines(), self._loop).result()
         else:
-            asyncio.run(self.backend.close())
+            asyncio.run(self._close_engines())
         if self._portal is not None:
             self._portal.stop()
             self._portal = None
@@ -234,6 +282,18 @@ class Reasoner:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _engines(self) -> list[Backend]:
+        """Every model's backend, once each (two names may share one)."""
+        return list({id(target.backend): target.backend for target in self.models.values()}.values())
+
+    async def _start_engines(self) -> None:
+        for backend in self._engines():
+            await backend.start()
+
+    async def _close_engines(self) -> None:
+        for backend in self._engines():
+            await backend.close()
+
     def _portal_loop(self) -> LoopThread:
         if self._portal is None:
             self._portal = LoopThread()
@@ -244,7 +304,7 @@ class Reasoner:
         current = asyncio.get_running_loop()
         if self._loop is None or self._loop.is_closed() or (self._loop is not current and not self._loop.is_running()):
             if self._loop is not None and self._loop is not current:
-                await self.backend.close()
+                await self._close_engines()
             self._loop = current
             self._limiter = asyncio.Semaphore(self.max_concurrency)
         if self._loop is current:
@@ -252,14 +312,23 @@ class Reasoner:
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
 
     def validate(
-        self, prompt: str, budget: BudgetLike, strategy: str, *, answer_format: str = "math", **options: Any
+        self,
+        prompt: str,
+        budget: BudgetLike,
+        strategy: str,
+        *,
+        answer_format: str = "math",
+        model: str | None = None,
+        **options: Any,
     ) -> tuple[Budget, Strategy]:
         """Check a request without running it: the typed error a solve would raise, raised now."""
+        target = self.target(model)
         resolved_budget, strategy_obj = validate_request(prompt, budget, strategy, answer_format, options)
-        check_budget_fits_profile(resolved_budget, self.profile)
-        if resolved_budget.cost is not None and self.cost_model is None:
+        check_budget_fits_profile(resolved_budget, target.profile)
+        unpriced = [name for name, each in self.models.items() if each.cost_model is None]
+        if resolved_budget.cost is not None and unpriced:
             raise BudgetError(
-                f"Budget(cost=...) needs a cost model, and {self.model_name}'s config is not on this machine; "
+                f"Budget(cost=...) needs a cost model, and {', '.join(unpriced)}'s config is not on this machine; "
                 "pass Reasoner(cost_model=reasoner.cost.CostModel.from_config(...))"
             )
         return resolved_budget, strategy_obj
@@ -272,20 +341,26 @@ class Reasoner:
         answer_format: str,
         options: dict[str, Any],
         on_event: EventCallback | None = None,
+        model: str | None = None,
     ) -> Solution:
         started = time.monotonic()
-        resolved_budget, strategy_obj = self.validate(prompt, budget, strategy, answer_format=answer_format, **options)
+        resolved_budget, strategy_obj = self.validate(
+            prompt, budget, strategy, answer_format=answer_format, model=model, **options
+        )
+        target = self.target(model)
         assert self._limiter is not None
         async with self._limiter:
-            await self.backend.start()
+            await self._start_engines()
             session = Session(
-                self.backend,
-                self.backend.tokenizer(),
-                self.profile,
+                target.backend,
+                target.tokenizer(),
+                target.profile,
                 resolved_budget,
                 answer_format,
                 on_event=on_event,
-                cost_model=self.cost_model,
+                cost_model=target.cost_model,
+                models=self.models,
+                model=target.name,
             )
             try:
                 try:
@@ -305,7 +380,7 @@ class Reasoner:
             answer=outcome.answer,
             text=outcome.text,
             strategy=strategy,
-            model=self.model_name,
+            model=target.name,
             budget=resolved_budget,
             usage=Usage.from_ledger(session.ledger),
             latency_s=time.monotonic() - started,
@@ -354,16 +429,6 @@ def solve_many(
 ) -> list[Solution]:
     """Solve many prompts concurrently; see `Reasoner.asolve_many`."""
     return default_reasoner(model).solve_many(prompts, budget, strategy, **kwargs)
-
-
-def _config_cost_model(model_dir: Path | None, accelerator: Accelerator, name: str) -> CostModel | None:
-    """The cost model of the model in `model_dir` (its config.json), or None without one."""
-    if model_dir is None or not (model_dir / "config.json").is_file():
-        return None
-    try:
-        return CostModel.from_config(model_dir, accelerator, name=name)
-    except CostError:  # a model the engine runs but whose config the cost model cannot read runs unpriced
-        return None
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

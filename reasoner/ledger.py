@@ -6,6 +6,8 @@ to generated as they stream in; what a finished or aborted request did not use g
 A budget's `cost` cap works the same way in eFLOPs (`reasoner.cost`): a request reserves the
 cost of its uncached prompt and every token it is granted, its grant cut to what the cost left
 can pay; its cost so far is spent as its tokens and prefix-cache hits come in.
+Every request names its model (`reasoner.model_set`), and `by_model` counts each model apart;
+the caps hold for all of them together.
 """
 
 from __future__ import annotations
@@ -31,12 +33,24 @@ class CostExhausted(BudgetExhausted):
 
 
 @dataclass
+class ModelCounts:
+    """What one model of the solve spent: its share of the ledger's totals."""
+
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    requests: int = 0
+    cost: int = 0
+
+
+@dataclass
 class Reservation:
-    """Tokens set aside for one running request."""
+    """Tokens set aside for one running request on model `model`."""
 
     request_id: str
     phase: str
     granted: int
+    model: str = ""
     generated: int = 0
     closed: bool = False
     prompt_tokens: int = 0
@@ -62,6 +76,8 @@ class Ledger:
     priced: bool = False
     cost: int = 0
     reserved_cost: int = 0
+    default_model: str = ""
+    by_model: dict[str, ModelCounts] = field(default_factory=dict)
 
     @property
     def remaining(self) -> int:
@@ -89,12 +105,14 @@ class Ledger:
         final: bool = False,
         prompt_tokens: int = 0,
         cost_model: CostModel | None = None,
+        model: str | None = None,
     ) -> Reservation:
         """Grant up to `wanted` tokens; raise `BudgetExhausted` when none can be granted.
 
         A `final` request (a strategy's last, answering one) may start after the deadline.
         `cost_model` prices the request (`prompt_tokens` long); under a cost cap it must be
         given, and the grant is cut to what the cost left pays (`CostExhausted` when not one token).
+        `model` names the model it runs on (default: `default_model`).
         """
         if wanted < 1:
             raise BudgetError(f"a request must ask for at least 1 token, asked for {wanted}")
@@ -116,12 +134,14 @@ class Ledger:
                     f"{max(cost_left, 0):.4g} are left and a token after {prompt_tokens} prompt tokens costs "
                     f"{cost_model.eflops(prompt_tokens, 0, 1):.4g}"
                 )
-        reservation = Reservation(request_id, phase, granted, prompt_tokens=prompt_tokens, cost_model=cost_model)
+        model = self.default_model if model is None else model
+        reservation = Reservation(request_id, phase, granted, model, prompt_tokens=prompt_tokens, cost_model=cost_model)
         if cost_model is not None:
             reservation.cost_granted = cost_model.eflops(prompt_tokens, 0, granted)
             self.reserved_cost += reservation.cost_granted
         self.reserved_tokens += granted
         self.requests += 1
+        self.counts(model).requests += 1
         return reservation
 
     def record_prompt(
@@ -130,6 +150,9 @@ class Ledger:
         """Count a request's prompt tokens and prefix-cache hits (which lower its cost)."""
         self.prompt_tokens += prompt_tokens
         self.cached_prompt_tokens += cached_prompt_tokens
+        counts = self.counts(self.default_model if reservation is None else reservation.model)
+        counts.prompt_tokens += prompt_tokens
+        counts.cached_prompt_tokens += cached_prompt_tokens
         if reservation is not None:
             reservation.cached_prompt_tokens += cached_prompt_tokens
             self._spend_cost(reservation)
@@ -145,6 +168,7 @@ class Ledger:
         self.reserved_tokens -= count
         self.generated_tokens += count
         self.generated_by_phase[reservation.phase] += count
+        self.counts(reservation.model).generated_tokens += count
         self._spend_cost(reservation)
 
     def close(self, reservation: Reservation, aborted: bool) -> None:
@@ -166,11 +190,13 @@ class Ledger:
             reservation.prompt_tokens, reservation.cached_prompt_tokens, reservation.generated
         )
         self.cost += spent - reservation.cost_spent
+        self.counts(reservation.model).cost += spent - reservation.cost_spent
         self.reserved_cost -= spent - reservation.cost_spent
         reservation.cost_spent = spent
 
-    def charge(self, tokens: int, phase: str, requests: int = 0) -> None:
-        """Count `tokens` generated outside this ledger's requests (e.g. a batch estimate) as spent.
+    def charge(self, tokens: int, phase: str, requests: int = 0, model: str | None = None) -> None:
+        """Count `tokens` generated outside this ledger's requests (e.g. a batch estimate) on `model`
+        (default: `default_model`) as spent.
 
         Raises `BudgetExhausted` when they exceed what remains; nothing is counted then.
         """
@@ -181,6 +207,15 @@ class Ledger:
         self.generated_tokens += tokens
         self.generated_by_phase[phase] += tokens
         self.requests += requests
+        counts = self.counts(self.default_model if model is None else model)
+        counts.generated_tokens += tokens
+        counts.requests += requests
+
+    def counts(self, model: str) -> ModelCounts:
+        """Model `model`'s counts (made at its first use)."""
+        if model not in self.by_model:
+            self.by_model[model] = ModelCounts()
+        return self.by_model[model]
 
     @contextmanager
     def hold(self, tokens: int) -> Iterator[None]:

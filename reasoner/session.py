@@ -3,6 +3,11 @@
 A strategy asks the session for generations; the session tokenizes, fits the request into
 the context window and the budget (the ledger), runs it on the backend, counts what came
 back and records it as a trace segment. Strategies never see the backend directly.
+
+A Reasoner with several models (`reasoner.model_set`) gives its sessions all of them: a request
+runs on the session's own model unless it names another (`start(..., model="large")`), and
+`on_model` is the same solve seen from another model. The ledger and the trace are the solve's,
+whichever model a request runs on; both record the model of every request.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -19,23 +24,27 @@ import numpy as np
 from reasoner.budget import Budget
 from reasoner.cost import CostModel
 from reasoner.engines.base import Backend, Chunk, EmbedsPrompt, FinishReason, SamplingSpec, Tokenizer, TokensPrompt
-from reasoner.errors import BudgetError, CapabilityError, PromptError
+from reasoner.errors import BudgetError, CapabilityError, ModelError, PromptError
 from reasoner.events import EventCallback, SolveEvent
 from reasoner.ledger import Ledger, Reservation
+from reasoner.model_set import ModelTarget
 from reasoner.profiles import ModelProfile
 from reasoner.trace import Trace
 
 _request_counter = itertools.count()
 _solve_counter = itertools.count()
 
+DEFAULT_MODEL = "default"
+
 
 @dataclass
 class Generation:
-    """What one request produced. `node` is its segment in the trace."""
+    """What one request produced. `node` is its segment in the trace; `model` the model it ran on."""
 
     request_id: str
     node: int
     prompt_token_ids: tuple[int, ...]
+    model: str = ""
     token_ids: list[int] = field(default_factory=list)
     text: str = ""
     logprobs: list[dict[int, float]] | None = None
@@ -57,10 +66,16 @@ class RunningRequest:
     """A request in flight: watch its tokens arrive, wait for a length, abort it, or await it."""
 
     def __init__(
-        self, session: Session, generation: Generation, reservation: Reservation, stream: AsyncIterator[Chunk]
+        self,
+        session: Session,
+        generation: Generation,
+        reservation: Reservation,
+        stream: AsyncIterator[Chunk],
+        backend: Backend | None = None,
     ):
         self.generation = generation
         self._session = session
+        self._backend = backend or session.backend
         self._reservation = reservation
         self.phase = reservation.phase
         self.kind = str(session.trace.graph.nodes[generation.node]["kind"])
@@ -131,7 +146,7 @@ class RunningRequest:
     async def abort(self) -> Generation:
         """Stop the request; the tokens it would still have made are counted as saved."""
         if not self._task.done():
-            await self._session.backend.abort(self.generation.request_id)
+            await self._backend.abort(self.generation.request_id)
         return await self.result()
 
     async def result(self) -> Generation:
@@ -145,6 +160,8 @@ class Session:
     Its request ids are `<solve_id>/r<n>`, so a backend with replicas can keep one solve's
     requests together (`engines.base.solve_key`). `cost_model` prices its requests
     (`reasoner.cost`); without one, `Usage.cost` is None and a cost budget is refused.
+    `backend`, `tokenizer`, `profile` and `cost_model` are those of the session's own model,
+    named `model`; `models` are the other models its requests may name.
     """
 
     def __init__(
@@ -159,6 +176,8 @@ class Session:
         on_event: EventCallback | None = None,
         *,
         cost_model: CostModel | None = None,
+        models: Mapping[str, ModelTarget] | None = None,
+        model: str = DEFAULT_MODEL,
     ):
         self.backend = backend
         self.tokenizer = tokenizer
@@ -166,7 +185,11 @@ class Session:
         self.budget = budget
         self.answer_format = answer_format
         self.cost_model = cost_model
-        self.ledger = ledger or Ledger(budget, priced=cost_model is not None)
+        self.model = model
+        given = dict(models or {})
+        own_name = given[model].model_name if model in given else model
+        self.models = given | {model: ModelTarget(model, own_name, backend, profile, cost_model)}
+        self.ledger = ledger or Ledger(budget, priced=cost_model is not None, default_model=model)
         self.trace = trace or Trace()
         self.solve_id = f"s{next(_solve_counter)}"
         self.on_event = on_event
@@ -201,11 +224,44 @@ class Session:
             self.trace,
             self.on_event,
             cost_model=self.cost_model,
+            models=self.models,
+            model=self.model,
         )
         # The same in-flight set: a cancelled solve aborts the sub-session's requests too.
         inner.running = self.running
         with self.ledger.hold(self.remaining - tokens):
             yield inner
+
+    def target(self, model: str | None = None) -> ModelTarget:
+        """The model a request naming `model` runs on (None: the session's own); a `ModelError` if unknown."""
+        name = self.model if model is None else model
+        if name not in self.models:
+            raise ModelError(f"unknown model {name!r}; this solve's models are {', '.join(sorted(self.models))}")
+        return self.models[name]
+
+    def on_model(self, model: str) -> Session:
+        """This solve (ledger, trace, budget, requests in flight) with `model` as its own model.
+
+        A strategy runs another strategy, or its own steps, on another model through it.
+        """
+        target = self.target(model)
+        if target.name == self.model:
+            return self
+        view = Session(
+            target.backend,
+            target.tokenizer(),
+            target.profile,
+            self.budget,
+            self.answer_format,
+            self.ledger,
+            self.trace,
+            self.on_event,
+            cost_model=target.cost_model,
+            models=self.models,
+            model=target.name,
+        )
+        view.solve_id, view.running = self.solve_id, self.running
+        return view
 
     def emit(
         self, request: RunningRequest, text: str, new_tokens: int, finished: bool, reason: FinishReason | None
@@ -256,31 +312,37 @@ class Session:
         logprobs: int | None = None,
         include_stop: bool = False,
         final: bool = False,
+        model: str | None = None,
         **node_attrs: object,
     ) -> RunningRequest:
         """Start a request: text, token ids or input embeddings `[length, hidden]`.
 
         `max_tokens` is clamped to the context window and to what the ledger grants; the
         ledger raises `BudgetExhausted` when it can grant nothing. A `final` request (the
-        strategy's answer) may still start after the budget's deadline.
+        strategy's answer) may still start after the budget's deadline. `model` names the
+        model to run on (default: the session's own); a text prompt is tokenized by its tokenizer.
         """
+        target = self.target(model)
+        backend = target.backend
+        capabilities = backend.capabilities
         if isinstance(prompt, np.ndarray):
-            if not self.backend.capabilities.prompt_embeds:
-                raise CapabilityError(f"{self.backend.capabilities.name} does not accept prompt embeddings")
+            if not capabilities.prompt_embeds:
+                raise CapabilityError(f"{capabilities.name} does not accept prompt embeddings")
             backend_prompt: TokensPrompt | EmbedsPrompt = EmbedsPrompt(prompt)
             prompt_ids: tuple[int, ...] = ()
             prompt_length = int(prompt.shape[0])
         else:
-            prompt_ids = tuple(self.encode(prompt) if isinstance(prompt, str) else prompt)
+            tokenizer = self.tokenizer if target.name == self.model else target.tokenizer()
+            prompt_ids = tuple(tokenizer.encode(prompt) if isinstance(prompt, str) else prompt)
             backend_prompt = TokensPrompt(prompt_ids)
             prompt_length = len(prompt_ids)
-        context_room = self.backend.capabilities.max_model_len - prompt_length
+        context_room = capabilities.max_model_len - prompt_length
         if prompt_length == 0:
             raise PromptError("the prompt is empty after tokenization")
         if context_room < 1:
             raise PromptError(
                 f"the prompt is {prompt_length} tokens, which leaves no room in the model's "
-                f"{self.backend.capabilities.max_model_len}-token context window; shorten it"
+                f"{capabilities.max_model_len}-token context window; shorten it"
             )
         request_id = f"{self.solve_id}/r{next(_request_counter)}"
         reservation = self.ledger.reserve(
@@ -289,7 +351,8 @@ class Session:
             phase,
             final=final,
             prompt_tokens=prompt_length,
-            cost_model=self.cost_model,
+            cost_model=target.cost_model,
+            model=target.name,
         )
         sampling = SamplingSpec(
             max_tokens=reservation.granted,
@@ -301,16 +364,19 @@ class Session:
             logprobs=logprobs,
             include_stop_str_in_output=include_stop,
         )
-        node = self.trace.add(kind, parent=parent, edge=edge, phase=phase, request_id=request_id, **node_attrs)
+        node = self.trace.add(
+            kind, parent=parent, edge=edge, phase=phase, request_id=request_id, model=target.name, **node_attrs
+        )
         generation = Generation(
             request_id=request_id,
             node=node,
             prompt_token_ids=prompt_ids,
+            model=target.name,
             max_tokens=reservation.granted,
             started_at=time.monotonic(),
         )
-        stream = self.backend.generate(request_id, backend_prompt, sampling)
-        running = RunningRequest(self, generation, reservation, stream)
+        stream = backend.generate(request_id, backend_prompt, sampling)
+        running = RunningRequest(self, generation, reservation, stream, backend)
         self.running.add(running)
         return running
 

@@ -29,6 +29,16 @@ TraceGraph = Annotated[
 MetricValue = float | int | str | bool | None
 
 
+class ModelUsage(BaseModel):
+    """What one model of a solve spent (`Usage.by_model`); the models' figures add up to the solve's."""
+
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    requests: int = 0
+    cost: int | None = Field(default=None, description="eFLOPs of this model's requests; None when unpriced.")
+
+
 class Usage(BaseModel):
     """Everything one solve spent, over all of its requests."""
 
@@ -46,6 +56,9 @@ class Usage(BaseModel):
         default=None,
         description="eFLOPs of every request (compute plus memory traffic, `reasoner.cost`); None when unpriced.",
     )
+    by_model: dict[str, ModelUsage] = Field(
+        default_factory=dict, description="The same figures per model the solve's requests ran on, by model name."
+    )
 
     @classmethod
     def from_ledger(cls, ledger: Ledger) -> Usage:
@@ -57,6 +70,16 @@ class Usage(BaseModel):
             aborted_tokens_saved=ledger.aborted_tokens_saved,
             generated_by_phase=dict(ledger.generated_by_phase),
             cost=ledger.cost if ledger.priced else None,
+            by_model={
+                name: ModelUsage(
+                    generated_tokens=counts.generated_tokens,
+                    prompt_tokens=counts.prompt_tokens,
+                    cached_prompt_tokens=counts.cached_prompt_tokens,
+                    requests=counts.requests,
+                    cost=counts.cost if ledger.priced else None,
+                )
+                for name, counts in ledger.by_model.items()
+            },
         )
 
 
