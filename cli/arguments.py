@@ -36,6 +36,42 @@ def endpoints_from(args: argparse.Namespace) -> list[str] | None:
     return given or None
 
 
+def model_set_from(values: Sequence[str], engine_args: dict[str, Any]) -> dict[str, Any] | None:
+    """The named models of repeated `--model NAME=MODEL` options, or None for one plain `--model MODEL`.
+
+    `MODEL` is a Hugging Face id or local folder (an in-process engine, with `engine_args`), or
+    one or more comma-separated server URLs (a fleet of replicas). The first is the default model.
+    """
+    from reasoner.errors import InputError
+    from reasoner.model_set import ModelSpec, check_model_name
+
+    named = [value for value in values if "=" in value]
+    if not named:
+        if len(values) > 1:
+            raise InputError("several --model options need a name each: --model small=MODEL --model large=MODEL")
+        return None
+    if len(named) < len(values):
+        raise InputError("--model MODEL and --model NAME=MODEL cannot be mixed; name every model")
+    models: dict[str, Any] = {}
+    for value in named:
+        name, _, source = value.partition("=")
+        check_model_name(name)
+        if name in models:
+            raise InputError(f"model name {name!r} is given twice in --model; give each model its own name")
+        urls = [url.strip() for url in source.split(",")]
+        if not source.strip() or not all(urls):
+            raise InputError(f"--model {value!r} names no model; use NAME=HF_ID, NAME=FOLDER or NAME=URL[,URL...]")
+        if urls[0].startswith(("http://", "https://")):
+            for url in urls:
+                check_endpoint(url)
+            models[name] = ModelSpec(endpoint=urls)
+        else:
+            models[name] = ModelSpec(model=source, engine_args=engine_args)
+    if engine_args and all(spec.endpoint is not None for spec in models.values()):
+        raise InputError("--engine-arg configures in-process engines, and every --model here is a server URL")
+    return models
+
+
 def check_endpoint(url: str) -> None:
     """Refuse a server URL that does not parse (`http://[::1/v1`) with an `InputError` naming it."""
     from reasoner.engines.replica import normalize_endpoint

@@ -13,9 +13,12 @@ class ServerConfig:
     slot; past that a request is refused with 429 and `Retry-After: retry_after_s`. On
     SIGTERM the server stops taking requests and gives solves in flight `shutdown_timeout_s`
     to finish before aborting them. A request's budget may not pass `max_budget` tokens.
+    `models` names the models of a Reasoner with several (`model_name` is then the default's);
+    a request picks one by its model name (`server.selection`). Empty: one model.
     """
 
     model_name: str
+    models: tuple[str, ...] = ()
     default_strategy: str = "direct"
     default_budget: int = 512
     max_budget: int = 32768

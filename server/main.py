@@ -22,7 +22,12 @@ API_KEY_ENV = "REASONER_API_KEY"
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `reasoner serve`."""
     parser.add_argument(
-        "--model", default=None, help="HF model id or local folder (default: the embedded SmolLM2-135M)"
+        "--model",
+        action="append",
+        default=[],
+        metavar="[NAME=]MODEL",
+        help="HF model id or local folder (default: the embedded SmolLM2-135M); repeat as NAME=MODEL to serve "
+        "several models, MODEL then also a server URL (URL,URL for replicas), the first the default",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
@@ -50,13 +55,17 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_reasoner(args: argparse.Namespace) -> Any:
     """The `Reasoner` the server runs on, from the command-line options (the one place that builds it)."""
-    from cli.arguments import endpoints_from, parse_options
+    from cli.arguments import endpoints_from, model_set_from, parse_options
     from reasoner import Reasoner
 
+    engine_args = parse_options(args.engine_arg)
+    models = model_set_from(args.model, engine_args)
+    if models is not None:
+        return Reasoner(models=models, max_concurrency=args.max_concurrency)
     return Reasoner(
-        args.model,
+        args.model[0] if args.model else None,
         endpoint=endpoints_from(args),
-        engine_args=parse_options(args.engine_arg),
+        engine_args=engine_args,
         max_concurrency=args.max_concurrency,
     )
 
@@ -75,14 +84,36 @@ def check_serve_arguments(args: argparse.Namespace) -> None:
     get_strategy(args.strategy)
     as_budget(args.budget)
     as_budget(args.max_budget)
+    check_served_model_set(args)
 
 
-def build_config(args: argparse.Namespace, model_name: str) -> Any:
-    """`ServerConfig` from the (checked) options."""
+def check_served_model_set(args: argparse.Namespace) -> None:
+    """Refuse a `--model NAME=...` set that cannot be served: with `--endpoint` or `--served-model-name`
+    (the names are the served names), or a name that is also a strategy name (the model-name grammar
+    of `server.selection` could not tell them apart)."""
+    from cli.arguments import model_set_from, parse_options
+    from reasoner import strategy_names
+    from reasoner.errors import InputError
+
+    models = model_set_from(args.model, parse_options(args.engine_arg))
+    if models is None:
+        return
+    if args.endpoint:
+        raise InputError("--endpoint serves one model; with several, give each its URL: --model NAME=URL")
+    if args.served_model_name is not None:
+        raise InputError("--served-model-name names one model; with several, the NAMEs of --model NAME=... are served")
+    clashes = sorted(set(models) & {*strategy_names(), "default"})
+    if clashes:
+        raise InputError(f"model name {clashes[0]!r} is also a strategy name; name the model otherwise")
+
+
+def build_config(args: argparse.Namespace, model_name: str, models: tuple[str, ...] = ()) -> Any:
+    """`ServerConfig` from the (checked) options; `models` names a served model set (empty: one model)."""
     from server.config import ServerConfig
 
     return ServerConfig(
         model_name=args.served_model_name or model_name,
+        models=models,
         default_strategy=args.strategy,
         default_budget=args.budget,
         max_budget=args.max_budget,
@@ -113,7 +144,8 @@ def run_serve(args: argparse.Namespace) -> int:
     check_serve_arguments(args)
     sock = listening_socket(args.host, args.port)
     reasoner = build_reasoner(args)
-    config = build_config(args, reasoner.model_name)
+    named = any("=" in value for value in args.model)
+    config = build_config(args, reasoner.model_name, tuple(reasoner.models) if named else ())
     asyncio.run(_serve(reasoner, config, sock))
     return 0
 
@@ -145,7 +177,9 @@ async def _serve(reasoner: Any, config: Any, sock: socket.socket) -> None:
     try:
         await reasoner.astart()
         host, port = sock.getsockname()[:2]
-        sys.stderr.write(f"reasoner: serving {config.model_name} on http://{host}:{port}/v1\n")
+        sys.stderr.write(
+            f"reasoner: serving {', '.join(config.models or [config.model_name])} on http://{host}:{port}/v1\n"
+        )
         server = Server(
             uvicorn.Config(
                 app,

@@ -178,6 +178,7 @@ class ReasonerInfo(BaseModel):
     requests: int
     aborted_tokens_saved: int
     usage_by_phase: dict[str, int]
+    usage_by_model: dict[str, int] = Field(default_factory=dict, description="Generated tokens per model.")
     metrics: dict[str, Any]
     trace: dict[str, Any]
 

@@ -4,6 +4,10 @@
   model's name (or `default`) means the server's default strategy, `<strategy>` or
   `<strategy>@<budget>` (e.g. `elastic@1024`) name one. `reasoning_effort` low / medium /
   high (minimal / none: off) selects the `mode` strategy's dial.
+- A server of several models (`reasoner serve --model small=... --model large=...`) takes a
+  model's name, alone (its default strategy) or before a colon and the above
+  (`large:elastic@1024`); a name without one runs on the default (the first) model. An
+  unknown name before a colon is a 400.
 - The budget comes from `budget` (an int, or `Budget` fields), else from the model name,
   else `max_completion_tokens` / `max_tokens`, else the server's default; the token cap
   (`max_completion_tokens` / `max_tokens`) then caps it: every request of the solve together.
@@ -34,7 +38,7 @@ from server.config import ServerConfig
 from server.errors import APIError
 from server.protocol import ChatCompletionRequest, ChatMessage, CompletionRequest, SolveFields
 
-RESERVED_OPTION_NAMES = frozenset({"prompt", "budget", "strategy", "answer_format", "on_event"})
+RESERVED_OPTION_NAMES = frozenset({"prompt", "budget", "strategy", "answer_format", "on_event", "model"})
 EFFORT_MODES = {"high": "high", "medium": "medium", "low": "low", "minimal": "off", "none": "off"}
 OPERATOR_ONLY_SUFFIXES = ("_file", "_path", "_dir", "_url")
 MODEL_BUDGET = re.compile(r"[0-9]{1,12}")
@@ -53,15 +57,33 @@ class SolvePlan:
     options: dict[str, Any] = field(default_factory=dict)
     answer_format: str = "math"
     stops: tuple[str, ...] = ()
+    on_model: str | None = None
 
     @property
     def model(self) -> str:
-        """What runs, as a model name (`strategy@budget`): a response's `model`, whatever name selected it."""
-        return f"{self.strategy}@{self.budget.tokens}"
+        """What runs, as a model name (`[model:]strategy@budget`): a response's `model`, whatever name selected it."""
+        prefix = f"{self.on_model}:" if self.on_model is not None else ""
+        return f"{prefix}{self.strategy}@{self.budget.tokens}"
+
+
+def model_from_name(model: str, config: ServerConfig) -> tuple[str | None, str]:
+    """(the served model a request's model name picks or None for the default, the rest of the name)."""
+    name, colon, rest = model.partition(":")
+    if name in config.models:
+        return name, rest
+    if colon and config.models:
+        raise APIError(
+            400,
+            f"unknown model {name!r} in {model!r}; this server's models are {', '.join(config.models)}",
+            code="model_not_found",
+            param="model",
+        )
+    return None, model
 
 
 def strategy_from_model(model: str, config: ServerConfig) -> tuple[str, int | None]:
     """(strategy, budget or None) that a model name selects; unknown names are a 404, bad budgets a 400."""
+    _, model = model_from_name(model, config)
     name, at, budget_text = model.partition("@")
     if name in (config.model_name, "default", ""):
         name = config.default_strategy
@@ -180,6 +202,7 @@ def plan_chat(request: ChatCompletionRequest, config: ServerConfig, reasoner: Re
         options=_options(request, strategy, effort_mode),
         answer_format=request.answer_format,
         stops=tuple(request.stops()),
+        on_model=model_from_name(request.model, config)[0],
     )
     validate(plan, reasoner)
     return plan
@@ -192,8 +215,9 @@ def plan_completions(request: CompletionRequest, config: ServerConfig, reasoner:
         raise APIError(400, "prompt is empty; pass at least one prompt", param="prompt")
     strategy, budget, _ = _strategy_and_budget(request, config, None, request.token_cap())
     options = _options(request, strategy, None)
+    on_model = model_from_name(request.model, config)[0]
     plans = [
-        SolvePlan(prompt, strategy, budget, options, request.answer_format, tuple(request.stops()))
+        SolvePlan(prompt, strategy, budget, options, request.answer_format, tuple(request.stops()), on_model)
         for prompt in prompts
     ]
     for plan in plans:
@@ -203,4 +227,6 @@ def plan_completions(request: CompletionRequest, config: ServerConfig, reasoner:
 
 def validate(plan: SolvePlan, reasoner: Reasoner) -> None:
     """Raise the typed error the solve would raise (a 400), before queueing it."""
-    reasoner.validate(plan.prompt, plan.budget, plan.strategy, answer_format=plan.answer_format, **plan.options)
+    reasoner.validate(
+        plan.prompt, plan.budget, plan.strategy, answer_format=plan.answer_format, model=plan.on_model, **plan.options
+    )

@@ -101,6 +101,7 @@ class SolveService:
                         plan.strategy,
                         answer_format=plan.answer_format,
                         on_event=on_event,
+                        model=plan.on_model,
                         **plan.options,
                     )
                 finally:

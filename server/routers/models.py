@@ -1,4 +1,4 @@
-"""`GET /v1/models` (the served model and one entry per strategy) and `GET /health`."""
+"""`GET /v1/models` (the served model or models, and one entry per strategy) and `GET /health`."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ async def list_models(state: StateDep) -> ModelList:
             root=config.model_name,
             description=f"the default strategy ({config.default_strategy}) at {config.default_budget} tokens",
         )
+    ]
+    cards += [
+        ModelCard(id=name, root=name, description=f"model {name}; '{name}:<strategy>[@<budget>]' picks the strategy")
+        for name in config.models
+        if name != config.model_name
     ]
     cards += [
         ModelCard(id=name, root=config.model_name, description=f"strategy {name}; '{name}@<budget>' sets the budget")
