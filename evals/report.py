@@ -4,8 +4,8 @@ Per suite, one row per (strategy, budget): accuracy with a 95% bootstrap interva
 p95 generated tokens, latency p50/p95, accuracy per 1k tokens, and whether the row is on the
 Pareto front of accuracy vs mean tokens; where every record carries `usage.cost` (eFLOPs,
 `reasoner.cost`), the mean cost and the Pareto front in cost too. An accuracy-vs-budget
-chart per strategy, and the
-paired bootstrap difference between two strategies on the problems both solved at a budget.
+chart per strategy, and the paired bootstrap difference between two strategies on the
+problems both solved at a budget.
 Rendered with rich, or as markdown, CSV or JSON. Rows whose records carry a
 `difficulty_bin` metric (`auto`) also get the share of prompts and the tokens per bin.
 """
