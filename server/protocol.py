@@ -179,6 +179,7 @@ class ReasonerInfo(BaseModel):
     aborted_tokens_saved: int
     usage_by_phase: dict[str, int]
     usage_by_model: dict[str, int] = Field(default_factory=dict, description="Generated tokens per model.")
+    cost: int | None = Field(default=None, description="eFLOPs of the solve (`reasoner.cost`); None when unpriced.")
     metrics: dict[str, Any]
     trace: dict[str, Any]
 

@@ -68,6 +68,7 @@ def reasoner_info(solution: Solution) -> ReasonerInfo:
         aborted_tokens_saved=solution.usage.aborted_tokens_saved,
         usage_by_phase=dict(solution.usage.generated_by_phase),
         usage_by_model={name: each.generated_tokens for name, each in solution.usage.by_model.items()},
+        cost=solution.usage.cost,
         metrics=dict(solution.metrics),
         trace=trace_summary(solution.trace),
     )

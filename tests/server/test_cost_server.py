@@ -38,7 +38,10 @@ async def test_a_cost_budget_in_the_request_caps_the_solve() -> None:
         model=MODEL, messages=QUESTION, extra_body={"budget": {"tokens": 64, "cost": cap}}
     )
     assert response.usage is not None and response.usage.completion_tokens == 12
-    assert response.model_extra["reasoner"]["budget"] == {"tokens": 64, "cost": cap}  # type: ignore[index]
+    account = response.model_extra["reasoner"]  # type: ignore[index]
+    assert account["budget"] == {"tokens": 64, "cost": cap}
+    cached = response.usage.prompt_tokens_details.cached_tokens  # type: ignore[union-attr]
+    assert account["cost"] == COST_MODEL.eflops(response.usage.prompt_tokens, cached or 0, 12) <= cap
 
 
 @pytest.mark.parametrize(
