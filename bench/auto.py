@@ -16,9 +16,10 @@ difficulties 1..4, split per difficulty into a calibration half and a held-out h
    every prompt within the total, degrading (estimate skipped, cheaper configuration) rather
    than raising after spending.
 
-The table gives accuracy, generated tokens and the budget per configuration; the last line
-is the compute ratio: the tokens of the cheapest best-of-N (N = 1 is direct; N > 1 votes with
-self_consistency) whose held-out accuracy reaches auto's, divided by the tokens auto spent.
+The table gives accuracy (± its binomial standard error), generated tokens and the budget per
+configuration; the last line is the compute ratio: the tokens of the cheapest best-of-N (N = 1
+is direct; N > 1 votes with self_consistency) whose held-out accuracy reaches auto's, divided
+by the tokens auto spent.
 
     engine-slot .venv/bin/python bench/auto.py --per-difficulty 8
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import tempfile
 import time
@@ -146,6 +148,12 @@ def tally(label: str, budget_total: int, results: list[tuple[Problem, Solution]]
     return row
 
 
+def standard_error(row: Row) -> float:
+    """The binomial standard error of the row's accuracy: the spread one rerun on other problems may show."""
+    accuracy = row.correct / row.count
+    return math.sqrt(accuracy * (1 - accuracy) / row.count)
+
+
 def cheapest_reaching(accuracy: float, curve: list[Row]) -> Row | None:
     """The best-of-N row with the fewest tokens whose accuracy is at least `accuracy`; None when none is."""
     reaching = [row for row in curve if row.correct / row.count >= accuracy]
@@ -202,7 +210,7 @@ async def main(args: argparse.Namespace) -> None:
     estimator_tokens = sum(estimate.tokens for estimate in held_estimates)
     console.print(
         f"estimator {args.estimator}: calibration {calibration_seconds:.1f}s on {len(calibration)} prompts"
-        + (f", probe train accuracy {learned.probe_accuracy:.1%}" if learned.probe_accuracy is not None else "")
+        + (f", probe held-out accuracy {learned.probe_accuracy:.1%}" if learned.probe_accuracy is not None else "")
         + f"; held-out AUC at telling unsolved prompts {auc([e.difficulty for e in held_estimates], held_wrong):.2f}"
         f" (share unsolved {sum(held_wrong) / len(held_wrong):.1%}), {estimator_tokens} tokens generated to estimate"
         f" {len(held_out)} prompts"
@@ -246,7 +254,7 @@ def show(
     for row in rows:
         table.add_row(
             row.label,
-            f"{row.correct}/{row.count} ({row.correct / row.count:.1%})",
+            f"{row.correct}/{row.count} ({row.correct / row.count:.1%} ± {standard_error(row):.1%})",
             str(row.tokens),
             str(row.budget_total),
             f"{row.seconds:.1f}",

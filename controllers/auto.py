@@ -3,9 +3,11 @@
 Compute-optimal scaling (Snell et al., 2024) and DiffAdapt: the best strategy and budget
 depend on how hard the prompt is. An estimator (`pilot`, `self_eval`, `probe`, `hidden`)
 gives a difficulty in [0, 1], paid from the solve's budget (`hidden` generates nothing); the
-policy (`policy_file` from `reasoner calibrate`, else the built-in default) maps its bin to
-the most accurate configuration that fits the budget left; that strategy runs in a
-sub-session of the same engine, ledger and trace, capped at the chosen budget.
+policy (`policy_file` from `reasoner calibrate`, else the built-in one: `reasoner calibrate`'s
+policy for the embedded model on the records shipped in `controllers/data/`, with the `probe`
+estimator; see `controllers.policy`) maps its bin to the most accurate configuration within
+noise that fits the budget left; that strategy runs in a sub-session of the same engine,
+ledger and trace, capped at the chosen budget.
 
 Tight budgets degrade instead of failing after spending: the estimate is skipped (estimator
 `none`, the middle bin) when paying it would leave less than the cheapest configuration, a
@@ -186,10 +188,13 @@ def estimator_spec(options: AutoOptions, policy: Policy) -> EstimatorSpec:
     """The estimator `auto` runs: the policy's (its scale), unless another is named, which is an error."""
     learned = policy.estimator
     name = options.estimator or (learned.name if learned is not None else "pilot")
+    if name not in ESTIMATOR_NAMES:
+        raise StrategyError(f"unknown estimator {name!r}; known: {', '.join(ESTIMATOR_NAMES)}")
     if learned is not None and name != learned.name:
         raise StrategyError(
-            f"the policy was learned on the {learned.name!r} estimator's scores, not {name!r}; pass "
-            f"estimator={learned.name!r} or recalibrate with `reasoner calibrate --estimator {name}`"
+            f"the {policy.source} policy was learned on the {learned.name!r} estimator's scores, not {name!r}; "
+            f"pass estimator={learned.name!r}, or calibrate with `reasoner calibrate --estimator {name}` and pass "
+            "its policy_file"
         )
     probe = load_probe(options.probe_file) if options.probe_file else (learned.probe if learned else None)
     if name == "hidden" and probe is None:

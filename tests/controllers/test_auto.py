@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from records_support import hand_policy, hand_policy_file
 
 from controllers.estimators import EstimatorSpec
 from controllers.policy import Choice, PolicyError, default_policy
@@ -28,8 +29,10 @@ def reasoner_with(script: str | list[str]) -> Reasoner:
         (["Final answer: 1", "Final answer: 2", "Final answer: 3", "Final answer: 5"], 0.6, "normal"),
     ],
 )
-def test_auto_reports_difficulty_bin_and_choice(script: list[str], difficulty: float, bin_name: str) -> None:
-    solution = reasoner_with(script).solve("What is 2+3?", 600, "auto")
+def test_auto_reports_difficulty_bin_and_choice(
+    script: list[str], difficulty: float, bin_name: str, tmp_path: Path
+) -> None:
+    solution = reasoner_with(script).solve("What is 2+3?", 600, "auto", policy_file=hand_policy_file(tmp_path))
     metrics = solution.metrics
     assert solution.answer == "5"
     assert metrics["difficulty"] == pytest.approx(difficulty)
@@ -44,21 +47,19 @@ def test_auto_charges_estimation_to_the_solve(scripted_reasoner: Reasoner) -> No
     assert solution.usage.generated_tokens == sum(solution.usage.generated_by_phase.values())
 
 
-def test_chosen_strategy_stays_within_the_chosen_budget() -> None:
+def test_chosen_strategy_stays_within_the_chosen_budget(tmp_path: Path) -> None:
     reasoner = reasoner_with(LONG)
-    solution = reasoner.solve("What is 2+3?", 2000, "auto", estimator="probe")
+    solution = reasoner.solve("What is 2+3?", 2000, "auto", estimator="probe", policy_file=hand_policy_file(tmp_path))
     assert solution.metrics["chosen_budget"] == 256
     assert solution.usage.generated_by_phase["answer"] == 256
     assert solution.usage.generated_tokens <= 2000
 
 
 def test_hard_prompts_get_the_hard_bins_strategy(tmp_path: Path) -> None:
-    policy = default_policy()
+    policy = hand_policy()
     policy.thresholds = (0.0, 0.0)
-    path = tmp_path / "policy.json"
-    policy.save(path)
     reasoner = reasoner_with("Final answer: 5")
-    solution = reasoner.solve("What is 2+3?", 5000, "auto", policy_file=str(path))
+    solution = reasoner.solve("What is 2+3?", 5000, "auto", policy_file=hand_policy_file(tmp_path, policy))
     assert solution.metrics["difficulty_bin"] == "hard"
     assert solution.metrics["chosen_strategy"] == "self_consistency"
     assert solution.usage.generated_tokens <= 5000
@@ -100,10 +101,12 @@ def test_tight_batch_degrades_and_every_estimated_prompt_is_answered() -> None:
         assert solution.metrics["chosen_budget"] <= 1600 // 8
 
 
-def test_batch_too_tight_to_pay_estimates_skips_them_and_still_answers_all() -> None:
+def test_batch_too_tight_to_pay_estimates_skips_them_and_still_answers_all(tmp_path: Path) -> None:
+    # The pilot's 72 tokens would leave 28 of each prompt's 100, less than the cheapest configuration (64).
     backend = ScriptedBackend(LONG)
     reasoner = Reasoner(backend=backend, profile="smollm2")
-    solutions = reasoner.solve_many([f"{index}+1?" for index in range(8)], Budget(tokens=8 * 100), "auto")
+    prompts = [f"{index}+1?" for index in range(8)]
+    solutions = reasoner.solve_many(prompts, Budget(tokens=8 * 100), "auto", policy_file=hand_policy_file(tmp_path))
     assert all(solution.metrics["estimator"] == "none" for solution in solutions)
     assert all(solution.metrics["estimate_skipped"] for solution in solutions)
     assert all(solution.usage.generated_by_phase.get("estimation", 0) == 0 for solution in solutions)
@@ -111,7 +114,7 @@ def test_batch_too_tight_to_pay_estimates_skips_them_and_still_answers_all() -> 
 
 
 def test_a_configuration_that_refuses_its_budget_unspent_becomes_direct(tmp_path: Path) -> None:
-    policy = default_policy()
+    policy = hand_policy()
     policy.choices["normal"] = Choice("self_eval", 600, {"policy": "prune", "checkpoints": [500]})
     policy.curves["normal"] = [policy.choices["normal"]]
     path = tmp_path / "policy.json"
@@ -132,16 +135,16 @@ def test_missing_policy_file_is_a_policy_error(scripted_reasoner: Reasoner, tmp_
         scripted_reasoner.solve("What is 2+3?", 600, "auto", policy_file=str(tmp_path / "none.json"))
 
 
-def test_budget_too_small_for_estimation_skips_it_and_answers(scripted: ScriptedBackend) -> None:
+def test_budget_too_small_for_estimation_skips_it_and_answers(scripted: ScriptedBackend, tmp_path: Path) -> None:
     reasoner = Reasoner(backend=scripted, profile="smollm2")
-    solution = reasoner.solve("What is 2+3?", 40, "auto")
+    solution = reasoner.solve("What is 2+3?", 40, "auto", policy_file=hand_policy_file(tmp_path))
     assert solution.metrics["estimate_skipped"] is True
     assert solution.usage.generated_by_phase.get("estimation", 0) == 0
     assert solution.answer == "5"
 
 
 def test_a_policy_learned_on_one_estimator_refuses_another(tmp_path: Path) -> None:
-    policy = default_policy()
+    policy = hand_policy()
     policy.estimator = EstimatorSpec("pilot", entropy_weight=0.0)
     path = tmp_path / "policy.json"
     policy.save(path)
@@ -151,9 +154,9 @@ def test_a_policy_learned_on_one_estimator_refuses_another(tmp_path: Path) -> No
     assert reasoner.solve("What is 2+3?", 600, "auto", policy_file=str(path)).metrics["estimator"] == "pilot"
 
 
-def test_hidden_estimator_without_a_probe_is_refused(scripted_reasoner: Reasoner) -> None:
+def test_hidden_estimator_without_a_probe_is_refused(scripted_reasoner: Reasoner, tmp_path: Path) -> None:
     with pytest.raises(StrategyError, match="needs a trained probe"):
-        scripted_reasoner.solve("What is 2+3?", 600, "auto", estimator="hidden")
+        scripted_reasoner.solve("What is 2+3?", 600, "auto", estimator="hidden", policy_file=hand_policy_file(tmp_path))
 
 
 @pytest.mark.engine
@@ -162,14 +165,12 @@ def test_auto_solves_on_the_real_engine_within_its_budget(engine_reasoner: Reaso
     metrics = solution.metrics
     assert solution.usage.generated_tokens <= 160
     assert solution.usage.generated_by_phase["estimation"] == metrics["estimator_tokens"]
-    # The default policy, by hand: bins cut at 1/3 and 2/3; with what the estimate leaves (< 256),
-    # easy falls back to its curve's direct 64 and the other bins, whose curves start at 256, to direct
-    # with everything left.
-    difficulty = float(metrics["difficulty"])  # type: ignore[arg-type]
-    expected_bin = "easy" if difficulty < 1 / 3 else "normal" if difficulty < 2 / 3 else "hard"
-    left = 160 - int(metrics["estimator_tokens"])  # type: ignore[arg-type]
+    # The built-in policy's bin for that difficulty, and its choice in what the estimate left.
+    policy = default_policy()
+    expected_bin = policy.bin_of(float(metrics["difficulty"]))  # type: ignore[arg-type]
+    expected = policy.choose(expected_bin, 160 - int(metrics["estimator_tokens"]))  # type: ignore[arg-type]
     assert metrics["difficulty_bin"] == expected_bin
-    assert (metrics["chosen_strategy"], metrics["chosen_budget"]) == ("direct", 64 if expected_bin == "easy" else left)
+    assert (metrics["chosen_strategy"], metrics["chosen_budget"]) == (expected.strategy, expected.budget)
 
 
 @pytest.mark.engine
@@ -189,7 +190,7 @@ def test_auto_on_the_engine_runs_each_bins_configuration(engine_reasoner: Reason
     # 0, 1 and 2 digits, one prompt per bin. Each bin runs something else; forced lengths make every
     # request spend its whole share, so the answer tokens and requests show what ran.
     probe = Probe(("prompt_digits",), np.array([2.0]), -2.0, np.array([0.0]), np.array([1.0]))
-    policy = default_policy()
+    policy = hand_policy()
     policy.estimator = EstimatorSpec("probe", probe)
     policy.choices = {
         "easy": Choice("direct", 16),

@@ -1,15 +1,28 @@
 from __future__ import annotations
 
 import json
+import math
+from collections import defaultdict
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
-from records_support import graded_records, record
+from records_support import graded_records, hand_policy, record
 
 from controllers.estimators import EstimatorSpec
-from controllers.policy import Choice, PolicyError, default_policy, learn_policy, load_policy
+from controllers.policy import (
+    BINS,
+    DEFAULT_RECORDS_FILE,
+    Choice,
+    Policy,
+    PolicyError,
+    default_policy,
+    learn_policy,
+    load_policy,
+)
 from controllers.probe import train_probe
+from evals.records import read_records
 from reasoner import StrategyError, SuiteError
 
 
@@ -43,7 +56,7 @@ def test_calibration_without_estimator_scores_or_oracle_is_refused() -> None:
 
 
 def test_a_choice_that_does_not_fit_gives_way_to_the_most_accurate_point_that_does() -> None:
-    policy = default_policy()
+    policy = hand_policy()
     assert policy.choose("hard", 1500) == policy.curves["hard"][1]
     assert policy.choose("hard", 100) == Choice("direct", 100)
 
@@ -79,7 +92,7 @@ def test_policy_round_trips_through_its_file(tmp_path: Path) -> None:
 
 
 def test_choice_is_clamped_to_the_budget_left() -> None:
-    policy = default_policy()
+    policy = hand_policy()
     assert policy.choose("hard", 300).budget <= 300
     assert policy.choose("easy", 10_000).strategy == "direct"
 
@@ -102,7 +115,7 @@ def test_malformed_policy_file_names_the_problem(tmp_path: Path, content: str, m
 
 
 def test_policy_choice_with_a_bad_budget_names_the_field(tmp_path: Path) -> None:
-    data: dict[str, Any] = default_policy().to_json()
+    data: dict[str, Any] = hand_policy().to_json()
     data["bins"]["hard"]["budget"] = "lots"
     path = tmp_path / "policy.json"
     path.write_text(json.dumps(data))
@@ -143,7 +156,7 @@ def test_calibration_refuses_records_of_another_model_unless_forced() -> None:
     ],
 )
 def test_malformed_estimator_in_a_policy_file_names_the_field(tmp_path: Path, estimator: Any, message: str) -> None:
-    data: dict[str, Any] = default_policy().to_json()
+    data: dict[str, Any] = hand_policy().to_json()
     data["estimator"] = estimator
     path = tmp_path / "policy.json"
     path.write_text(json.dumps(data))
@@ -171,3 +184,46 @@ def test_every_curve_point_runs_at_the_budget_it_was_measured_at() -> None:
         assert {(point.strategy, point.budget) for point in curve} <= measured
     assert [(point.strategy, point.budget) for point in policy.curves["easy"]] == [("direct", 64)]
     assert (policy.point_at("easy", 10_000).strategy, policy.point_at("easy", 10_000).budget) == ("direct", 64)
+
+
+def shipped_records() -> list[dict[str, Any]]:
+    """The eval records the built-in policy was calibrated on (shipped beside it)."""
+    return read_records(Path(str(resources.files("controllers").joinpath(DEFAULT_RECORDS_FILE)))).records
+
+
+def measured_cells(records: list[dict[str, Any]], policy: Policy, bin_name: str) -> dict[str, tuple[float, float, int]]:
+    """Per configuration measured on the bin's problems: (accuracy, mean generated tokens, problems)."""
+    cells: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for item in records:
+        if policy.bin_of(policy.difficulties[f"{item['suite']}|{item['problem_id']}"]) == bin_name:
+            cells[configuration(item["strategy"], item["budget"], item.get("options") or {})].append(item)
+    return {
+        config: (
+            sum(bool(item["correct"]) for item in cell) / len(cell),
+            sum(item["usage"]["generated_tokens"] for item in cell) / len(cell),
+            len(cell),
+        )
+        for config, cell in cells.items()
+    }
+
+
+def configuration(strategy: str, budget: int, options: dict[str, Any]) -> str:
+    return json.dumps([strategy, budget, options], sort_keys=True)
+
+
+def test_the_default_policy_spends_no_more_than_the_cheapest_configuration_matching_the_best() -> None:
+    # The rule, checked on the shipped records: in each bin the default runs a configuration
+    # measured there, and none within one standard error of the bin's best accuracy uses fewer tokens.
+    policy = default_policy()
+    records = shipped_records()
+    assert policy.estimator is not None and policy.source == "default"
+    assert set(policy.difficulties) == {f"{item['suite']}|{item['problem_id']}" for item in records}
+    for name in BINS:
+        cells = measured_cells(records, policy, name)
+        assert cells, f"no calibration problem fell in the {name} bin"
+        best, _, problems = max(cells.values())
+        error = math.sqrt(best * (1 - best) / problems)
+        cheapest = min(tokens for accuracy, tokens, _ in cells.values() if accuracy >= best - error)
+        choice = policy.choices[name]
+        chosen = cells[configuration(choice.strategy, choice.budget, choice.options)]
+        assert chosen[1] <= cheapest, name
