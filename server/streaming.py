@@ -101,10 +101,10 @@ async def stream_solves(
     writer: StreamWriter,
     include_usage: bool,
     progress_interval_s: float,
-    profile: ModelProfile,
+    profiles: list[ModelProfile],
 ) -> AsyncIterator[str]:
-    """Run the admitted `plans` and yield their SSE stream (see the module docstring)."""
-    progress = [_Progress(live=_live_chain(plan, profile)) for plan in plans]
+    """Run the admitted `plans` (`profiles`: each one's model's) and yield their SSE stream (see the docstring)."""
+    progress = [_Progress(live=_live_chain(plan, profile)) for plan, profile in zip(plans, profiles, strict=True)]
     wake = asyncio.Event()
 
     def on_event(index: int, event: SolveEvent) -> None:

@@ -26,9 +26,8 @@ async def chat_completions(
     if body.stream:
         writer = StreamWriter("chat", response_id, plan.model)
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        events = stream_solves(
-            state.service, [plan], writer, include_usage, state.config.progress_interval_s, state.reasoner.profile
-        )
+        profiles = [state.reasoner.target(plan.on_model).profile]
+        events = stream_solves(state.service, [plan], writer, include_usage, state.config.progress_interval_s, profiles)
         return StreamingResponse(events, media_type="text/event-stream")
     (solution,) = await solutions_unless_disconnected(request, [state.service.start(plan)])
     message = ChatMessageOut(

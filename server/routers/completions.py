@@ -26,10 +26,9 @@ async def completions(
     response_id = new_response_id("cmpl")
     if body.stream:
         writer = StreamWriter("completion", response_id, plans[0].model)
+        profiles = [state.reasoner.target(plan.on_model).profile for plan in plans]
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        events = stream_solves(
-            state.service, plans, writer, include_usage, state.config.progress_interval_s, state.reasoner.profile
-        )
+        events = stream_solves(state.service, plans, writer, include_usage, state.config.progress_interval_s, profiles)
         return StreamingResponse(events, media_type="text/event-stream")
     solutions = await solutions_unless_disconnected(request, [state.service.start(plan) for plan in plans])
     choices = [

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import openai
 import pytest
 
+from reasoner import Reasoner
 from reasoner.testing import ScriptedBackend
+from server import ServerConfig, create_app
 from tests.server.scripted_app import API_KEY, MODEL, scripted_server
 
 QUESTION = [{"role": "user", "content": "2 + 3?"}]
@@ -93,6 +96,21 @@ async def test_elastic_streams_thinking_live_then_the_answer_and_the_deltas_add_
         "".join(text for kind, text in pieces if kind == "content")
         == message.content
         == "Final answer: The sum is 7.\n\n"
+    )
+
+
+async def test_a_stream_on_a_second_model_is_shaped_by_that_models_profile() -> None:
+    models = {
+        "small": {"backend": ScriptedBackend("x"), "profile": "smollm2"},
+        "qwen": {"backend": ScriptedBackend(THINK_THEN_ANSWER, delay_s=0.005), "profile": "qwen3"},
+    }
+    app = create_app(Reasoner(models=models), ServerConfig(model_name="small", models=("small", "qwen")))
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://server")
+    client = openai.AsyncOpenAI(api_key="none", base_url="http://server/v1", http_client=http, max_retries=0)
+    stream = await client.chat.completions.create(model="qwen:elastic@64", messages=QUESTION, stream=True)
+    content = "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
+    assert content == "The sum is 7.\n\nQuestion: and 5 + 5?", (
+        "qwen3's answer lead-in is a blank line, no 'Final answer:'"
     )
 
 
