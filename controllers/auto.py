@@ -53,7 +53,7 @@ class AutoOptions(StrategyOptions):
     )
     policy_file: str | None = Field(
         default=None,
-        description="Policy JSON from `reasoner calibrate`; default: built in.",
+        description="Policy JSON from `reasoner calibrate`; default: the built-in one (for the embedded model).",
         json_schema_extra={"operator_only": True},
     )
     probe_file: str | None = Field(
