@@ -18,6 +18,7 @@ from cli.arguments import (
     add_endpoint_argument,
     add_verbose_flag,
     endpoints_from,
+    model_set_from,
     parse_options,
 )
 
@@ -59,7 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--accelerator", default="H200", help="accelerator profile the cost is priced on (default: H200)"
     )
     solve.add_argument("--strategy", default="direct", help="strategy name (default: direct)")
-    solve.add_argument("--model", default=None, help="HF model id or local folder (default: the embedded SmolLM2-135M)")
+    solve.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="[NAME=]MODEL",
+        help="HF model id or local folder (default: the embedded SmolLM2-135M); repeat as NAME=MODEL (or "
+        "NAME=URL[,URL]) for several models, the first the default (README: Several models)",
+    )
+    solve.add_argument("--run-on", default=None, metavar="NAME", help="the model of the set the solve runs on")
     solve.add_argument(
         "--format",
         dest="answer_format",
@@ -240,7 +249,7 @@ def check_serve_flags(args: argparse.Namespace) -> None:
 def _solve(args: argparse.Namespace) -> int:
     from cli.progress import engine_start_status, start_message
     from cli.render import render_solution
-    from reasoner import Budget, Reasoner
+    from reasoner import Budget
     from reasoner.accelerators import get_accelerator
     from reasoner.output_files import check_output, write_output
     from reasoner.request_checks import validate_request
@@ -259,12 +268,16 @@ def _solve(args: argparse.Namespace) -> int:
     if args.trace_html is not None:
         check_output(args.trace_html, "--trace-html")
     console = Console(stderr=True)
-    with Reasoner(args.model, endpoint=endpoints_from(args), verbose=args.verbose, accelerator=accelerator) as reasoner:
-        reasoner.validate(args.prompt, budget, args.strategy, answer_format=args.answer_format, **options)
-        with engine_start_status(console, start_message(reasoner.backend, reasoner.model_name)):
+    with _solve_reasoner(args, accelerator) as reasoner:
+        reasoner.validate(
+            args.prompt, budget, args.strategy, answer_format=args.answer_format, model=args.run_on, **options
+        )
+        with engine_start_status(console, start_message(reasoner.backend, ", ".join(reasoner.models))):
             reasoner.start()
         with console.status("Solving ..."):
-            solution = reasoner.solve(args.prompt, budget, args.strategy, answer_format=args.answer_format, **options)
+            solution = reasoner.solve(
+                args.prompt, budget, args.strategy, answer_format=args.answer_format, model=args.run_on, **options
+            )
     if args.trace_html is not None:
         write_output(args.trace_html, solution.trace_html().encode(), "--trace-html")
     if args.json:
@@ -272,6 +285,24 @@ def _solve(args: argparse.Namespace) -> int:
     else:
         render_solution(solution, Console())
     return 0
+
+
+def _solve_reasoner(args: argparse.Namespace, accelerator: Any) -> Any:
+    """The `Reasoner` of `reasoner solve`: one model (`--model`, `--endpoint`), or a named set (`--model NAME=...`)."""
+    from reasoner import Reasoner
+    from reasoner.errors import InputError, ModelError
+
+    models = model_set_from(args.model, {})
+    if models is None:
+        if args.run_on is not None:
+            raise InputError("--run-on names one of several models; give them as --model NAME=MODEL")
+        model = args.model[0] if args.model else None
+        return Reasoner(model, endpoint=endpoints_from(args), verbose=args.verbose, accelerator=accelerator)
+    if endpoints_from(args):
+        raise InputError("--endpoint runs one model; with several, give each its URL: --model NAME=URL")
+    if args.run_on is not None and args.run_on not in models:
+        raise ModelError(f"unknown model {args.run_on!r} in --run-on; the models are {', '.join(models)}")
+    return Reasoner(models=models, verbose=args.verbose, accelerator=accelerator)
 
 
 def _models(args: argparse.Namespace) -> int:
