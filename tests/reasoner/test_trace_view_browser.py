@@ -174,3 +174,13 @@ def test_the_screenshot_shows_the_graph_with_the_path_in_red(rendered: dict[str,
     red = np.all(np.abs(image - PATH_RED) < 0.03, axis=-1).sum()
     assert red > 100, f"only {red} pixels of the chosen path's red"
     assert result.seconds < LAUNCH_TIMEOUT_S
+
+
+def test_without_chromium_ci_fails_and_elsewhere_the_tests_skip_saying_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the browser tests"):
+        chromium()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match=r"^chromium is not installed \(apt-get install chromium\)"):
+        chromium()
