@@ -7,14 +7,15 @@ gives `expand` children to each kept leaf); the prefix cache is reset before eac
 clusters steps with all-MiniLM-L6-v2 on its own pooling engine (`--step-embedder input` for
 the mean-pooled fallback). A problem is right when the first number in the extracted answer
 (`reasoner.extract.extract_math`) equals the sum. Reported per policy: accuracy, generated
-tokens, mean per-problem peak distinct KV tokens of the retained tree (and without sharing),
+tokens, leaves kept per round (and ETS's clusters per round), mean per-problem peak distinct
+KV tokens of the retained tree (and without sharing),
 the engine's prefix-cache hit rate, wall time and problems/s. The ratios ets/beam and
 ets/rebase are printed last (ETS's paper: 1.8x smaller KV and 1.4x throughput vs REBASE),
 each repeat's (`--repeats`, a new problem set each) and the KV ratio over every problem with
 a 95% paired bootstrap interval (problems resampled, both policies' figures kept together).
 ETS runs with the reference's terms (`tree_search`'s defaults; `--kv-cost tokens` for ours).
 
-    flock /tmp/engine.lock .venv/bin/python bench/tree.py --problems 16 --repeats 2
+    flock /tmp/engine.lock .venv/bin/python bench/tree.py --problems 16 --repeats 3
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class PolicyRun:
     cache_hit_rate: float
     wall_s: float
     kv_per_problem: list[float]
+    kept_per_round: float
+    clusters_per_round: float | None
 
     @property
     def accuracy(self) -> float:
@@ -77,6 +80,12 @@ def is_right(solution: Solution, expected: int) -> bool:
     answer = extract_math(solution.text)
     first = FIRST_NUMBER.search(answer or "")
     return first is not None and float(first.group()) == expected
+
+
+def kept_per_round(solution: Solution) -> float:
+    """Mean leaves kept (given children) per selection, read off the trace."""
+    kept_depths = [attrs["depth"] for _, attrs in solution.trace.nodes(data=True) if attrs.get("kept")]
+    return len(kept_depths) / len(set(kept_depths)) if kept_depths else 0.0
 
 
 def policy_options(policy: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -115,6 +124,10 @@ async def run_policy(
         generated_tokens=sum(solution.usage.generated_tokens for solution in solutions),
         kv_distinct=statistics.mean(float(s.metrics["kv_peak_distinct_tokens"] or 0) for s in solutions),
         kv_per_problem=[float(s.metrics["kv_peak_distinct_tokens"] or 0) for s in solutions],
+        kept_per_round=statistics.mean(kept_per_round(solution) for solution in solutions),
+        clusters_per_round=statistics.mean(float(s.metrics["clusters_per_round"] or 0) for s in solutions)
+        if policy == "ets"
+        else None,
         kv_unshared=statistics.mean(float(s.metrics["kv_peak_unshared_tokens"] or 0) for s in solutions),
         rounds=statistics.mean(float(s.metrics["rounds"] or 0) for s in solutions),
         cache_hit_rate=(after.prefix_cache_hits - before.prefix_cache_hits) / queries if queries else 0.0,
@@ -161,7 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeats", type=int, default=2, help="Problem sets (seeds seed, seed + 1, ...).")
+    parser.add_argument("--repeats", type=int, default=3, help="Problem sets (seeds seed, seed + 1, ...).")
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--expand", type=int, default=2)
     parser.add_argument("--max-depth", type=int, default=8)
@@ -181,13 +194,13 @@ def main() -> None:
         f"depth<={args.max_depth}, step<={args.step_tokens} tokens, budget {args.budget}/problem, ETS KV cost "
         f"{args.kv_cost}, one engine"
     )
-    columns = ("repeat", "policy", "accuracy", "generated tokens", "rounds", "peak distinct KV", "peak unshared KV")
-    for column in (*columns, "cache hit", "wall s", "problems/s"):
+    columns = ("repeat", "policy", "accuracy", "generated tokens", "rounds", "kept/round", "clusters/round")
+    for column in (*columns, "peak distinct KV", "peak unshared KV", "cache hit", "wall s", "problems/s"):
         table.add_column(column, justify="right")
     for repeat, runs in enumerate(repeats):
         for run in runs:
             add_row(table, repeat, run)
-    console = Console(width=160)
+    console = Console(width=180)
     console.print(table)
     for repeat, runs in enumerate(repeats):
         by_policy = {run.policy: run for run in runs}
@@ -213,6 +226,8 @@ def add_row(table: Table, repeat: int, run: PolicyRun) -> None:
         f"{run.accuracy:.2f} ({run.correct}/{run.problems})",
         str(run.generated_tokens),
         f"{run.rounds:.1f}",
+        f"{run.kept_per_round:.1f}",
+        "-" if run.clusters_per_round is None else f"{run.clusters_per_round:.1f}",
         f"{run.kv_distinct:.0f}",
         f"{run.kv_unshared:.0f}",
         f"{run.cache_hit_rate:.2f}",
