@@ -27,6 +27,7 @@ import pytest
 from reasoner import Solution
 from tests.reasoner.trace_solves import STRATEGY_RUNS, scripted_solve
 
+pytestmark = pytest.mark.xdist_group("trace_browser")  # one worker renders the four pages, once
 LAUNCH_TIMEOUT_S = 60
 WINDOW = (1280, 900)
 PATH_RED = np.array([214, 39, 40]) / 255  # the page's colour for the chosen path (#d62728)
