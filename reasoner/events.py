@@ -3,8 +3,8 @@
 `Reasoner.asolve(..., on_event=callback)` calls `callback(SolveEvent)` on the solve's event
 loop each time one of its engine requests produces output or finishes. The callback must
 be quick and must not raise (an exception from it is not caught); it sees every request of
-the solve (samples, branches, evaluations, estimators), tagged with the request's phase and
-trace-segment kind, and the solve's running token totals.
+the solve (samples, branches, evaluations, estimators), tagged with the request's phase,
+trace-segment kind and model (`reasoner.model_set`), and the solve's running token totals.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class SolveEvent:
     generated_tokens: int
     prompt_tokens: int
     requests: int
+    model: str = ""
 
 
 EventCallback = Callable[[SolveEvent], None]

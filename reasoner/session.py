@@ -281,6 +281,7 @@ class Session:
                 generated_tokens=self.ledger.generated_tokens,
                 prompt_tokens=self.ledger.prompt_tokens,
                 requests=self.ledger.requests,
+                model=request.generation.model,
             )
         )
 

@@ -20,6 +20,7 @@ from reasoner import (
     Strategy,
     register_strategy,
 )
+from reasoner.events import SolveEvent
 from reasoner.testing import ScriptedBackend
 
 QUESTION = "What is 2 + 3?"
@@ -71,8 +72,10 @@ def two_models(**kwargs: object) -> tuple[Reasoner, ScriptedBackend, ScriptedBac
 
 async def test_each_request_runs_on_the_model_it_names() -> None:
     reasoner, small, large = two_models()
-    solution = await reasoner.asolve(QUESTION, budget=64, strategy="test_ask_both")
+    events: list[SolveEvent] = []
+    solution = await reasoner.asolve(QUESTION, budget=64, strategy="test_ask_both", on_event=events.append)
     assert [len(small.requests), len(large.requests)] == [1, 1]
+    assert {(event.kind, event.model) for event in events} == {("think", "small"), ("answer", "large")}
     assert solution.answer == "5"  # the large model's answer
     models = {data["kind"]: data["model"] for _, data in solution.trace.nodes(data=True)}
     assert models == {"think": "small", "answer": "large"}
