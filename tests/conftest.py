@@ -21,13 +21,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-# `make test` runs the suite on two xdist workers. Every test that uses one of these shared processes
-# goes to the worker that holds it: each worker would otherwise start its own copy (~30 s each). A test
-# that uses two of them joins their groups into one.
+# `make test` runs the suite on two xdist workers (`--dist loadgroup`). Every test that uses one of these
+# shared processes goes to the worker of its group: each worker would otherwise start its own copy
+# (~30 s each). A test that uses two of them joins their groups into one.
 SHARED_PROCESSES = ("engine_reasoner", "prm_engine", "vllm_server", "second_vllm_server", "served")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not getattr(config.option, "loadgroup", False):  # set in xdist's workers under --dist loadgroup
+        return
     group_of = {name: name for name in SHARED_PROCESSES}
 
     def root(name: str) -> str:
@@ -40,8 +42,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for name in names[1:]:
             group_of[root(name)] = root(names[0])
     for item, names in used.items():
+        marked = item.get_closest_marker("xdist_group")
         if names:
-            item.add_marker(pytest.mark.xdist_group(root(names[0])))
+            _join_group(item, root(names[0]))
+        elif marked is not None:
+            _join_group(item, str(marked.args[0]))
+
+
+def _join_group(item: pytest.Item, group: str) -> None:
+    """Give the item xdist's group suffix (`nodeid@group`), which the scheduler reads to place it.
+
+    xdist 3.8 writes the suffix to `item._nodeid`, which pytest 9 no longer reads (a node's id is
+    `item._id`), so the group marks alone would place nothing; this writes it where pytest 9 reads it.
+    """
+    item._id = type(item._id).parse(f"{item.nodeid}@{group}")  # type: ignore[attr-defined]
+    if not item.nodeid.endswith(f"@{group}"):
+        raise pytest.UsageError(f"could not put {item.nodeid} in the xdist group {group}")
 
 
 @pytest.fixture
