@@ -18,6 +18,7 @@ from evals import plots
 from evals.records import RecordWriter
 from evals.report import load_report, render_csv, render_json, render_markdown, render_rich
 from evals.runner import EvalPlan, EvalResult, arun_eval, check_plan, make_plan, parse_budgets
+from evals.saturation import DEFAULT_MIN_GAIN_PER_1K_TOKENS
 from evals.suites import SuiteProblems, load_suite
 from reasoner.api import Reasoner
 from reasoner.errors import InputError, SuiteError
@@ -102,7 +103,8 @@ def run_report_command(args: argparse.Namespace) -> int:
     if args.plot is not None:
         plot_format = plots.plot_format(args.plot)
         check_output(args.plot, "--plot")  # before the records are read: a user's file is refused at once
-    report = load_report(args.records, compare)
+    threshold = DEFAULT_MIN_GAIN_PER_1K_TOKENS if args.saturation_threshold is None else args.saturation_threshold
+    report = load_report(args.records, compare, threshold)
     if plot_format is not None:
         write_output(args.plot, plots.render_plot(report, plot_format), "--plot")
         sys.stderr.write(f"wrote the plot to {args.plot}\n")

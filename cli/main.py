@@ -157,6 +157,14 @@ def _add_eval_and_report_parsers(commands: Any) -> None:
     )
     report.add_argument("--compare", default=None, metavar="S1,S2", help="paired bootstrap difference S1 - S2")
     report.add_argument(
+        "--saturation-threshold",
+        type=float,
+        default=None,
+        metavar="GAIN",
+        help="accuracy gained per 1k more tokens below which a strategy counts as saturated "
+        "(default 0.01: one point per 1k tokens)",
+    )
+    report.add_argument(
         "--plot",
         default=None,
         metavar="FILE",

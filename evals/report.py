@@ -5,7 +5,8 @@ p95 generated tokens, latency p50/p95, accuracy per 1k tokens, and whether the r
 Pareto front of accuracy vs mean tokens; where every record carries `usage.cost` (eFLOPs,
 `reasoner.cost`), the mean cost and the Pareto front in cost too. An accuracy-vs-budget
 chart per strategy, and the paired bootstrap difference between two strategies on the
-problems both solved at a budget.
+problems both solved at a budget. Per strategy, the saturation point (`evals.saturation`): the
+budget past which the fitted accuracy gains less than a threshold per 1k more tokens.
 Rendered with rich, or as markdown, CSV or JSON. Rows whose records carry a
 `difficulty_bin` metric (`auto`) also get the share of prompts and the tokens per bin.
 """
@@ -25,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from evals.records import read_records
+from evals.saturation import DEFAULT_MIN_GAIN_PER_1K_TOKENS, SaturationPoint, saturation_points, saturation_text
 from evals.stats import Interval, bootstrap_mean, paired_bootstrap, pareto_front, percentile
 from reasoner.errors import SuiteError
 
@@ -46,6 +48,7 @@ COLUMNS = (
     "pareto",
     "mean_cost",
     "cost_pareto",
+    "saturation_budget",
 )
 
 
@@ -68,6 +71,8 @@ class Row:
     pareto: bool = False
     mean_cost: float | None = None
     cost_pareto: bool = False
+    saturation_budget: int | None = None
+    """The strategy's saturation budget in tokens (`evals.saturation`), None where it has none."""
 
 
 @dataclass
@@ -104,6 +109,7 @@ class Report:
     malformed_lines: dict[str, list[int]] = field(default_factory=dict)
     duplicates: int = 0
     isolation: dict[str, dict[str, int]] = field(default_factory=dict)
+    saturation: list[SaturationPoint] = field(default_factory=list)
 
     @property
     def suites(self) -> list[str]:
@@ -119,7 +125,11 @@ def strategy_label(record: dict[str, Any]) -> str:
     return f"{record['strategy']}[{shown}]"
 
 
-def load_report(paths: Sequence[str | Path], compare: tuple[str, str] | None = None) -> Report:
+def load_report(
+    paths: Sequence[str | Path],
+    compare: tuple[str, str] | None = None,
+    saturation_threshold: float = DEFAULT_MIN_GAIN_PER_1K_TOKENS,
+) -> Report:
     """Read record files (a key seen twice counts once) and build the report."""
     records: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -135,14 +145,21 @@ def load_report(paths: Sequence[str | Path], compare: tuple[str, str] | None = N
                 continue
             seen.add(record["key"])
             records.append(record)
-    report = build_report(records, compare)
+    report = build_report(records, compare, saturation_threshold)
     report.malformed_lines = malformed
     report.duplicates = duplicates
     return report
 
 
-def build_report(records: Sequence[dict[str, Any]], compare: tuple[str, str] | None = None) -> Report:
-    """Rows per (suite, strategy, budget), Pareto marks per suite, and the optional comparison."""
+def build_report(
+    records: Sequence[dict[str, Any]],
+    compare: tuple[str, str] | None = None,
+    saturation_threshold: float = DEFAULT_MIN_GAIN_PER_1K_TOKENS,
+) -> Report:
+    """Rows per (suite, strategy, budget), Pareto marks and saturation points per suite, and the comparison.
+
+    `saturation_threshold`: accuracy gained per 1k more tokens below which more compute stops paying.
+    """
     cells: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for record in records:
         check_record(record)
@@ -158,7 +175,11 @@ def build_report(records: Sequence[dict[str, Any]], compare: tuple[str, str] | N
         for index in pareto_front([(row.mean_cost or 0.0, row.accuracy) for row in priced]):
             priced[index].cost_pareto = True
     comparisons = _compare(records, compare) if compare else []
-    return Report(rows, comparisons, _bin_shares(cells), isolation=_isolation_counts(records))
+    saturation = saturation_points(records, strategy_label, saturation_threshold)
+    budgets = {(point.suite, point.strategy): point.budget for point in saturation}
+    for row in rows:
+        row.saturation_budget = budgets[(row.suite, row.strategy)]
+    return Report(rows, comparisons, _bin_shares(cells), isolation=_isolation_counts(records), saturation=saturation)
 
 
 def check_record(record: dict[str, Any]) -> None:
@@ -373,6 +394,9 @@ def render_rich(report: Report, console: Console) -> None:
         for share in report.bins:
             if share.suite == suite:
                 console.print(_bin_text(share), highlight=False)
+        for point in report.saturation:
+            if point.suite == suite:
+                console.print(f"saturation: {saturation_text(point)}", highlight=False)
         if (isolation := isolation_text(report, suite)) is not None:
             console.print(isolation, highlight=False)
     for path, lines in report.malformed_lines.items():
@@ -391,6 +415,7 @@ def render_markdown(report: Report) -> str:
         parts += ["| " + " | ".join(row_cells(row)) + " |" for row in report.rows if row.suite == suite]
         parts += ["", "```", *accuracy_chart(report, suite), "```", ""]
         parts += [f"- {_comparison_text(item)}" for item in report.comparisons if item.suite == suite]
+        parts += [f"- saturation: {saturation_text(point)}" for point in report.saturation if point.suite == suite]
         if (isolation := isolation_text(report, suite)) is not None:
             parts += [f"- {isolation}"]
     return "\n".join(parts).rstrip() + "\n"
