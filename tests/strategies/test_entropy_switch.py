@@ -8,11 +8,12 @@ two-outcome distribution, LOW or HIGH). `expected_switches` is the rule written 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import math
 import re
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from reasoner import Budget, CapabilityError, Reasoner, Solution, StrategyError
 from reasoner.cost import CostModel, ModelShape
+from reasoner.engines.base import Chunk, Prompt, SamplingSpec
 from reasoner.model_set import ModelSpec
 from reasoner.testing import ScriptedBackend, ScriptedToken
 from strategies.entropy_switch import tokenizer_mismatch
@@ -54,9 +56,10 @@ def two_models(
     large_levels: Callable[[int], float],
     words: int = WORDS,
     cost: bool = False,
+    backend: type[ScriptedBackend] = ScriptedBackend,
 ) -> tuple[Reasoner, ScriptedBackend, ScriptedBackend]:
-    small = ScriptedBackend(writer(small_levels, words))
-    large = ScriptedBackend(writer(large_levels, words))
+    small = backend(writer(small_levels, words))
+    large = backend(writer(large_levels, words))
     large.tokenizer_ = small.tokenizer_  # one tokenizer, as the strategy requires
     costs = [CostModel.from_config(shape(layers)) if cost else None for layers in (2, 8)]
     reasoner = Reasoner(
@@ -66,6 +69,26 @@ def two_models(
         }
     )
     return reasoner, small, large
+
+
+class Chunky(ScriptedBackend):
+    """Streams `SIZE` tokens a chunk, as a busy engine does: an abort lands a few tokens late."""
+
+    SIZE = 3
+
+    async def generate(self, request_id: str, prompt: Prompt, sampling: SamplingSpec) -> AsyncIterator[Chunk]:
+        pending: list[Chunk] = []
+        async for chunk in super().generate(request_id, prompt, sampling):
+            pending.append(chunk)
+            if len(pending) == self.SIZE or chunk.finished:
+                logprobs = [position for each in pending for position in each.logprobs or ()]
+                yield dataclasses.replace(
+                    chunk,
+                    token_ids=tuple(token for each in pending for token in each.token_ids),
+                    text="".join(each.text for each in pending),
+                    logprobs=tuple(logprobs) if sampling.logprobs is not None else None,
+                )
+                pending = []
 
 
 def shape(layers: int) -> ModelShape:
@@ -191,13 +214,30 @@ def test_cost_is_what_the_ledger_spent_and_is_compared_with_the_large_model_alon
     assert plain.metrics["small_tokens"] == metrics["small_tokens"]
 
 
+def test_tokens_the_engine_made_past_the_switch_are_dropped_and_still_counted() -> None:
+    reasoner, _, _ = two_models(small_then_high, lambda position: LOW, cost=True, backend=Chunky)
+    solution = solve(reasoner, threshold=0.4, window=3, min_segment=4)
+    assert switch_points(solution) == expected_switches(
+        [small_then_high(i) for i in range(WORDS)], [LOW] * WORDS, 0.4, 3, 4
+    )
+    assert solution.text == "".join(f" t{i}" for i in range(WORDS))
+    overshoot = count(solution, "overshoot_tokens")
+    assert overshoot > 0
+    assert count(solution, "small_tokens") + count(solution, "large_tokens") + overshoot == (
+        solution.usage.generated_tokens
+    )
+    assert solution.metrics["cost"] == solution.usage.cost
+    nodes = segments(solution)
+    assert sum(node["tokens"] - node["kept_tokens"] for node in nodes) == overshoot
+
+
 LEVELS = st.lists(st.sampled_from([LOW, HIGH]), min_size=40, max_size=40)
 
 
 @settings(max_examples=40, deadline=None)
 @given(budget=st.integers(min_value=4, max_value=60), small=LEVELS, large=LEVELS)
 def test_the_budget_holds_across_both_models(budget: int, small: list[float], large: list[float]) -> None:
-    reasoner, _, _ = two_models(small.__getitem__, large.__getitem__, words=40)
+    reasoner, _, _ = two_models(small.__getitem__, large.__getitem__, words=40, backend=Chunky)
     solution = solve(reasoner, budget=budget, threshold=0.4, window=2, min_segment=3)
     usage = solution.usage
     assert usage.generated_tokens <= budget
