@@ -21,9 +21,10 @@ from typing import Any
 
 from cli.arguments import endpoints_from
 from controllers.calibration import FOLDS, Calibration, acalibrate, problem_key
-from controllers.policy import check_records, policy_from_json
+from controllers.policy import check_records, config_label, policy_from_json
 from evals import procedural
 from evals.records import read_records
+from evals.saturation import DEFAULT_MIN_GAIN_PER_1K_TOKENS, check_threshold, saturation_budgets
 from evals.suites import Problem, load_suite
 from reasoner import Reasoner
 from reasoner.engines.remote import RemoteBackend
@@ -39,6 +40,8 @@ def run_calibrate_command(args: argparse.Namespace) -> int:
     """Read the records, estimate their problems, learn the policy, write it, and say what each bin runs."""
     if args.min_accuracy is not None and not 0.0 <= args.min_accuracy <= 1.0:
         raise InputError(f"--min-accuracy must be between 0 and 1, got {args.min_accuracy}")
+    threshold = DEFAULT_MIN_GAIN_PER_1K_TOKENS if args.saturation_threshold is None else args.saturation_threshold
+    check_threshold(threshold)
     check_policy_out(args.out)
     records = []
     for path in args.records:
@@ -52,6 +55,7 @@ def run_calibrate_command(args: argparse.Namespace) -> int:
     check_records(records, model, force=args.force)
     problems = calibration_problems(records, args.suite_path)
     result = asyncio.run(_calibrate(args, records, problems, model))
+    result.policy.cap_at_saturation(saturation_caps(records, threshold))
     check_policy_out(args.out)  # again: the estimator ran for a while
     try:
         result.policy.save(args.out)
@@ -59,6 +63,13 @@ def run_calibrate_command(args: argparse.Namespace) -> int:
         raise InputError(f"cannot write the policy to {args.out}: {exc.strerror or exc}") from None
     sys.stdout.write("\n".join(summary_lines(result, args.out, len(records))) + "\n")
     return 0
+
+
+def saturation_caps(records: Sequence[dict[str, Any]], threshold: float) -> dict[str, int]:
+    """Per configuration (`config_label`), the budget past which it saturates on these records (`evals.saturation`)."""
+    return saturation_budgets(
+        records, lambda record: config_label(record["strategy"], record.get("options") or {}), threshold
+    )
 
 
 def check_policy_out(out: str) -> None:

@@ -183,6 +183,14 @@ def _add_calibrate_parser(commands: Any) -> None:
         default=None,
         help="pick each bin's cheapest configuration reaching this accuracy (default: the most accurate)",
     )
+    calibrate.add_argument(
+        "--saturation-threshold",
+        type=float,
+        default=None,
+        metavar="GAIN",
+        help="never allocate a configuration past its saturation budget: where it gains less accuracy than this "
+        "per 1k more tokens (default 0.01, as `reasoner report` shows)",
+    )
     calibrate.add_argument("--force", action="store_true", help="use records of another model than --model")
     calibrate.add_argument(
         "--estimator",

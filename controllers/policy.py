@@ -19,6 +19,11 @@ left gives way to the most accurate curve point that does (`Policy.choose`). The
 stores the estimator it was learned with (`EstimatorSpec`: name, trained probe, entropy
 weight), so `auto` bins on the same scale.
 
+`reasoner calibrate` then caps the policy at saturation (`Policy.cap_at_saturation`): a
+configuration measured past the budget where it stops paying (`evals.saturation`, fitted over
+all the records of that strategy and options) leaves the curves, and a bin's choice past it
+gives way to the best point within it, so `auto` never allocates past a saturation point.
+
 A learned policy also stores every calibration problem's score (`difficulties`), so its bins
 can be checked against the records it came from.
 
@@ -38,7 +43,7 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -114,6 +119,24 @@ class Policy:
             return Choice("direct", budget)
         return max(fitting, key=lambda point: (point.accuracy or 0.0, -point.budget))
 
+    def cap_at_saturation(self, caps: Mapping[str, int]) -> None:
+        """Drop every configuration measured past its saturation budget (`caps`, keyed by `config_label`).
+
+        Curves keep only points within their configuration's cap, so batch allocation never
+        climbs past one; a bin's choice past its cap gives way to the best point left within it.
+        A curve's first point is at the smallest budget measured, never past a cap, so no curve empties.
+        """
+
+        def within(point: Choice) -> bool:
+            cap = caps.get(config_label(point.strategy, point.options))
+            return cap is None or point.budget <= cap
+
+        for name, curve in self.curves.items():
+            self.curves[name] = [point for point in curve if within(point)] or curve[:1]
+        for name, choice in self.choices.items():
+            if not within(choice):
+                self.choices[name] = self.point_at(name, caps[config_label(choice.strategy, choice.options)])
+
     def to_json(self) -> dict[str, Any]:
         estimator = None
         if self.estimator is not None:
@@ -137,6 +160,11 @@ class Policy:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+
+
+def config_label(strategy: str, options: Mapping[str, Any]) -> str:
+    """One configuration's name independent of budget: the strategy and its options, as JSON."""
+    return json.dumps([strategy, dict(options)], sort_keys=True)
 
 
 def default_policy() -> Policy:

@@ -30,6 +30,9 @@ How our fit deviates from the paper:
 - Cost: where every record of a strategy carries `usage.cost`, the cost at the saturation
   budget is the mean cost per record interpolated linearly between the measured budgets.
 
+`reasoner report` prints the points; `reasoner calibrate` caps the `auto` policy at them
+(`saturation_budgets`, pooled over suites; `controllers.policy.Policy.cap_at_saturation`).
+
 `epsilon` is `min_gain_per_1k_tokens` (accuracy as a fraction gained per 1,000 more budget
 tokens), default `DEFAULT_MIN_GAIN_PER_1K_TOKENS` = 0.01: one accuracy point per 1k tokens.
 """
@@ -190,14 +193,33 @@ def saturation_points(
     ]
 
 
+def saturation_budgets(
+    records: Sequence[dict[str, Any]],
+    label: Callable[[dict[str, Any]], str],
+    min_gain_per_1k_tokens: float = DEFAULT_MIN_GAIN_PER_1K_TOKENS,
+) -> dict[str, int]:
+    """Saturation budget per `label`, over every suite's records together; labels without one are left out."""
+    check_threshold(min_gain_per_1k_tokens)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        groups.setdefault(label(record), []).append(record)
+    caps = {}
+    for name, group in groups.items():
+        point = saturation_point("", name, group, min_gain_per_1k_tokens)
+        if point.budget is not None:
+            caps[name] = point.budget
+    return caps
+
+
 def _interpolated_cost(cells: dict[int, list[dict[str, Any]]], budget: int) -> float | None:
     budgets = sorted(cells)
     costs = []
     for measured in budgets:
         values = [(record.get("usage") or {}).get("cost") for record in cells[measured]]
-        if any(value is None for value in values):
+        numbers = [float(value) for value in values if isinstance(value, (int, float)) and not isinstance(value, bool)]
+        if len(numbers) < len(values) or not all(math.isfinite(number) for number in numbers):
             return None
-        costs.append(sum(float(value) for value in values if value is not None) / len(values))
+        costs.append(sum(numbers) / len(numbers))
     return float(np.interp(budget, budgets, costs))
 
 

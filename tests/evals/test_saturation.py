@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from cli import calibrate_command
+from cli.calibrate_command import saturation_caps
 from cli.main import main
+from controllers.allocation import allocate
+from controllers.calibration import Calibration
+from controllers.policy import BINS, Choice, Policy, config_label, load_policy
 from evals.report import build_report, render_csv, render_json, render_markdown, render_rich, strategy_label
 from evals.saturation import (
     DEFAULT_MIN_GAIN_PER_1K_TOKENS,
@@ -168,3 +173,62 @@ def test_the_ceiling_is_an_accuracy_even_where_the_points_ask_for_more() -> None
     rising = fit([100, 200], [0.5, 1.0])
     assert rising.ceiling == 1.0
     assert fit([64, 256, 1024], [1.0, 1.0, 1.0]).ceiling == pytest.approx(1.0)
+
+
+def flattening_policy() -> Policy:
+    """Every bin runs `direct` at 800 tokens; its curve climbs 100, 200, 400, 800 (the FLATTENING accuracies)."""
+    curve = [
+        Choice("direct", budget, {}, solved / PROBLEMS, float(budget), PROBLEMS)
+        for budget, solved in FLATTENING.items()
+    ]
+    return Policy((0.3, 0.6), {name: curve[-1] for name in BINS}, {name: list(curve) for name in BINS})
+
+
+def test_a_capped_policy_never_runs_a_configuration_past_its_saturation_budget() -> None:
+    caps = saturation_caps(records(FLATTENING), 0.1)
+    assert caps == {config_label("direct", {}): 600}
+    uncapped, policy = flattening_policy(), flattening_policy()
+    policy.cap_at_saturation(caps)
+    assert uncapped.choose("hard", 10_000).budget == 800
+    assert policy.choose("hard", 10_000).budget == 400
+    assert [point.budget for point in policy.curves["hard"]] == [100, 200, 400]
+    shares = allocate(["easy", "normal", "hard"], policy.curves, 30_000)
+    assert sum(shares) == 30_000
+    assert {policy.point_at(name, share).budget for name, share in zip(BINS, shares, strict=True)} == {400}
+    at_a_point = flattening_policy()
+    at_a_point.cap_at_saturation({config_label("direct", {}): 200})
+    assert at_a_point.choose("hard", 10_000).budget == 200
+
+
+def test_a_configuration_without_a_saturation_point_is_not_capped() -> None:
+    assert saturation_caps(records(FLATTENING), 0.01) == {}
+    policy = flattening_policy()
+    policy.cap_at_saturation({})
+    assert policy.choose("hard", 10_000).budget == 800
+
+
+def test_calibrate_refuses_a_bad_threshold_before_the_engine_starts(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(json.dumps(record) + "\n" for record in records(FLATTENING)))
+    code = main(["calibrate", str(path), "--out", str(tmp_path / "p.json"), "--saturation-threshold", "nan"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not a positive number" in err
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_calibrate_writes_a_policy_capped_at_the_records_saturation_points(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def learned(*_: object) -> Calibration:
+        return Calibration(flattening_policy(), PROBLEMS)
+
+    monkeypatch.setattr(calibrate_command, "calibration_problems", lambda *_: {})
+    monkeypatch.setattr(calibrate_command, "_calibrate", learned)
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(json.dumps(record | {"model": "m"}) + "\n" for record in records(FLATTENING)))
+    out = tmp_path / "policy.json"
+    assert main(["calibrate", str(path), "--out", str(out), "--force", "--saturation-threshold", "0.1"]) == 0
+    capsys.readouterr()
+    assert {load_policy(out).choose(name, 10_000).budget for name in BINS} == {400}
