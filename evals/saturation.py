@@ -13,7 +13,8 @@ is the first `k` where that gain per token falls below the threshold `epsilon`:
 
     k* = ceil( ln(epsilon * B / (F_max * p)) / ln(1 - p) ),   at least 1,
 
-and the saturation budget is `k* * B` tokens.
+and the saturation budget is `k* * B` tokens. (The paper states saturation as the marginal gain
+per unit of cost falling below a threshold; the closed form above is our derivation of it.)
 
 How our fit deviates from the paper:
 - The unit is the smallest budget a strategy was measured at (`B = b0`), and a record at
