@@ -226,6 +226,7 @@ async def test_a_delimiter_of_several_tokens_is_mixed_token_by_token_into_the_ro
         max_switches=2,
         close_mix=0.5,
         explicit_math=False,
+        multi_token_mix=True,
     )
     embeddings = await backend.input_embeddings()
     answer_prompt, first_prompt = backend.requests[-1].embeds, backend.requests[0].embeds
@@ -561,3 +562,26 @@ async def test_an_option_of_another_rule_is_refused_naming_it(options: dict[str,
     with pytest.raises(StrategyError, match=re.escape(named)):
         await solve(backend, 32, **options)
     assert backend.requests == []
+
+
+async def test_by_default_a_delimiter_of_several_tokens_is_not_mixed_in() -> None:
+    backend = ScriptedBackend(ByRequest([[unsure()], [sure()], [sure()] * 3]))
+    reasoner = make_reasoner(backend)
+    reasoner.profile = dataclasses.replace(reasoner.profile, think_close="</ think>")
+    tokenizer = backend.tokenizer()
+    tokenizer.encode(reasoner.profile.forced_answer_suffix(" 5 5") + reasoner.profile.think_close)
+    tokenizer.encode(reasoner.profile.think_close)
+    solution = await reasoner.asolve(
+        QUESTION,
+        budget=Budget(tokens=28, answer=8),
+        strategy="latent_switch",
+        max_switches=2,
+        close_mix=0.5,
+        explicit_math=False,
+    )
+    embeddings = await backend.input_embeddings()
+    answer_prompt, first_prompt = backend.requests[-1].embeds, backend.requests[0].embeds
+    assert answer_prompt is not None and first_prompt is not None
+    five = tokenizer.encode(" 5")[0]
+    np.testing.assert_array_equal(answer_prompt[first_prompt.shape[0] + 1], embeddings[five])
+    assert (solution.metrics["delimiter_mix"], solution.metrics["delimiter_tokens"]) == (False, 2)
