@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import textwrap
 from pathlib import Path
 from typing import Any
 
 from evals import CodeVerdict, grade_code
-from evals.cgroup_limits import CGROUP_ROOT, parent_group
+from evals.cgroup_limits import CGROUP_ROOT, GROUP_PREFIX, parent_group, pid_namespace
 
 NOTHING = object()
 
@@ -41,17 +42,20 @@ def attack_program(completion: str, timeout_s: float = 5.0, escaped: Any = NOTHI
 
 
 def jail_leftovers() -> list[str]:
-    """Processes still in a jail's cgroup, and jail cgroups not removed (kernel records: unforgeable)."""
+    """Processes still in a cgroup of a jail this process opened, and such cgroups not removed (kernel
+    records: unforgeable). Jails of other processes (another test worker grading at the same time) are
+    not this run's."""
+    own = f"{GROUP_PREFIX}{pid_namespace()}-{os.getpid()}-"
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if "reasoner-jail-" in (entry / "cgroup").read_text():
+                if own in (entry / "cgroup").read_text():
                     found.append(f"process {entry.name}")
             except OSError:
                 continue
     for controller in ("pids", "memory"):
         parent = parent_group(controller)
         if parent is not None and parent.is_relative_to(CGROUP_ROOT):
-            found += [f"cgroup {group}" for group in parent.glob("reasoner-jail-*")]
+            found += [f"cgroup {group}" for group in parent.glob(f"{own}*")]
     return found
