@@ -10,6 +10,7 @@ from rich.console import Console
 from cli.main import main
 from cli.progress import engine_start_status, start_message
 from reasoner import Reasoner
+from reasoner.accelerators import get_accelerator
 from reasoner.engines.remote import RemoteBackend
 from reasoner.testing import ScriptedBackend
 from tests.cli.cli_support import run_cli
@@ -105,4 +106,4 @@ def test_verbose_hands_the_engine_its_own_terminal_output(
     monkeypatch.setattr("reasoner.Reasoner", lent)
     code, stdout, _ = run_cli(capsys, "solve", "What is 2+2?", "--budget", "16", *flag)
     assert code == 0 and "4" in stdout
-    assert lent.calls == [((None,), {"endpoint": None, "verbose": verbose})]
+    assert lent.calls == [((None,), {"endpoint": None, "verbose": verbose, "accelerator": get_accelerator("H200")})]

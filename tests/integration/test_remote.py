@@ -117,7 +117,6 @@ async def test_tree_search_scores_with_a_prm_served_by_a_pooling_endpoint(
             scorer=scorer,
             selection="rebase",  # the PRM's scores are the point; ETS would start its sentence model here
             width=2,
-            expand=2,
             max_depth=2,
             step_tokens=24,
         )
