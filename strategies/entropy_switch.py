@@ -68,9 +68,11 @@ ROUND = 4
 class EntropySwitchOptions(StrategyOptions):
     """The two models, the switching rule and the sampling of every segment."""
 
-    small: str | None = Field(default=None, description="Model that writes by default; default: the Reasoner's first.")
+    small: str | None = Field(
+        default=None, description="Model that writes by default; default: the Reasoner's first (other than large)."
+    )
     large: str | None = Field(
-        default=None, description="Model for the uncertain stretches; default: the Reasoner's second."
+        default=None, description="Model for the uncertain stretches; default: the Reasoner's next after small."
     )
     threshold: float = Field(
         default=1.0,
@@ -167,15 +169,14 @@ class EntropySwitch(Strategy):
                 f"entropy_switch needs two models, a small and a large one; this solve has only {names[0]!r}: "
                 "build Reasoner(models={'small': ..., 'large': ...})"
             )
-        chosen = {"small": self.options.small or names[0], "large": self.options.large or names[1]}
+        small = self.options.small or next(name for name in names if name != self.options.large)
+        chosen = {"small": small, "large": self.options.large or next(name for name in names if name != small)}
         for option, name in chosen.items():
             if name not in session.models:
                 raise StrategyError(
                     f"option {option}={name!r} names no model of this solve; its models are {', '.join(names)}"
                 )
         small, large = chosen["small"], chosen["large"]
-        if small == large:
-            raise StrategyError(f"options small and large both name {small!r}; name two different models")
         for name in (small, large):
             capabilities = session.target(name).backend.capabilities
             if not capabilities.logprobs:

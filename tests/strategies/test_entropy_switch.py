@@ -277,7 +277,7 @@ def test_one_model_is_refused_saying_so() -> None:
     [
         ({"small": "huge"}, "option small='huge' names no model"),
         ({"large": "tiny"}, "option large='tiny' names no model"),
-        ({"large": "small"}, "options small and large both name 'small'"),
+        ({"small": "small", "large": "small"}, "options small and large both name 'small'"),
         ({"small": "large", "large": "large"}, "options small and large both name 'large'"),
         ({"top_k": 21}, "option top_k=21"),
         ({"threshold": 0}, "option threshold=0"),
@@ -299,6 +299,13 @@ def test_the_small_and_large_options_pick_the_models() -> None:
     solution = solve(reasoner, small="large", large="small", threshold=0.4, window=3, min_segment=2)
     assert small.requests == [] and len(large.requests) == 1
     assert solution.metrics["small_tokens"] == WORDS and set(solution.usage.by_model) == {"large"}
+
+
+def test_naming_one_model_picks_the_other_as_its_partner() -> None:
+    reasoner, small, large = two_models(lambda position: LOW, lambda position: LOW)
+    solution = solve(reasoner, large="small", threshold=0.4, window=3, min_segment=2)
+    assert small.requests == [] and len(large.requests) == 1  # "large" writes, "small" stands by
+    assert solution.metrics["small_tokens"] == WORDS
 
 
 def test_runs_under_asyncio() -> None:
