@@ -17,6 +17,8 @@ where the rolling entropy crosses, which is the last token its model keeps.
 Deviations: a segment streams from the engine and is aborted at the crossing token; the few
 tokens the engine made before the abort took effect are dropped from the text (they are
 generated and counted, `overshoot_tokens`). The prompt is built with the small model's profile.
+A remote server reports a request's prefix-cache hits with the stream's last event, which an
+aborted segment never reads, so there its cost counts the prompt uncached (an upper bound).
 
 Both models must share a tokenizer (`tokenizer_mismatch`): the same object, or the same vocabulary
 size, end-of-sequence ids, ids for a probe text and text for every token id (decoded in chunks
@@ -262,11 +264,9 @@ def tokenizer_mismatch(first: Tokenizer, second: Tokenizer) -> str | None:
 
 def _metrics(session: Session, segments: list[_Segment], finish: str, large: str) -> dict[str, MetricValue]:
     kept = {"small": 0, "large": 0}
-    points: list[int] = []
-    for previous, segment in zip([None, *segments], segments, strict=False):
+    for segment in segments:
         kept["large" if segment.model == large else "small"] += len(segment.token_ids)
-        if previous is not None:
-            points.append(segment.start)
+    points = [segment.start for segment in segments[1:]]
     total = kept["small"] + kept["large"]
     cost, alone = _costs(session, segments, large, total)
     return {
