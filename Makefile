@@ -17,11 +17,11 @@ lint: install
 
 # The 10 slowest tests are printed at the end: engine starts dominate, keep them few.
 test: lint
-	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup --durations=10
+	$(VENV)/bin/python -m pytest -n 3 --dist loadgroup --durations=10
 
 # Weekly-style: also grades every HumanEval/MBPP reference solution (664), not a seeded sample.
 test-full: lint
-	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup --durations=10 --full
+	$(VENV)/bin/python -m pytest -n 3 --dist loadgroup --durations=10 --full
 
 # Refreshes requirements/{cpu,gpu}.lock from pyproject.toml's ranges; `make install` then installs them.
 lock:
