@@ -21,7 +21,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-# `make test` runs the suite on two xdist workers (`--dist loadgroup`). Every test that uses one of these
+# `make test` runs the suite on three xdist workers (`--dist loadgroup`). Every test that uses one of these
 # shared processes goes to the worker of its group: each worker would otherwise start its own copy
 # (~30 s each). A test that uses two of them joins their groups into one.
 SHARED_PROCESSES = ("engine_reasoner", "prm_engine", "vllm_server", "second_vllm_server", "served")
