@@ -10,7 +10,6 @@ it whatever the model writes.
 
 from __future__ import annotations
 
-import statistics
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
@@ -96,8 +95,10 @@ async def test_entropy_switch_hands_over_where_the_rolling_entropy_crosses(vllm_
     try:
         await reasoner.astart()
         pilot = await reasoner.asolve(QUESTION, budget=BUDGET, strategy="entropy_switch", threshold=50.0, **OPTIONS)
-        rolling = [value for value in segments(pilot)[0]["rolling"] if value is not None]
-        threshold = statistics.median(rolling[OPTIONS["min_segment"] :])
+        # A threshold below any real entropy: the small model hands over at the first full window past
+        # min_segment, and the large one never hands back, whatever the model writes (greedy text is not
+        # reproducible on the CPU engine with other requests in flight). Handing back is tested on scripts.
+        threshold = 1e-6
         before = (await counter.server_metrics())[vllm_server.root_url]
         solution = await reasoner.asolve(
             QUESTION, budget=BUDGET, strategy="entropy_switch", threshold=threshold, **OPTIONS
@@ -118,7 +119,7 @@ async def test_entropy_switch_hands_over_where_the_rolling_entropy_crosses(vllm_
         counted = usage.by_model[name].generated_tokens if name in usage.by_model else 0
         ran = [node["request_id"] for node in segments(solution) if node["model"] == name]
         assert counted == sum(recorder.tokens[request] for request in ran)
-    assert int(solution.metrics["switches"] or 0) >= 1
+    assert solution.metrics["switches"] == 1
     check_switches(solution, recorders, threshold)
     # Every segment's prompt (the question, then all the response so far) is served from the server's
     # prefix cache up to its last whole block: the question from the pilot, the response from the
