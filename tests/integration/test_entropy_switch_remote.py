@@ -119,7 +119,9 @@ async def test_entropy_switch_hands_over_where_the_rolling_entropy_crosses(vllm_
         counted = usage.by_model[name].generated_tokens if name in usage.by_model else 0
         ran = [node["request_id"] for node in segments(solution) if node["model"] == name]
         assert counted == sum(recorder.tokens[request] for request in ran)
-    assert solution.metrics["switches"] == 1
+    # How many switches a run makes is the model's doing (a fully confident window has entropy 0.0 and
+    # never crosses); where each one sits is the rule's, and check_switches holds every position to it.
+    assert solution.metrics["switches"] == len(segments(solution)) - 1
     check_switches(solution, recorders, threshold)
     # Every segment's prompt (the question, then all the response so far) is served from the server's
     # prefix cache up to its last whole block: the question from the pilot, the response from the
