@@ -5,7 +5,9 @@ running concurrently can never overspend the budget together. Tokens move from r
 to generated as they stream in; what a finished or aborted request did not use goes back.
 A budget's `cost` cap works the same way in eFLOPs (`reasoner.cost`): a request reserves the
 cost of its uncached prompt and every token it is granted, its grant cut to what the cost left
-can pay; its cost so far is spent as its tokens and prefix-cache hits come in.
+can pay; its cost so far is spent as its tokens and prefix-cache hits come in. Tokens generated
+outside the ledger's requests (`charge`) spend their cost too, and a sub-budget (`hold`) can hold
+cost as well as tokens.
 Every request names its model (`reasoner.model_set`), and `by_model` counts each model apart;
 the caps hold for all of them together.
 """
@@ -194,20 +196,39 @@ class Ledger:
         self.reserved_cost -= spent - reservation.cost_spent
         reservation.cost_spent = spent
 
-    def charge(self, tokens: int, phase: str, requests: int = 0, model: str | None = None) -> None:
+    def charge(
+        self, tokens: int, phase: str, requests: int = 0, model: str | None = None, cost: int | None = None
+    ) -> None:
         """Count `tokens` generated outside this ledger's requests (e.g. a batch estimate) on `model`
-        (default: `default_model`) as spent.
+        (default: `default_model`) as spent, and `cost`, their eFLOPs (`reasoner.cost`), with them.
 
-        Raises `BudgetExhausted` when they exceed what remains; nothing is counted then.
+        Under a cost cap a charge of tokens must say its `cost`; without one, it leaves the solve's cost
+        unknown (`Usage.cost` None), as an unpriced request does. Raises `BudgetExhausted` when the
+        tokens exceed what remains, `CostExhausted` when the cost exceeds the cost left; nothing is
+        counted then.
         """
-        if tokens < 0 or requests < 0:
-            raise BudgetError(f"a charge must be non-negative, got {tokens} tokens and {requests} requests")
+        if tokens < 0 or requests < 0 or (cost is not None and cost < 0):
+            raise BudgetError(
+                f"a charge must be non-negative, got {tokens} tokens, {requests} requests and cost {cost}"
+            )
         if tokens > self.remaining:
             raise BudgetExhausted(f"a charge of {tokens} tokens exceeds the {self.remaining} left of the budget")
+        cost_left = self.cost_left
+        if cost is None and tokens and cost_left is not None:
+            raise BudgetError(f"a cost budget needs every charge priced; this charge of {tokens} tokens has no cost")
+        if cost is not None and cost_left is not None and cost > cost_left:
+            raise CostExhausted(
+                f"a charge of {cost:.4g} eFLOPs exceeds the {max(cost_left, 0):.4g} left of the cost budget"
+            )
+        counts = self.counts(self.default_model if model is None else model)
+        if cost is None:
+            self.priced = self.priced and not tokens
+        else:
+            self.cost += cost
+            counts.cost += cost
         self.generated_tokens += tokens
         self.generated_by_phase[phase] += tokens
         self.requests += requests
-        counts = self.counts(self.default_model if model is None else model)
         counts.generated_tokens += tokens
         counts.requests += requests
 
@@ -218,11 +239,16 @@ class Ledger:
         return self.by_model[model]
 
     @contextmanager
-    def hold(self, tokens: int) -> Iterator[None]:
-        """Keep `tokens` out of reach of new requests while the block runs (a sub-budget)."""
+    def hold(self, tokens: int, cost: int = 0) -> Iterator[None]:
+        """Keep `tokens`, and `cost` eFLOPs under a cost cap, out of reach of new requests while the block
+        runs (a sub-budget); each is held up to what is left of it."""
         held = max(0, min(tokens, self.remaining))
+        cost_left = self.cost_left
+        held_cost = 0 if cost_left is None else max(0, min(cost, cost_left))
         self.reserved_tokens += held
+        self.reserved_cost += held_cost
         try:
             yield
         finally:
             self.reserved_tokens -= held
+            self.reserved_cost -= held_cost

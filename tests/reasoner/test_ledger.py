@@ -6,11 +6,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reasoner import Budget, BudgetError, BudgetExhausted
+from reasoner import Budget, BudgetError, BudgetExhausted, CostExhausted
+from reasoner.accelerators import Accelerator
+from reasoner.cost import CostModel, ModelShape
 from reasoner.ledger import Ledger
 from reasoner.profiles import get_profile
 from reasoner.session import Session
 from reasoner.testing import ScriptedBackend
+
+# One layer of width 4, one head of size 4, MLP 8, vocabulary 16, on a chip where a byte costs one FLOP,
+# one sequence per decode step. Matmul weights: attention 4*4*2*(1+1) = 64, MLP 3*4*8 = 96, LM head 16*4 = 64:
+# N = 224; KV bytes per token: 2*1*1*4*2 = 16. A request of 2 prompt tokens (none cached) generating G:
+#   G=1: compute 2*224*3 + 4*1*1*4*(3+2+1) = 1440, memory 16*(2+2+1) + 224*2*1 = 528: 1968 eFLOPs
+#   G=2: compute 2*224*4 + 16*(3+4+3) = 1952, memory 16*(2+4+3) + 224*2*2 = 1040: 2992 eFLOPs
+#   G=3: compute 2*224*5 + 16*(3+6+6) = 2480, memory 16*(2+6+6) + 224*2*3 = 1568: 4048 eFLOPs
+TINY = CostModel(
+    ModelShape(layers=1, hidden_size=4, attention_heads=1, kv_heads=1, head_dim=4, intermediate_size=8, vocab_size=16),
+    Accelerator(name="byte-per-flop", matmul_flops=1e12, memory_bandwidth=1e12),
+    decode_batch=1,
+)
 
 
 def make_session(backend: ScriptedBackend, tokens: int) -> Session:
@@ -152,3 +166,71 @@ def test_a_sub_session_larger_than_what_remains_is_refused() -> None:
     session = make_session(ScriptedBackend("x"), 10)
     with pytest.raises(BudgetError, match="does not fit the 10 left"), session.sub_session(11):
         pass
+
+
+def test_the_tiny_cost_model_prices_as_computed_by_hand() -> None:
+    assert [TINY.eflops(2, 0, generated) for generated in (1, 2, 3)] == [1968, 2992, 4048]
+
+
+def test_a_priced_charge_spends_its_cost_on_its_model_and_cuts_later_grants() -> None:
+    ledger = Ledger(Budget(tokens=100, cost=5000.0), priced=True, default_model="small")
+    ledger.charge(3, "estimation", requests=1, model="large", cost=1968)
+    assert (ledger.cost, ledger.cost_left, ledger.by_model["large"].cost) == (1968, 3032, 1968)
+    assert ledger.by_model["large"].generated_tokens == 3 and ledger.priced
+    # 3032 left: two tokens after a 2-token prompt (2992) fit, three (4048) do not.
+    assert ledger.reserve("a", 10, "answer", prompt_tokens=2, cost_model=TINY).granted == 2
+
+
+def test_a_charge_beyond_the_cost_left_is_refused_and_counts_nothing() -> None:
+    ledger = Ledger(Budget(tokens=100, cost=5000.0), priced=True)
+    ledger.charge(1, "estimation", cost=1968)
+    with pytest.raises(CostExhausted, match="charge of 3033 eFLOPs exceeds the 3032 left"):
+        ledger.charge(1, "estimation", requests=1, cost=3033)
+    assert (ledger.generated_tokens, ledger.requests, ledger.cost) == (1, 0, 1968)
+    assert ledger.by_model[""].cost == 1968 and ledger.generated_by_phase["estimation"] == 1
+    ledger.charge(1, "estimation", cost=3032)
+    assert ledger.cost_left == 0
+
+
+def test_under_a_cost_cap_a_charge_of_tokens_must_say_its_cost() -> None:
+    ledger = Ledger(Budget(tokens=100, cost=5000.0), priced=True)
+    with pytest.raises(BudgetError, match="needs every charge priced"):
+        ledger.charge(3, "estimation")
+    assert (ledger.generated_tokens, ledger.cost) == (0, 0)
+    ledger.charge(0, "estimation", requests=1)
+    assert ledger.priced and ledger.requests == 1
+
+
+def test_without_a_cost_cap_a_charge_without_cost_leaves_the_cost_unknown() -> None:
+    priced = Ledger(Budget(tokens=100), priced=True)
+    priced.charge(3, "estimation", cost=1968)
+    assert priced.priced and priced.cost == 1968 and priced.cost_left is None
+    priced.charge(3, "estimation")
+    assert not priced.priced  # its tokens' eFLOPs are not counted: Usage.cost would understate
+
+
+def test_a_negative_charged_cost_is_refused() -> None:
+    with pytest.raises(BudgetError, match="must be non-negative"):
+        Ledger(Budget(tokens=100)).charge(1, "estimation", cost=-1)
+
+
+def test_held_cost_is_out_of_reach_until_released() -> None:
+    ledger = Ledger(Budget(tokens=100, cost=5000.0), priced=True)
+    with ledger.hold(0, cost=2100):
+        assert ledger.cost_left == 2900 and ledger.remaining == 100
+        # 2900 pays one token after a 2-token prompt (1968), not two (2992).
+        reservation = ledger.reserve("a", 10, "answer", prompt_tokens=2, cost_model=TINY)
+        assert reservation.granted == 1
+        ledger.close(reservation, aborted=True)
+        with ledger.hold(0, cost=10**9):  # held up to what is left
+            assert ledger.cost_left == 0
+            with pytest.raises(CostExhausted):
+                ledger.reserve("b", 10, "answer", prompt_tokens=2, cost_model=TINY)
+        assert ledger.cost_left == 2900
+    assert (ledger.cost_left, ledger.reserved_cost) == (5000, 0)
+
+
+def test_holding_cost_without_a_cost_cap_holds_nothing() -> None:
+    ledger = Ledger(Budget(tokens=100))
+    with ledger.hold(10, cost=2100):
+        assert ledger.cost_left is None and ledger.reserved_cost == 0 and ledger.remaining == 90
