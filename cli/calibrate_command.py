@@ -5,6 +5,11 @@ from their suite (procedural problems are regenerated from their ids, data suite
 from `--suite-path` or the packaged data), each with its suite's answer format. The estimator
 then runs on every prompt, in that format, on the model's engine (`controllers.calibration`),
 and the policy is learned on its scores.
+
+With `--model NAME=MODEL` given for several models, the policy routes (`route`): records tell
+the models apart by their `model` field (a record of MODEL, or of a served model's name, counts
+as NAME's), every configuration is measured per model in cost, and the estimator runs on the
+first model, the default one a `Reasoner` of those names solves on.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cli.arguments import endpoints_from
+from cli.arguments import endpoints_from, model_set_from
 from controllers.calibration import FOLDS, Calibration, acalibrate, problem_key
-from controllers.policy import check_records, config_label, policy_from_json
+from controllers.policy import config_label, policy_from_json
+from controllers.policy_learning import check_records
 from evals import procedural
 from evals.records import read_records
 from evals.saturation import DEFAULT_MIN_GAIN_PER_1K_TOKENS, check_threshold, saturation_budgets
@@ -30,6 +36,7 @@ from reasoner import Reasoner
 from reasoner.engines.remote import RemoteBackend
 from reasoner.engines.remote_discovery import describe_remote_model
 from reasoner.errors import InputError, SuiteError
+from reasoner.model_set import ModelSpec
 from reasoner.models import EMBEDDED_ALIASES, EMBEDDED_MODEL
 
 MAX_POLICY_BYTES = 16 * 2**20
@@ -48,14 +55,23 @@ def run_calibrate_command(args: argparse.Namespace) -> int:
         records.extend(read_records(path).records)
     if not records:
         raise SuiteError(f"no records in {', '.join(args.records)}; run `reasoner eval --out FILE` first")
-    model = EMBEDDED_MODEL if args.model is None or args.model in EMBEDDED_ALIASES else args.model
     endpoints = endpoints_from(args)
-    if endpoints is not None and args.model is None:
-        model, _ = describe_remote_model(RemoteBackend(endpoints))
-    check_records(records, model, force=args.force)
+    models = model_set_from(args.model, {})
+    names = None
+    if models is not None:
+        if endpoints is not None:
+            raise InputError("--endpoint runs one model; with several, give each its URL: --model NAME=URL")
+        names = record_model_names(models)
+        model = next(iter(models))
+    else:
+        given = args.model[0] if args.model else None
+        model = EMBEDDED_MODEL if given is None or given in EMBEDDED_ALIASES else given
+        if endpoints is not None and given is None:
+            model, _ = describe_remote_model(RemoteBackend(endpoints))
+    check_records(records, model, force=args.force, names=names)
     problems = calibration_problems(records, args.suite_path)
-    result = asyncio.run(_calibrate(args, records, problems, model))
-    result.policy.cap_at_saturation(saturation_caps(records, threshold))
+    result = asyncio.run(_calibrate(args, records, problems, model, models, names))
+    result.policy.cap_at_saturation(saturation_caps(records, threshold, names))
     check_policy_out(args.out)  # again: the estimator ran for a while
     try:
         result.policy.save(args.out)
@@ -65,11 +81,36 @@ def run_calibrate_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def saturation_caps(records: Sequence[dict[str, Any]], threshold: float) -> dict[str, int]:
-    """Per configuration (`config_label`), the budget past which it saturates on these records (`evals.saturation`)."""
-    return saturation_budgets(
-        records, lambda record: config_label(record["strategy"], record.get("options") or {}), threshold
-    )
+def saturation_caps(
+    records: Sequence[dict[str, Any]], threshold: float, names: dict[str, str] | None = None
+) -> dict[str, int]:
+    """Per configuration (`config_label`), the budget past which it saturates on these records (`evals.saturation`).
+
+    With `names` (a routing policy: record model -> model name) each model's records are fitted apart.
+    """
+
+    def label(record: dict[str, Any]) -> str:
+        model = names[str(record["model"])] if names is not None else None
+        return config_label(record["strategy"], record.get("options") or {}, model)
+
+    return saturation_budgets(records, label, threshold)
+
+
+def record_model_names(models: dict[str, ModelSpec]) -> dict[str, str]:
+    """What a record's `model` field says for each named model -> its name; the first entry is the default's.
+
+    A record counts as NAME's when its model is NAME, the MODEL given for it (an embedded alias
+    as the embedded model's name), or, for NAME=URL, the model the server serves.
+    """
+    names: dict[str, str] = {}
+    for name, spec in models.items():
+        if spec.endpoint is not None:
+            sources = [describe_remote_model(RemoteBackend(spec.endpoint))[0]]
+        else:
+            sources = [str(spec.model)] + ([EMBEDDED_MODEL] if spec.model in EMBEDDED_ALIASES else [])
+        for source in (name, *sources):
+            names.setdefault(source, name)
+    return names
 
 
 def check_policy_out(out: str) -> None:
@@ -103,11 +144,20 @@ def check_policy_out(out: str) -> None:
 
 
 async def _calibrate(
-    args: argparse.Namespace, records: list[dict[str, Any]], problems: dict[str, tuple[str, str]], model: str
+    args: argparse.Namespace,
+    records: list[dict[str, Any]],
+    problems: dict[str, tuple[str, str]],
+    model: str,
+    models: dict[str, ModelSpec] | None,
+    names: dict[str, str] | None,
 ) -> Calibration:
-    async with Reasoner(args.model, endpoint=endpoints_from(args)) as reasoner:
+    if models is not None:  # the estimator runs on the default model only
+        reasoner = Reasoner(models={model: models[model]})
+    else:
+        reasoner = Reasoner(args.model[0] if args.model else None, endpoint=endpoints_from(args))
+    async with reasoner as running:
         return await acalibrate(
-            reasoner,
+            running,
             records,
             {key: prompt for key, (prompt, _) in problems.items()},
             args.estimator,
@@ -116,6 +166,7 @@ async def _calibrate(
             force=args.force,
             min_accuracy=args.min_accuracy,
             answer_formats={key: answer_format for key, (_, answer_format) in problems.items()},
+            names=names,
         )
 
 
@@ -184,5 +235,7 @@ def summary_lines(result: Calibration, out: str, record_count: int) -> list[str]
         )
     for name, choice in policy.choices.items():
         accuracy = "n/a" if choice.accuracy is None else f"{choice.accuracy:.1%}"
-        lines.append(f"  {name}: {choice.strategy} at {choice.budget} tokens (accuracy {accuracy})")
+        on = f" on {choice.model}" if choice.model is not None else ""
+        cost = "" if choice.mean_cost is None else f", mean cost {choice.mean_cost:.3g} eFLOPs"
+        lines.append(f"  {name}: {choice.strategy}{on} at {choice.budget} tokens (accuracy {accuracy}{cost})")
     return lines

@@ -176,7 +176,13 @@ def _add_calibrate_parser(commands: Any) -> None:
     calibrate = commands.add_parser("calibrate", help="learn the `auto` policy (bin -> strategy, budget) from records")
     calibrate.add_argument("records", nargs="+", help="records files written by `reasoner eval`")
     calibrate.add_argument("--out", required=True, help="policy file to write (JSON), for -o policy_file=...")
-    calibrate.add_argument("--model", default=None, help="model the policy is for (default: the embedded SmolLM2-135M)")
+    calibrate.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        help="model the policy is for (default: the embedded SmolLM2-135M); repeat as NAME=MODEL for a `route` "
+        "policy over several, the first the default (README: Routing)",
+    )
     calibrate.add_argument(
         "--min-accuracy",
         type=float,

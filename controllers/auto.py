@@ -9,10 +9,21 @@ estimator; see `controllers.policy`) maps its bin to the most accurate configura
 noise that fits the budget left; that strategy runs in a sub-session of the same engine,
 ledger and trace, capped at the chosen budget.
 
+Allocation is in cost where the policy was measured in cost (`reasoner calibrate` on records
+that carry `usage.cost`): the cheapest configuration within one standard error of the best is
+the cheapest in eFLOPs, and under `Budget(cost=...)` a configuration fits only when its measured
+mean cost fits the cost left. Without a cost model it is all in tokens.
+
 Tight budgets degrade instead of failing after spending: the estimate is skipped (estimator
-`none`, the middle bin) when paying it would leave less than the cheapest configuration, a
-chosen configuration that does not fit becomes `direct` with what is left, and a budget that
-cannot pay even the least answer is refused before any token is spent.
+`none`, the middle bin) when paying it would leave less than the cheapest configuration (in
+tokens, and under a cost cap in cost: the estimate's worst case, every request its whole
+`cost_cap` after the prompt), a chosen configuration that does not fit becomes the best curve
+point that does, else `direct` with what is left, and a budget that cannot pay even the least
+answer (in tokens or in cost) is refused before any token is spent.
+
+A choice may name a model of the Reasoner's set (`Choice.model`, a routing policy: see
+`controllers.route`); it then runs on that model (`Session.on_model`), and a policy naming a
+model the solve does not have is a `ModelError` before any token is spent (`check_models`).
 
 In a batch (`solve_many(..., strategy="auto")` with a shared budget) `allocate_batch` first
 estimates every prompt (when the total pays it), then splits what is left by marginal gain on
@@ -28,7 +39,8 @@ metrics prefixed with `inner_`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
 from pydantic import Field
@@ -40,6 +52,7 @@ from controllers.policy import Choice, Policy, default_policy, load_policy
 from controllers.probe import load_probe
 from reasoner import Budget, BudgetError, Outcome, Session, Strategy, StrategyError, StrategyOptions, get_strategy
 from reasoner.api import Reasoner
+from reasoner.errors import ModelError
 from reasoner.profiles import ModelProfile
 from reasoner.request_checks import check_budget_fits_profile
 
@@ -87,29 +100,69 @@ class Auto(Strategy):
 
     def cheapest_configuration(self, profile: ModelProfile) -> int:
         """Tokens of the cheapest configuration the policy knows (at least the least answer)."""
-        cheapest = min(curve[0].budget for curve in self.policy.curves.values())
+        cheapest = min(point.budget for curve in self.policy.curves.values() for point in curve)
         return max(cheapest, profile.min_answer_tokens)
 
-    def affordable_estimator(self, available: int, profile: ModelProfile) -> Estimator:
-        """The configured estimator when paying it leaves the cheapest configuration, else `none`."""
-        if available - self.estimator.cost_cap >= self.cheapest_configuration(profile):
+    def affordable_estimator(self, available: int, profile: ModelProfile, cost_room: float | None = None) -> Estimator:
+        """The configured estimator when paying it leaves the cheapest configuration, else `none`.
+
+        `cost_room`, under a cost cap: the cost left less the estimate's worst case and the
+        cheapest configuration's (`cost_room`); below zero the estimate is skipped too.
+        """
+        if available - self.estimator.cost_cap >= self.cheapest_configuration(profile) and (cost_room or 0.0) >= 0:
             return self.estimator
         return NoEstimator()
 
+    def check_models(self, models: Collection[str]) -> None:
+        """Refuse a policy that runs on a model not in `models` (a `ModelError` naming both lists)."""
+        unknown = [name for name in self.policy.routed_models() if name not in models]
+        if unknown:
+            raise ModelError(
+                f"the {self.policy.source} policy routes to model(s) {', '.join(unknown)}, which this solve does not "
+                f"have (its models: {', '.join(models)}); name the Reasoner's models as the policy does, or "
+                "calibrate a policy on these"
+            )
+
+    def cost_room(self, session: Session, prompt: str) -> float | None:
+        """Under a cost cap: the cost left after the estimate's worst case and the cheapest configuration's.
+
+        The least answer's cost when no curve was measured in cost. None without a cost cap.
+        A budget whose cost cannot pay even the least answer is refused here (`BudgetError`).
+        """
+        cost_left, cost_model = session.ledger.cost_left, session.cost_model
+        if cost_left is None or cost_model is None:
+            return None
+        text = session.profile.build_prompt(
+            session.tokenizer, prompt, thinking=False, answer_format=session.answer_format
+        )
+        prompt_tokens = len(session.encode(text))
+        least = cost_model.eflops(prompt_tokens, 0, session.profile.min_answer_tokens)
+        if least > cost_left:
+            raise BudgetError(
+                f"{self.name} needs at least {least:.4g} eFLOPs (the least answer on {session.model}), the budget "
+                f"has {cost_left:.4g} left; raise Budget(cost=...)"
+            )
+        estimator = self.estimator
+        worst = estimator.requests * cost_model.eflops(prompt_tokens + estimator.cost_cap, 0, estimator.cost_cap)
+        measured = [curve[0].mean_cost for curve in self.policy.curves.values() if curve[0].mean_cost is not None]
+        return cost_left - worst - min(measured, default=least)
+
     async def run(self, session: Session, prompt: str) -> Outcome:
+        self.check_models(session.models)
         least = session.profile.min_answer_tokens
         if session.remaining < least:
             raise BudgetError(
-                f"auto needs at least {least} tokens (the least answer), the budget has {session.remaining}; raise it"
+                f"{self.name} needs at least {least} tokens (the least answer), the budget has {session.remaining}; "
+                "raise it"
             )
-        estimate, skipped = await self._estimate(session, prompt)
+        estimate, skipped = await self._estimate(session, prompt, self.cost_room(session, prompt))
         bin_name = self.policy.bin_of(estimate.difficulty)
-        available = session.remaining
+        available, cost_left = session.remaining, session.ledger.cost_left
         if self.options.allocated_budget is not None:
-            choice = self.policy.point_at(bin_name, min(self.options.allocated_budget, available))
+            choice = self.policy.point_at(bin_name, min(self.options.allocated_budget, available), cost_left)
         else:
-            choice = self.policy.choose(bin_name, available)
-        chosen = Choice(choice.strategy, max(least, min(choice.budget, available)), choice.options)
+            choice = self.policy.choose(bin_name, available, cost_left)
+        chosen = replace(choice, budget=max(least, min(choice.budget, available)))
         chosen, outcome, degraded = await run_degrading(session, prompt, chosen, estimate.node)
         metrics: dict[str, Any] = {
             "difficulty": round(estimate.difficulty, 4),
@@ -122,13 +175,18 @@ class Auto(Strategy):
             "chosen_budget": chosen.budget,
             "configuration_degraded": degraded,
         }
+        metrics.update(self.extra_metrics(session, chosen))
         metrics.update({f"inner_{key}": value for key, value in outcome.metrics.items()})
         return Outcome(text=outcome.text, answer=outcome.answer, metrics=metrics)
 
-    async def _estimate(self, session: Session, prompt: str) -> tuple[Estimate, bool]:
+    def extra_metrics(self, session: Session, chosen: Choice) -> dict[str, Any]:
+        """Metrics a variant adds to auto's (`route`: the model chosen)."""
+        return {}
+
+    async def _estimate(self, session: Session, prompt: str, cost_room: float | None) -> tuple[Estimate, bool]:
         """The estimate (charged to the session) and whether the configured one was skipped."""
         if self.options.prior_difficulty is None:
-            estimator = self.affordable_estimator(session.remaining, session.profile)
+            estimator = self.affordable_estimator(session.remaining, session.profile, cost_room)
             return await estimator.estimate(session, prompt), estimator is not self.estimator
         charged = self.options.prior_estimator_tokens
         name = self.options.prior_estimator or self.estimator.name
@@ -151,6 +209,7 @@ class Auto(Strategy):
         """
         strategy = cls.from_options(options)
         assert isinstance(strategy, Auto)
+        strategy.check_models(reasoner.models)
         policy, profile, count = strategy.policy, reasoner.profile, len(prompts)
         least = profile.min_answer_tokens
         if budget.tokens < least * count:
@@ -171,7 +230,12 @@ class Auto(Strategy):
         shares = allocate(bins, policy.curves, budget.tokens, [estimate.tokens for estimate in estimates])
         return [
             (
-                Budget(tokens=estimate.tokens + share, samples=budget.samples, deadline_s=budget.deadline_s),
+                Budget(
+                    tokens=estimate.tokens + share,
+                    samples=budget.samples,
+                    deadline_s=budget.deadline_s,
+                    cost=None if budget.cost is None else budget.cost / count,
+                ),
                 {
                     "prior_estimator": estimate.estimator,
                     "prior_difficulty": estimate.difficulty,
@@ -222,16 +286,17 @@ async def run_degrading(
     except (BudgetError, StrategyError):
         if (ledger.generated_tokens, ledger.requests) != before or chosen.strategy == "direct":
             raise
-    fallback = Choice("direct", chosen.budget)
+    fallback = Choice("direct", chosen.budget, model=chosen.model)
     return fallback, await run_chosen(session, prompt, fallback, parent), True
 
 
 async def run_chosen(session: Session, prompt: str, chosen: Choice, parent: int | None) -> Outcome:
-    """Run `chosen` in a sub-session of `chosen.budget` tokens; its segments hang under `parent`."""
-    check_budget_fits_profile(Budget(tokens=chosen.budget), session.profile)
+    """Run `chosen` on its model in a sub-session of `chosen.budget` tokens; its segments hang under `parent`."""
+    target = session.on_model(chosen.model) if chosen.model is not None else session
+    check_budget_fits_profile(Budget(tokens=chosen.budget), target.profile)
     strategy = get_strategy(chosen.strategy).from_options(chosen.options)
     first_node = session.trace.graph.number_of_nodes()
-    with session.sub_session(chosen.budget) as inner:
+    with target.sub_session(chosen.budget) as inner:
         outcome = await strategy.run(inner, prompt)
     if parent is not None:
         graph = session.trace.graph

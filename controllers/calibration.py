@@ -2,7 +2,7 @@
 
 `acalibrate` runs the estimator on every problem of the eval records (each in its own small
 session, as `auto` would), then learns the policy's thresholds and per-bin choices on those
-scores (`controllers.policy.learn_policy`):
+scores (`controllers.policy_learning.learn_policy`):
 
 - `pilot`: DiffAdapt reports token entropy U-shaped in difficulty, so before the entropy term
   is used its shape is checked here: problems are cut into entropy tertiles and the oracle
@@ -34,7 +34,8 @@ import numpy as np
 
 from controllers.estimate import Estimate
 from controllers.estimators import DISAGREEMENT_WEIGHT, EstimatorSpec, make_estimator
-from controllers.policy import Policy, check_records, learn_policy
+from controllers.policy import Policy
+from controllers.policy_learning import check_records, learn_policy
 from controllers.probe import train_probe
 from reasoner import Budget, Reasoner, Session, SuiteError
 
@@ -155,14 +156,17 @@ async def acalibrate(
     force: bool = False,
     min_accuracy: float | None = None,
     answer_formats: Mapping[str, str] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Calibration:
     """Estimate every problem of `records` (prompts keyed `suite|problem_id`) and learn the policy on it.
 
     `answer_formats` maps a problem's key to its suite's answer format; a problem not in it is math.
+    `names` (record model -> model name) learns a routing policy (`policy_learning.learn_policy`);
+    the estimator runs on `reasoner`'s default model, as `route` estimates at solve time.
     """
     if estimator not in CALIBRATION_ESTIMATORS:
         raise SuiteError(f"cannot calibrate on estimator {estimator!r}; use one of {', '.join(CALIBRATION_ESTIMATORS)}")
-    check_records(records, model, force=force)
+    check_records(records, model, force=force, names=names)
     oracle = oracle_difficulties(records)
     keys = sorted(oracle)
     missing = [key for key in keys if key not in prompts]
@@ -189,6 +193,12 @@ async def acalibrate(
         spec = EstimatorSpec(estimator, train_probe(rows, wrong, l2=l2), representation=representation)
     result.difficulties = dict(zip(keys, scores, strict=True))
     result.policy = learn_policy(
-        records, model=model, force=force, min_accuracy=min_accuracy, difficulties=result.difficulties, estimator=spec
+        records,
+        model=model,
+        force=force,
+        min_accuracy=min_accuracy,
+        difficulties=result.difficulties,
+        estimator=spec,
+        names=names,
     )
     return result

@@ -26,10 +26,11 @@ class Estimate:
 
 
 class Estimator:
-    """Base: `cost_cap` bounds the tokens one estimate may generate."""
+    """Base: `cost_cap` bounds the tokens one estimate may generate, `requests` the requests it makes."""
 
     name = "estimator"
     cost_cap = 0
+    requests = 1
 
     async def estimate(self, session: Session, prompt: str) -> Estimate:
         """Estimate the prompt's difficulty on `session`, charging its tokens there."""

@@ -63,6 +63,7 @@ class PilotEstimator(Estimator):
         self.samples, self.max_tokens, self.temperature = samples, max_tokens, temperature
         self.entropy_weight = entropy_weight
         self.cost_cap = samples * max_tokens
+        self.requests = samples
 
     async def _measure(self, session: Session, prompt: str, root: int) -> tuple[float, dict[str, float]]:
         text_prompt = _direct_prompt(session, prompt)
@@ -94,6 +95,7 @@ class SelfEvalEstimator(Estimator):
     def __init__(self, max_tokens: int = 32):
         self.max_tokens = max_tokens
         self.cost_cap = max_tokens + 1
+        self.requests = 2
         self.scorer = SelfEvalScorer()
 
     async def _measure(self, session: Session, prompt: str, root: int) -> tuple[float, dict[str, float]]:
@@ -129,6 +131,7 @@ class NoEstimator(Estimator):
     """No estimate: difficulty 0.5 (the middle bin), nothing generated, no request."""
 
     name = "none"
+    requests = 0
 
     async def _measure(self, session: Session, prompt: str, root: int) -> tuple[float, dict[str, float]]:
         return 0.5, {}

@@ -110,6 +110,7 @@ class HiddenStateEstimator(Estimator):
 
     name = "hidden"
     cost_cap = 0
+    requests = 0
 
     def __init__(self, probe: Probe | None = None, representation: str = "engine"):
         if representation not in REPRESENTATIONS:

@@ -1,28 +1,25 @@
-"""Policies: difficulty bin -> (strategy, options, budget), and accuracy-vs-budget curves per bin.
+"""Policies: difficulty bin -> (model, strategy, options, budget), and accuracy-vs-compute curves per bin.
 
 A policy holds two difficulty thresholds that cut [0, 1] into the bins `easy`, `normal` and
-`hard`, one `Choice` per bin (what `auto` runs for a prompt of that bin) and, per bin, a curve
-of (budget, accuracy, strategy, options) points that batch allocation climbs. A learned
-curve holds only configurations as measured (strategy, options and budget together), each
-more accurate than the cheaper ones before it; `Policy.point_at` runs a point at its own
-budget, so a configuration never runs at a budget it was not measured at.
+`hard`, one `Choice` per bin (what `auto` or `route` runs for a prompt of that bin) and, per
+bin, a curve of (budget, accuracy, strategy, options) points that batch allocation climbs. A
+learned curve holds only configurations as measured (strategy, options and budget together),
+each more accurate than the cheaper ones before it; `Policy.point_at` runs a point at its own
+budget, so a configuration never runs at a budget it was not measured at. A choice may name the
+model of a Reasoner's set it runs on (`Choice.model`; absent: the solve's own model) and carry
+its measured mean cost in eFLOPs (`mean_cost`; absent where the records were unpriced).
 
-`learn_policy` fits one from eval records as in compute-optimal scaling (Snell et al., 2024):
-every problem gets a difficulty on the scale `auto` will bin on, the configured estimator's
-score (`reasoner calibrate` runs the estimator on every problem and passes `difficulties`;
-the oracle difficulty 1 - accuracy is used only when `oracle=True`, e.g. for analysis); the
-thresholds are the tertiles of those difficulties; per bin the choice is the most accurate
-(strategy, budget) measured, within noise (the cheapest configuration within one standard
-error of the best accuracy: bins hold few problems), or with `min_accuracy` the one with the
-fewest tokens that reaches it. At solve time a bin's choice that does not fit the budget
-left gives way to the most accurate curve point that does (`Policy.choose`). The policy
-stores the estimator it was learned with (`EstimatorSpec`: name, trained probe, entropy
-weight), so `auto` bins on the same scale.
+`controllers.policy_learning` fits one from eval records. At solve time a bin's choice that
+does not fit the tokens left, or whose measured mean cost does not fit a cost cap's cost left,
+gives way to the most accurate curve point that fits both (`Policy.choose`). The policy stores
+the estimator it was learned with (`EstimatorSpec`: name, trained probe, entropy weight), so
+`auto` bins on the same scale.
 
 `reasoner calibrate` then caps the policy at saturation (`Policy.cap_at_saturation`): a
 configuration measured past the budget where it stops paying (`evals.saturation`, fitted over
-all the records of that strategy and options) leaves the curves, and a bin's choice past it
-gives way to the best point within it, so `auto` never allocates past a saturation point.
+all the records of that strategy and options on that model) leaves the curves, and a bin's
+choice past it gives way to the best point within it, so `auto` never allocates past a
+saturation point.
 
 A learned policy also stores every calibration problem's score (`difficulties`), so its bins
 can be checked against the records it came from.
@@ -32,34 +29,31 @@ policy `reasoner calibrate --estimator probe` learned for the embedded model
 (SmolLM2-135M-Instruct) from the eval records shipped beside it (`DEFAULT_RECORDS_FILE`: 20
 `arith` difficulty-1 problems (a+b, a-b) and 20 GSM8K problems, seed 7, each run with `direct`,
 `elastic` and `self_consistency` (n=4) at 64, 256 and 1024 tokens). So it follows the rule
-above: in no bin does a configuration within one standard error of the bin's best accuracy
-spend fewer tokens on those records than the one the default runs (a test checks this on the
-shipped records). The README ("auto's built-in policy") gives the commands that made it; for
-another model or task, calibrate your own and pass `policy_file`.
+of `controllers.policy_learning`: in no bin does a configuration within one standard error of
+the bin's best accuracy spend fewer tokens on those records than the one the default runs (a
+test checks this on the shipped records). The README ("auto's built-in policy") gives the
+commands that made it; for another model or task, calibrate your own and pass `policy_file`.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from controllers.estimators import EstimatorSpec
 from controllers.probe import probe_from_json
-from reasoner.errors import StrategyError, SuiteError
+from reasoner.errors import ModelError, StrategyError
+from reasoner.model_set import check_model_name
 
 BINS = ("easy", "normal", "hard")
 DEFAULT_POLICY_FILE = "data/default_policy.json"
 DEFAULT_RECORDS_FILE = "data/default_calibration.jsonl"
 POLICY_VERSION = 1
-RECORD_FIELDS = ("problem_id", "strategy", "budget", "correct", "usage", "model")
 
 
 class PolicyError(StrategyError):
@@ -68,7 +62,11 @@ class PolicyError(StrategyError):
 
 @dataclass(frozen=True)
 class Choice:
-    """One configuration: a strategy, its options and its token budget (with its measured figures)."""
+    """One configuration: a strategy, its options and its token budget (with its measured figures).
+
+    `model` names the model of the Reasoner's set it runs on (None: the solve's own model);
+    `mean_cost` is its measured mean cost in eFLOPs (None where the records were unpriced).
+    """
 
     strategy: str
     budget: int
@@ -76,11 +74,21 @@ class Choice:
     accuracy: float | None = None
     mean_tokens: float | None = None
     problems: int | None = None
+    model: str | None = None
+    mean_cost: float | None = None
+
+    def fits(self, tokens: int, cost: int | None = None) -> bool:
+        """Whether it runs within `tokens` and, under a cost cap, its measured mean cost within `cost`.
+
+        A configuration measured without cost fits any cost left (the ledger's cap still holds).
+        """
+        within_cost = cost is None or self.mean_cost is None or self.mean_cost <= cost
+        return self.budget <= tokens and within_cost
 
 
 @dataclass
 class Policy:
-    """Bins, a choice per bin, and an accuracy-vs-budget curve per bin (budgets ascending)."""
+    """Bins, a choice per bin, and an accuracy-vs-compute curve per bin (cheapest first: `curve_order`)."""
 
     thresholds: tuple[float, float]
     choices: dict[str, Choice]
@@ -98,26 +106,32 @@ class Policy:
             return "easy"
         return "normal" if difficulty < high else "hard"
 
-    def choose(self, bin_name: str, available: int) -> Choice:
-        """The bin's choice when its budget fits `available`, else the best curve point that fits.
+    def routed_models(self) -> list[str]:
+        """The model names the policy's choices and curve points run on (none for a one-model policy)."""
+        points = [*self.choices.values(), *(point for curve in self.curves.values() for point in curve)]
+        return sorted({point.model for point in points if point.model is not None})
+
+    def choose(self, bin_name: str, available: int, cost_left: int | None = None) -> Choice:
+        """The bin's choice when it fits `available` tokens (and `cost_left`), else the best curve point that does.
 
         When not even the cheapest point fits, the cheapest configuration runs with `available`.
         """
         choice = self.choices[bin_name]
-        if choice.budget <= available:
+        if choice.fits(available, cost_left):
             return choice
-        return self.point_at(bin_name, available)
+        return self.point_at(bin_name, available, cost_left)
 
-    def point_at(self, bin_name: str, budget: int) -> Choice:
-        """The most accurate curve point of the bin whose budget is at most `budget`.
+    def point_at(self, bin_name: str, budget: int, cost_left: int | None = None) -> Choice:
+        """The most accurate curve point of the bin whose budget is at most `budget` (and cost within `cost_left`).
 
-        When no point fits, `direct` with all of `budget`: the cheapest configuration there is.
+        When no point fits, `direct` with all of `budget` on the model of the curve's cheapest
+        point: the cheapest configuration there is.
         """
         curve = self.curves[bin_name]
-        fitting = [point for point in curve if point.budget <= budget]
+        fitting = [point for point in curve if point.fits(budget, cost_left)]
         if not fitting:
-            return Choice("direct", budget)
-        return max(fitting, key=lambda point: (point.accuracy or 0.0, -point.budget))
+            return Choice("direct", budget, model=curve[0].model)
+        return max(fitting, key=lambda point: (point.accuracy or 0.0, -curve_level(point)))
 
     def cap_at_saturation(self, caps: Mapping[str, int]) -> None:
         """Drop every configuration measured past its saturation budget (`caps`, keyed by `config_label`).
@@ -128,14 +142,15 @@ class Policy:
         """
 
         def within(point: Choice) -> bool:
-            cap = caps.get(config_label(point.strategy, point.options))
+            cap = caps.get(config_label(point.strategy, point.options, point.model))
             return cap is None or point.budget <= cap
 
         for name, curve in self.curves.items():
             self.curves[name] = [point for point in curve if within(point)] or curve[:1]
         for name, choice in self.choices.items():
             if not within(choice):
-                self.choices[name] = self.point_at(name, caps[config_label(choice.strategy, choice.options)])
+                cap = caps[config_label(choice.strategy, choice.options, choice.model)]
+                self.choices[name] = self.point_at(name, cap)
 
     def to_json(self) -> dict[str, Any]:
         estimator = None
@@ -162,9 +177,21 @@ class Policy:
         Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
 
 
-def config_label(strategy: str, options: Mapping[str, Any]) -> str:
-    """One configuration's name independent of budget: the strategy and its options, as JSON."""
-    return json.dumps([strategy, dict(options)], sort_keys=True)
+def config_label(strategy: str, options: Mapping[str, Any], model: str | None = None) -> str:
+    """One configuration's name independent of budget: the strategy and its options (and model), as JSON."""
+    return json.dumps([strategy, dict(options)] + ([model] if model is not None else []), sort_keys=True)
+
+
+def curve_level(point: Choice) -> float:
+    """Where a point sits on its curve: its mean cost when measured in cost, else its token budget."""
+    return point.mean_cost if point.mean_cost is not None else float(point.budget)
+
+
+def curve_order(points: list[Choice]) -> list[Choice]:
+    """Points cheapest first: by mean cost when every point has one, else by token budget."""
+    if all(point.mean_cost is not None for point in points):
+        return sorted(points, key=lambda point: (curve_level(point), point.budget))
+    return sorted(points, key=lambda point: point.budget)
 
 
 def default_policy() -> Policy:
@@ -216,7 +243,7 @@ def policy_from_json(data: Any, where: str = "policy") -> Policy:
         if not points:
             raise PolicyError(f"{where}: field 'curves.{name}' is empty; it needs at least one point")
         parsed = [_choice(point, f"{where}: curves.{name}[{index}]") for index, point in enumerate(points)]
-        curve_points[name] = sorted(parsed, key=lambda point: point.budget)
+        curve_points[name] = curve_order(parsed)
     model = data.get("model")
     estimator = _estimator_spec(data.get("estimator"), where)
     difficulties = data.get("difficulties", {})
@@ -271,6 +298,16 @@ def _choice(data: Any, where: str) -> Choice:
     if not isinstance(options, dict):
         raise PolicyError(f"{where}.options must be an object, got {options!r}")
     accuracy, mean_tokens, problems = data.get("accuracy"), data.get("mean_tokens"), data.get("problems")
+    model, mean_cost = data.get("model"), data.get("mean_cost")
+    if model is not None:
+        try:
+            check_model_name(model)
+        except ModelError as exc:
+            raise PolicyError(f"{where}.model: {exc}") from None
+    if mean_cost is not None and (
+        not isinstance(mean_cost, (int, float)) or isinstance(mean_cost, bool) or not 0 <= mean_cost < math.inf
+    ):
+        raise PolicyError(f"{where}.mean_cost must be a non-negative number of eFLOPs, got {mean_cost!r}")
     return Choice(
         strategy,
         budget,
@@ -278,139 +315,6 @@ def _choice(data: Any, where: str) -> Choice:
         float(accuracy) if isinstance(accuracy, (int, float)) else None,
         float(mean_tokens) if isinstance(mean_tokens, (int, float)) else None,
         problems if isinstance(problems, int) and not isinstance(problems, bool) else None,
+        model,
+        float(mean_cost) if mean_cost is not None else None,
     )
-
-
-def check_records(records: Sequence[dict[str, Any]], model: str | None = None, *, force: bool = False) -> None:
-    """Refuse records calibration cannot use: none, fields missing, or another model than `model`."""
-    if not records:
-        raise SuiteError("no records to calibrate on; run `reasoner eval --out RECORDS.jsonl` first")
-    for record in records:
-        for name in RECORD_FIELDS:
-            if name not in record:
-                raise SuiteError(
-                    f"record {record.get('key', '?')!r} lacks the field {name!r} calibration needs; "
-                    "use records written by `reasoner eval`"
-                )
-        if not isinstance(record["usage"], dict) or "generated_tokens" not in record["usage"]:
-            raise SuiteError(f"record {record['key']!r} lacks usage.generated_tokens; use records from `reasoner eval`")
-    found = sorted({str(record["model"]) for record in records})
-    if model is not None and found != [model] and not force:
-        raise SuiteError(
-            f"records are from model(s) {', '.join(found)}, not {model}; calibrate on records of {model} "
-            "or pass --force"
-        )
-
-
-def learn_policy(
-    records: Sequence[dict[str, Any]],
-    *,
-    model: str | None = None,
-    force: bool = False,
-    min_accuracy: float | None = None,
-    difficulties: dict[str, float] | None = None,
-    estimator: EstimatorSpec | None = None,
-    oracle: bool = False,
-) -> Policy:
-    """Fit a policy to eval records (see the module docstring).
-
-    `difficulties` maps `suite|problem_id` to the score `estimator` gave it; without them the
-    records' own `difficulty` metrics are used, and with `oracle=True` 1 - accuracy.
-    """
-    check_records(records, model, force=force)
-    problem_difficulty = difficulties if difficulties is not None else _record_difficulties(records, oracle)
-    keyed = [(f"{record.get('suite', '')}|{record['problem_id']}", record) for record in records]
-    missing = [key for key, _ in keyed if key not in problem_difficulty]
-    if missing:
-        raise SuiteError(f"no difficulty for problem {missing[0]!r}; estimate every problem of the records")
-    values = np.array(sorted({key: problem_difficulty[key] for key, _ in keyed}.values()))
-    low, high = (float(item) for item in np.quantile(values, [1 / 3, 2 / 3]))
-    if high <= low:
-        high = np.nextafter(low, 1.0)
-    policy = Policy((low, high), {}, {}, model or str(records[0]["model"]), "records", estimator)
-    policy.difficulties = {key: float(problem_difficulty[key]) for key, _ in keyed}
-    cells: dict[str, dict[str, list[dict[str, Any]]]] = {name: defaultdict(list) for name in BINS}
-    for key, record in keyed:
-        config = json.dumps([record["strategy"], record["budget"], record.get("options") or {}], sort_keys=True)
-        cells[policy.bin_of(problem_difficulty[key])][config].append(record)
-    for name in BINS:
-        measured = [_measure(config, cell) for config, cell in cells[name].items()] or [_measure_all(keyed)]
-        policy.choices[name] = _best_choice(measured, min_accuracy)
-        policy.curves[name] = _curve(measured)
-    return policy
-
-
-def _record_difficulties(records: Sequence[dict[str, Any]], oracle: bool) -> dict[str, float]:
-    estimated: dict[str, list[float]] = defaultdict(list)
-    outcomes: dict[str, list[float]] = defaultdict(list)
-    for record in records:
-        key = f"{record.get('suite', '')}|{record['problem_id']}"
-        outcomes[key].append(1.0 if record["correct"] else 0.0)
-        value = (record.get("metrics") or {}).get("difficulty")
-        if isinstance(value, (int, float)):
-            estimated[key].append(float(value))
-    if oracle:
-        return {key: 1.0 - float(np.mean(values)) for key, values in outcomes.items()}
-    if estimated.keys() != outcomes.keys():
-        raise SuiteError(
-            "the records carry no estimator difficulty for every problem; run `reasoner calibrate` "
-            "(it estimates each problem with the configured estimator) or pass oracle=True"
-        )
-    return {key: float(np.mean(values)) for key, values in estimated.items()}
-
-
-def _measure(config: str, cell: list[dict[str, Any]]) -> Choice:
-    strategy, budget, options = json.loads(config)
-    accuracy = float(np.mean([1.0 if record["correct"] else 0.0 for record in cell]))
-    tokens = float(np.mean([record["usage"]["generated_tokens"] for record in cell]))
-    return Choice(strategy, int(budget), options, accuracy, tokens, len(cell))
-
-
-def _measure_all(keyed: list[tuple[str, dict[str, Any]]]) -> Choice:
-    """For a bin no record fell in: the cheapest configuration measured over all records."""
-    budget = min(int(record["budget"]) for _, record in keyed)
-    cheapest = [record for _, record in keyed if int(record["budget"]) == budget]
-    first = cheapest[0]
-    config = json.dumps([first["strategy"], budget, first.get("options") or {}], sort_keys=True)
-    return _measure(config, [record for record in cheapest if record["strategy"] == first["strategy"]])
-
-
-def _best_choice(measured: list[Choice], min_accuracy: float | None) -> Choice:
-    """The most accurate configuration within noise; with `min_accuracy`, the cheapest reaching it.
-
-    Within noise: the cheapest configuration whose accuracy is within one standard error of
-    the most accurate one's (the one-standard-error rule), so a difference a handful of
-    calibration problems cannot tell from chance never buys more tokens.
-    """
-    if min_accuracy is not None:
-        eligible = [choice for choice in measured if (choice.accuracy or 0.0) >= min_accuracy]
-        if eligible:
-            return min(eligible, key=lambda choice: (choice.mean_tokens or 0.0, -(choice.accuracy or 0.0)))
-    return _within_noise_of_best(measured)
-
-
-def _within_noise_of_best(measured: list[Choice]) -> Choice:
-    best = max(measured, key=lambda choice: (choice.accuracy or 0.0, -(choice.mean_tokens or 0.0)))
-    accuracy = best.accuracy or 0.0
-    error = math.sqrt(accuracy * (1 - accuracy) / best.problems) if best.problems else 0.0
-    eligible = [choice for choice in measured if (choice.accuracy or 0.0) >= accuracy - error]
-    return min(eligible, key=lambda choice: (choice.mean_tokens or 0.0, choice.budget, -(choice.accuracy or 0.0)))
-
-
-def _curve(measured: list[Choice]) -> list[Choice]:
-    """The bin's accuracy-vs-budget curve: measured configurations only, each at the budget it was measured at.
-
-    Per distinct budget, the configuration `_within_noise_of_best` picks among those measured
-    at or below it; a pick joins the curve only when it is more accurate than every point at a
-    smaller or equal budget, so budgets and accuracies both rise along it and allocation can
-    never run a configuration at a budget nobody measured it at.
-    """
-    picks = [
-        _within_noise_of_best([choice for choice in measured if choice.budget <= budget])
-        for budget in sorted({choice.budget for choice in measured})
-    ]
-    points: list[Choice] = []
-    for pick in sorted(picks, key=lambda choice: (choice.budget, -(choice.accuracy or 0.0))):
-        if not points or (pick.accuracy or 0.0) > (points[-1].accuracy or 0.0):
-            points.append(pick)
-    return points

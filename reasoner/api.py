@@ -324,6 +324,9 @@ class Reasoner:
         """Check a request without running it: the typed error a solve would raise, raised now."""
         target = self.target(model)
         resolved_budget, strategy_obj = validate_request(prompt, budget, strategy, answer_format, options)
+        check_models = getattr(strategy_obj, "check_models", None)
+        if check_models is not None:  # a strategy that names models (route's policy) refuses unknown ones now
+            check_models(self.models)
         check_budget_fits_profile(resolved_budget, target.profile)
         unpriced = [name for name, each in self.models.items() if each.cost_model is None]
         if resolved_budget.cost is not None and unpriced:

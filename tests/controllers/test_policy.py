@@ -18,9 +18,9 @@ from controllers.policy import (
     Policy,
     PolicyError,
     default_policy,
-    learn_policy,
     load_policy,
 )
+from controllers.policy_learning import learn_policy
 from controllers.probe import train_probe
 from evals.records import read_records
 from reasoner import StrategyError, SuiteError
