@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 
 import pytest
 from hypothesis import given, settings
@@ -10,10 +12,12 @@ from hypothesis import strategies as st
 
 from reasoner import Budget, BudgetError, CostExhausted, Reasoner, Solution
 from reasoner.cost import CostModel
-from reasoner.testing import ScriptedBackend
-from tests.reasoner.test_cost import QWEN25_05B
+from reasoner.model_set import ModelSpec
+from reasoner.testing import ScriptedBackend, ScriptedToken
+from tests.reasoner.test_cost import LLAMA31_8B, QWEN25_05B
 
 COST_MODEL = CostModel.from_config(QWEN25_05B, "H200")
+LARGE_COST_MODEL = CostModel.from_config(LLAMA31_8B, "H200")
 LONG_ANSWER = " ".join(["step"] * 200) + "\n\nFinal answer: 5"
 STRATEGIES = {
     "direct": {},
@@ -120,3 +124,77 @@ def test_without_a_cost_model_cost_is_none_and_a_cost_budget_is_refused() -> Non
         assert reasoner.solve("What is 2 + 3?", 16).usage.cost is None
         with pytest.raises(BudgetError, match="needs a cost model"):
             reasoner.solve("What is 2 + 3?", Budget(tokens=16, cost=1e12))
+
+
+def entropic(answer: str, probability: float) -> list[ScriptedToken]:
+    """Sixty words, each written at `probability` (the rest on one alternative), then the answer."""
+    word = ScriptedToken(" step", {" step": math.log(probability), " alt": math.log(1 - probability)})
+    return [*[word] * 60, ScriptedToken("\n\nFinal answer: "), ScriptedToken(answer)]
+
+
+# Across two priced models: the small one unsure (entropy 0.69) and split in its votes, the large
+# one sure, so entropy_switch hands over and back and cascade escalates on some samples.
+TWO_MODEL_STRATEGIES: dict[str, dict[str, object]] = {
+    "entropy_switch": {"threshold": 0.4, "window": 3, "min_segment": 4},
+    "cascade": {"n": 2},
+    "self_consistency": {"n": 3},
+    "direct": {},
+}
+two_model_solves = st.lists(
+    st.tuples(
+        st.sampled_from(sorted(TWO_MODEL_STRATEGIES)),
+        st.sampled_from(["small", "large"]),
+        st.integers(40, 400),
+        st.floats(10.5, 13.5).map(lambda exponent: 10.0**exponent),  # below a token of either model to ample
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(solves=two_model_solves)
+def test_concurrent_solves_over_two_priced_models_never_exceed_their_caps(
+    solves: list[tuple[str, str, int, float]],
+) -> None:
+    answers = itertools.cycle(["4", "7", "4", "9"])
+    small = ScriptedBackend(lambda prompt: entropic(next(answers), 0.5), delay_s=0.0002)
+    large = ScriptedBackend(entropic("5", 0.99), delay_s=0.0002)
+    large.tokenizer_ = small.tokenizer_  # one tokenizer, as entropy_switch requires
+    costs = {"small": COST_MODEL, "large": LARGE_COST_MODEL}
+    backends = {"small": small, "large": large}
+
+    async def solve_all() -> list[Solution | BaseException]:
+        models = {name: ModelSpec(backend=backends[name], profile="smollm2", cost_model=costs[name]) for name in costs}
+        async with Reasoner(models=models) as reasoner:
+            return await asyncio.gather(
+                *(
+                    reasoner.asolve(
+                        "What is 2 + 3?",
+                        Budget(tokens=tokens, cost=cost),
+                        strategy,
+                        model=model,
+                        **TWO_MODEL_STRATEGIES[strategy],
+                    )
+                    for strategy, model, tokens, cost in solves
+                ),
+                return_exceptions=True,
+            )
+
+    results = asyncio.run(solve_all())
+    for (_, _, tokens, cost), result in zip(solves, results, strict=True):
+        if isinstance(result, BaseException):
+            assert isinstance(result, CostExhausted), result
+            continue
+        usage = result.usage
+        assert usage.cost is not None and usage.cost <= cost and usage.generated_tokens <= tokens
+        ran = {data["request_id"] for _, data in result.trace.nodes(data=True) if "request_id" in data}
+        for name, counts in usage.by_model.items():
+            requests = [request for request in backends[name].requests if request.request_id in ran]
+            assert counts.cost == sum(
+                costs[name].eflops(
+                    len(request.prompt_token_ids), request.cached_prompt_tokens, request.generated_tokens
+                )
+                for request in requests
+            )
+        assert sum(counts.cost or 0 for counts in usage.by_model.values()) == usage.cost
