@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -19,7 +20,7 @@ from tests.reasoner.test_cost import LLAMA31_8B, QWEN25_05B
 COST_MODEL = CostModel.from_config(QWEN25_05B, "H200")
 LARGE_COST_MODEL = CostModel.from_config(LLAMA31_8B, "H200")
 LONG_ANSWER = " ".join(["step"] * 200) + "\n\nFinal answer: 5"
-STRATEGIES = {
+STRATEGIES: dict[str, dict[str, Any]] = {
     "direct": {},
     "elastic": {},
     "self_consistency": {"n": 4},
@@ -134,7 +135,7 @@ def entropic(answer: str, probability: float) -> list[ScriptedToken]:
 
 # Across two priced models: the small one unsure (entropy 0.69) and split in its votes, the large
 # one sure, so entropy_switch hands over and back and cascade escalates on some samples.
-TWO_MODEL_STRATEGIES: dict[str, dict[str, object]] = {
+TWO_MODEL_STRATEGIES: dict[str, dict[str, Any]] = {
     "entropy_switch": {"threshold": 0.4, "window": 3, "min_segment": 4},
     "cascade": {"n": 2},
     "self_consistency": {"n": 3},
