@@ -124,13 +124,13 @@ class Policy:
     def point_at(self, bin_name: str, budget: int, cost_left: int | None = None) -> Choice:
         """The most accurate curve point of the bin whose budget is at most `budget` (and cost within `cost_left`).
 
-        When no point fits, `direct` with all of `budget` on the model of the curve's cheapest
-        point: the cheapest configuration there is.
+        When no point fits, `direct` with all of `budget` on the model of the policy's cheapest
+        point (any bin's): the cheapest configuration there is.
         """
-        curve = self.curves[bin_name]
-        fitting = [point for point in curve if point.fits(budget, cost_left)]
+        fitting = [point for point in self.curves[bin_name] if point.fits(budget, cost_left)]
         if not fitting:
-            return Choice("direct", budget, model=curve[0].model)
+            cheapest = min((curve[0] for curve in self.curves.values()), key=curve_level)
+            return Choice("direct", budget, model=cheapest.model)
         return max(fitting, key=lambda point: (point.accuracy or 0.0, -curve_level(point)))
 
     def cap_at_saturation(self, caps: Mapping[str, int]) -> None:
