@@ -5,10 +5,21 @@ Each request is one streaming `/v1/completions` call with token-id prompts (or b
 closing the stream aborts the request inside vLLM. Requests of one solve stay on one
 replica (`routing.PrefixAffinity`); a request that fails before its first token is re-sent
 to another replica, one that fails after is charged what it streamed and raises
-`EngineError`. Usage is counted from the token ids the server streamed, so it equals the
-server's own `vllm:generation_tokens_total` for requests that finish (an aborted request may
-have made a few more tokens in the engine while the close travelled, never more than its
-`max_tokens`).
+`EngineError`.
+
+What is counted: the prompt's length, every token id the server streamed, and, with the stream's
+last event (its usage), the prompt's prefix-cache hits. A request that finishes is counted
+exactly: its tokens and cache hits are what the server's own `vllm:generation_tokens_total` and
+`vllm:prefix_cache_hits_total` grew by. An aborted request (`abort` closes its stream at its next
+event; vLLM aborts the request when it sees the connection close) is counted up to the last event
+read. Not counted: the tokens the server made after that (sent but not yet read, or generated
+before it saw the close; at most the request's `max_tokens`, whose unused part the ledger gives
+back), so the servers' counter may exceed the ledger's total, and a budget by the servers' count
+(17 tokens past a 96-token budget in a CPU-server test of `entropy_switch`); and the request's
+cache hits, which only the last event carries, so its cost prices its prompt uncached (an upper
+bound on its prefill). vLLM's per-chunk usage (`stream_options.continuous_usage_stats`) would not
+recover either: in vLLM 0.32 a chunk's usage has the prompt and completion tokens streamed so far,
+never `prompt_tokens_details`, so it is not asked for.
 
 Capabilities are discovered at `start` from every replica and declared: the context length
 from `/v1/models`, the logprobs limit and prompt-embedding support from the errors the
