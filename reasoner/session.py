@@ -285,6 +285,13 @@ class Session:
             )
         )
 
+    def keep(self, phase: str, kind: str, text: str = "", *, finished: bool = False) -> None:
+        """Tell the `on_event` callback, if any, that the solve keeps `text` in its chain (a `kept` event, see
+        `reasoner.events`): for a strategy whose requests' raw output is not what it keeps."""
+        if self.on_event is not None:
+            totals = (self.ledger.generated_tokens, self.ledger.prompt_tokens, self.ledger.requests)
+            self.on_event(SolveEvent("", phase, kind, text, 0, finished, None, *totals, model=self.model, kept=True))
+
     async def abort_all(self) -> None:
         """Abort every request of this session still in flight (a cancelled solve calls it)."""
         for request in list(self.running):

@@ -36,6 +36,11 @@ Deviations kept as options, each for a reason:
   (prompted `</think>`, 3 tokens) mixing it cost 15 points (arith d1, 20 problems, 128 tokens:
   SwiReasoning 25% with it, 40% without).
 
+Streaming: a watched solve (`on_event`) reports what it keeps as it decides it (`Session.keep`): the
+explicit thinking token by token as the rule keeps it, never what the engine made past a switch; each
+latent stretch as a start and an end with no text; then the answer's text as it comes, except an
+answer the cap forced (the reply holds more than that request), which is known only at the end.
+
 Metrics: `switches` (all), `latent_to_explicit` (the switches SwiReasoning's cap counts),
 `close_injections` (delimiters injected by the cap), `forced_answer` (the cap's second stage, or
 the answer budget, forced the answer), `delimiter_mix`, `delimiter_tokens`, `math_steps`,
@@ -54,6 +59,7 @@ from reasoner import (
     CapabilityError,
     Generation,
     Outcome,
+    RunningRequest,
     Session,
     Strategy,
     StrategyError,
@@ -62,6 +68,18 @@ from reasoner import (
 from strategies.latent_options import LatentSwitchOptions
 from strategies.latent_thinking import LatentThinking, ThinkingEnd
 from strategies.soft_tokens import PrefixEmbeds
+
+
+async def keep_as_it_comes(session: Session, request: RunningRequest) -> None:
+    """Report each new piece of `request`'s text as kept (`Session.keep`) until the request finishes."""
+    reported = 0
+    while True:
+        generation = await request.wait_for_tokens(len(request.generation.token_ids) + 1)
+        if len(generation.text) > reported:
+            session.keep(request.phase, request.kind, generation.text[reported:])
+            reported = len(generation.text)
+        if request.done:
+            return
 
 
 def split_budget(budget: Budget, answer_tokens: int, least_answer: int = 1) -> tuple[int, int]:
@@ -153,18 +171,22 @@ class LatentSwitch(Strategy):
             suffix = profile.think_close + lead_in
         else:
             suffix = profile.forced_answer_suffix(thinking.thinking_text())
-        answer = await self._generate_answer(session, thinking, suffix, answer_budget)
+        answer = await self._generate_answer(session, thinking, suffix, answer_budget, keep=True)
         return (lead_in + (answer.text if answer else "")).strip(), answer, False
 
     async def _generate_answer(
-        self, session: Session, thinking: LatentThinking, suffix: str, room: int
+        self, session: Session, thinking: LatentThinking, suffix: str, room: int, keep: bool = False
     ) -> Generation | None:
-        """Append `suffix` and generate the answer in at most `room` tokens; None when no token is left."""
+        """Append `suffix` and generate the answer in at most `room` tokens; None when no token is left.
+
+        With `keep`, the answer's text is reported as kept as it comes (`Session.keep`): the whole reply is
+        the profile's lead-in and that text. An answer the cap forced is not: the reply holds more than it.
+        """
         thinking.feed.append_text(suffix)
         max_tokens = min(room, session.remaining)
         if max_tokens < 1:
             return None
-        return await session.generate(
+        request = await session.start(
             thinking.feed.prefix.view(),
             max_tokens=max_tokens,
             phase="answer",
@@ -173,6 +195,9 @@ class LatentSwitch(Strategy):
             temperature=self.options.temperature,
             stop_token_ids=tuple(thinking.eos),
         )
+        if keep:
+            await keep_as_it_comes(session, request)
+        return await request.result()
 
     async def _check_backend(self, session: Session) -> tuple[np.ndarray, int]:
         """The input-embedding matrix and the top-k to read per step, or the capability the backend lacks."""

@@ -4,6 +4,11 @@ A latent step is a request with max_tokens=1 and top-k logprobs over the prompt 
 an explicit block is one streamed request, aborted when the rule switches (the tokens the engine
 made past the switch are discarded). Each step's row goes back through `latent_feed.EmbeddingFeed`.
 Every run of steps in one mode is a block, one trace segment (kind latent, think or answer).
+
+While the solve is watched (`on_event`), the loop reports what it keeps as it decides it
+(`Session.keep`, see `reasoner.events`): the text of each explicit thinking block, token by token as
+the rule keeps them (never the tokens the engine made past a switch), and the start and end of each
+latent block, which has no text. The kept `think` texts joined are the `think` segments' texts.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ class LatentThinking:
         self.phase: Phase = "thinking"
         self.eos = frozenset(session.tokenizer.eos_token_ids)
         self.blocks: list[Block] = []
+        self._kept_text = ""
         self.latent_steps = 0
         self.explicit_tokens = 0
         self.math_steps = 0
@@ -196,6 +202,8 @@ class LatentThinking:
             self.feed.switched_to(mode)
         self.feed.append(row, max(0.0, 1.0 - self.steps / self.thinking_budget))
         self.block.entropies.append(round(distribution.entropy, 4))
+        if kind == "explicit" and self.phase == "thinking" and self.session.on_event is not None:
+            self._keep_text(settled(self.session.tokenizer.decode(self.block.token_ids)))
 
     def _open_block(self, mode: Mode) -> None:
         parent = self.blocks[-1].node if self.blocks else None
@@ -208,14 +216,34 @@ class LatentThinking:
             switch=len(self.blocks),
         )
         self.blocks.append(Block(mode=mode, phase=self.phase, node=node, start=self.steps))
+        self._kept_text = ""
+        if mode == "latent":
+            self.session.keep(self.phase, "latent")
 
     def _close_block(self, end: ThinkingEnd | None) -> None:
         block = self.block
+        text = self.session.tokenizer.decode(block.token_ids)
         self.session.trace.update(
             block.node,
             tokens=len(block.token_ids),
-            text=self.session.tokenizer.decode(block.token_ids),
+            text=text,
             entropies=block.entropies,
             end=block.start + len(block.token_ids),
             ended_by=end or "switch",
         )
+        if block.mode == "latent":
+            self.session.keep(block.phase, "latent", finished=True)
+        elif block.phase == "thinking":
+            self._keep_text(text)
+
+    def _keep_text(self, text: str) -> None:
+        """Report what `text`, the explicit thinking block's text so far, adds to what was reported of it."""
+        if len(text) > len(self._kept_text) and text.startswith(self._kept_text):
+            self.session.keep("thinking", "think", text[len(self._kept_text) :])
+            self._kept_text = text
+
+
+def settled(text: str) -> str:
+    """A block's text less the tail a later token may still change: the replacement marks of a character
+    whose bytes are not all in yet, and trailing whitespace (a decoder may fold it into what follows)."""
+    return text.rstrip("\ufffd").rstrip()

@@ -23,7 +23,8 @@ from reasoner import (
     StrategyError,
     register_strategy,
 )
-from reasoner.testing import ScriptedBackend, ScriptedToken
+from reasoner.events import SolveEvent
+from reasoner.testing import ScriptedBackend, ScriptedToken, ScriptedTokenizer
 from strategies.latent_switch import split_budget
 from strategies.soft_tokens import PrefixEmbeds, soft_embedding, top_k_distribution
 
@@ -585,3 +586,132 @@ async def test_by_default_a_delimiter_of_several_tokens_is_not_mixed_in() -> Non
     five = tokenizer.encode(" 5")[0]
     np.testing.assert_array_equal(answer_prompt[first_prompt.shape[0] + 1], embeddings[five])
     assert (solution.metrics["delimiter_mix"], solution.metrics["delimiter_tokens"]) == (False, 2)
+
+
+def kept(events: list[SolveEvent]) -> list[tuple[str, str, bool]]:
+    """The kept events of a solve as (kind, text, finished)."""
+    return [(event.kind, event.text, event.finished) for event in events if event.kept]
+
+
+def segments_text(solution: Solution, kind: str) -> str:
+    """The texts of the trace's `kind` segments, in order: what the solve keeps of that kind."""
+    nodes = sorted(node for node, attrs in solution.trace.nodes(data=True) if attrs.get("kind") == kind)
+    return "".join(str(solution.trace.nodes[node]["text"]) for node in nodes)
+
+
+LATENT_START, LATENT_END = ("latent", "", False), ("latent", "", True)
+
+
+async def test_the_kept_thinking_streams_as_the_rule_keeps_it_never_the_tokens_past_a_switch() -> None:
+    explicit_block = [sure(" plus"), sure(" four"), sure(" is"), sure(" seven")] + [unsure(" dropped")] * 30
+    script = [*[[unsure()]] * 4, [sure(" Three")], explicit_block, [sure(" 7"), EOS]]
+    backend = ScriptedBackend(ByRequest(script), delay_s=0.001)
+    reasoner = make_reasoner(backend)
+    backend.tokenizer().encode(" Three plus four is seven dropped")
+    events: list[SolveEvent] = []
+    solution = await reasoner.asolve(
+        QUESTION,
+        budget=Budget(tokens=80, answer=8),
+        strategy="latent_switch",
+        max_switches=4,
+        window=4,
+        explicit_math=False,
+        on_event=events.append,
+    )
+    thinking = [(" Three", False), (" plus", False), (" four", False), (" is", False), (" seven", False)]
+    assert kept(events) == [
+        LATENT_START,
+        LATENT_END,
+        *[("think", text, finished) for text, finished in thinking],
+        LATENT_START,
+        LATENT_END,
+        ("think", " 7", False),
+        ("think", " 7", False),
+        ("answer", " 7", False),
+    ]
+    assert segments_text(solution, "think") == " Three plus four is seven 7 7"
+    assert " dropped" in "".join(event.text for event in events if not event.kept), "the engine made more"
+    # Live: the block's kept text is out before its request, aborted at the switch, reports its end.
+    aborted = next(index for index, event in enumerate(events) if event.finish_reason == "abort")
+    assert events.index(next(event for event in events if event.kept and event.text == " seven")) < aborted
+    assert all(event.new_tokens == 0 and event.request_id == "" for event in events if event.kept)
+    assert sum(event.new_tokens for event in events) == solution.usage.generated_tokens
+
+
+async def test_a_latent_stretch_streams_no_text_only_its_start_and_end() -> None:
+    backend = ScriptedBackend(ByRequest([[sure()]] * 8 + [[sure(" 5"), EOS]]))
+    events: list[SolveEvent] = []
+    solution = await make_reasoner(backend).asolve(
+        QUESTION, budget=Budget(tokens=12, answer=4), strategy="latent_switch", rule="latent", on_event=events.append
+    )
+    assert solution.metrics["latent_steps"] == 8
+    assert kept(events) == [LATENT_START, LATENT_END, ("answer", " 5", False)]
+    assert segments_text(solution, "think") == ""
+
+
+E_ACUTE_BYTES = {"<e1>": b"\xc3", "<e2>": b"\xa9"}
+
+
+class SplitCharTokenizer(ScriptedTokenizer):
+    """Word pieces, but `<e1>` and `<e2>` are the two bytes of `é`, as a byte-level BPE splits a character."""
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        pieces = (self._pieces[token] for token in token_ids)
+        return b"".join(E_ACUTE_BYTES.get(piece, piece.encode()) for piece in pieces).decode("utf-8", errors="replace")
+
+
+async def test_a_character_split_across_tokens_streams_only_once_it_is_whole() -> None:
+    backend = ScriptedBackend([sure(" caf"), sure("<e1>"), sure("<e2>"), sure(" au"), sure(" lait")])
+    backend.tokenizer_ = SplitCharTokenizer()
+    reasoner = make_reasoner(backend)
+    for piece in (" caf", "<e1>", "<e2>", " au", " lait"):
+        backend.tokenizer().encode(piece)
+    events: list[SolveEvent] = []
+    solution = await reasoner.asolve(
+        QUESTION, budget=Budget(tokens=14, answer=4), strategy="latent_switch", rule="explicit", on_event=events.append
+    )
+    pieces = [text for kind, text, _ in kept(events) if kind == "think"]
+    assert segments_text(solution, "think").startswith(" café au lait")
+    assert "".join(pieces) == segments_text(solution, "think")
+    assert pieces[:3] == [" caf", "é", " au"]
+
+
+class FoldingTokenizer(ScriptedTokenizer):
+    """Word pieces whose decoding folds a space before a full stop, as `clean_up_tokenization_spaces` does."""
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        return super().decode(token_ids).replace(" .", ".")
+
+
+async def test_trailing_whitespace_waits_since_a_decoder_may_fold_it_into_what_follows() -> None:
+    backend = ScriptedBackend([sure(" done"), sure(" "), sure("."), sure(" next")])
+    backend.tokenizer_ = FoldingTokenizer()
+    reasoner = make_reasoner(backend)
+    for piece in (" done", " ", ".", " next"):
+        backend.tokenizer().encode(piece)
+    events: list[SolveEvent] = []
+    solution = await reasoner.asolve(
+        QUESTION, budget=Budget(tokens=12, answer=4), strategy="latent_switch", rule="explicit", on_event=events.append
+    )
+    pieces = [text for kind, text, _ in kept(events) if kind == "think"]
+    assert pieces[:3] == [" done", ".", " next"]
+    assert "".join(pieces) == segments_text(solution, "think")
+
+
+async def test_an_answer_the_cap_forces_is_not_streamed_as_the_reply() -> None:
+    answer_loop = [[unsure()], [sure()]] * 2
+    backend = ScriptedBackend(ByRequest([[unsure()], [sure()], *answer_loop, [sure(" 7")] * 20]))
+    events: list[SolveEvent] = []
+    solution = await make_reasoner(backend).asolve(
+        QUESTION,
+        budget=Budget(tokens=80, answer=30),
+        strategy="latent_switch",
+        max_switches=1,
+        window=1,
+        explicit_math=False,
+        forced_answer_tokens=6,
+        on_event=events.append,
+    )
+    assert solution.metrics["forced_answer"] is True
+    assert [piece for piece in kept(events) if piece[0] == "answer"] == []
+    assert "".join(text for kind, text, _ in kept(events) if kind == "think") == segments_text(solution, "think")
