@@ -10,6 +10,7 @@ from cli.calibrate_command import problem_prompts
 from controllers.policy import load_policy
 from evals.suites import load_suite
 from reasoner import Reasoner
+from reasoner.testing import ScriptedBackend
 from tests.cli.cli_support import run_cli
 from tests.lent_engine import Lent
 
@@ -46,6 +47,22 @@ def write_records(path: Path, records: list[dict[str, Any]]) -> Path:
         (graded_records(), ["--model", "Qwen/Qwen3-1.7B"], "not Qwen/Qwen3-1.7B"),
         (graded_records(), ["--min-accuracy", "2"], "--min-accuracy must be between 0 and 1"),
         (graded_records(), [], "problem id 'p0' is not an id of suite 'arith'"),
+        (
+            graded_records(),
+            ["--model", "small=org/small", "--model", "large=org/large"],
+            "smollm2-135m-instruct, which no --model NAME=MODEL names",
+        ),
+        (graded_records(), ["--model", "small=smollm2", "--model", "large=org/large"], "no records of model(s) large"),
+        (
+            graded_records() + [item | {"model": "org/large"} for item in graded_records()],
+            ["--model", "small=smollm2", "--model", "large=org/large"],
+            "carries no usage.cost; routing compares models in cost",
+        ),
+        (
+            graded_records(),
+            ["--model", "small=smollm2", "--model", "large=x", "--endpoint", "http://127.0.0.1:9/v1"],
+            "--endpoint runs one model",
+        ),
     ],
 )
 def test_calibrate_refuses_unusable_input_in_one_line(
@@ -105,3 +122,37 @@ def test_calibrate_runs_the_estimator_on_every_problem_and_auto_loads_its_policy
     policy = load_policy(out)
     assert policy.estimator is not None and policy.estimator.name == "probe"
     assert policy.estimator.probe is not None
+
+
+def test_calibrate_learns_a_routing_policy_from_records_of_two_models(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On direct at 64 tokens the small model solves half the problems, the large one all of them at 10x
+    # the cost. The scripted pilot scores every problem alike, so all fall in the normal bin, which goes
+    # to large (1.0 vs 0.5); the empty bins get the cheapest configuration measured, on small.
+    lent = Lent(Reasoner(backend=ScriptedBackend("Final answer: 4"), profile="smollm2"))
+    monkeypatch.setattr("cli.calibrate_command.Reasoner", lent)
+    small = [
+        item | {"usage": {"generated_tokens": 16, "cost": 1e11}}
+        for item in arith_records(6)
+        if item["strategy"] == "direct"
+    ]
+    large = [
+        item | {"model": "org/large", "correct": True, "usage": {"generated_tokens": 16, "cost": 1e12}}
+        for item in small
+    ]
+    records = write_records(tmp_path / "records.jsonl", small + large)
+    out = tmp_path / "route.json"
+    argv = ["--model", "small=smollm2", "--model", "large=org/large", "--estimator", "pilot"]
+    code, stdout, stderr = run_cli(capsys, "calibrate", str(records), "--out", str(out), *argv)
+    assert code == 0, stderr
+    assert [list(kwargs["models"]) for _, kwargs in lent.calls] == [["small"]]  # the estimator runs on the default
+    policy = load_policy(out)
+    assert {name: choice.model for name, choice in policy.choices.items()} == {
+        "easy": "small",
+        "normal": "large",
+        "hard": "small",
+    }
+    assert policy.model == "small"
+    assert all(choice.mean_cost is not None for choice in policy.choices.values())
+    assert " on " in stdout and "eFLOPs" in stdout
