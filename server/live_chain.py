@@ -3,8 +3,12 @@
 `direct` answers with its one request's text. `elastic` and `mode` think in `think` segments,
 whose texts joined are the message's `reasoning_content`, then answer with one request: the
 content is the profile's answer lead-in plus that request's text, cut at the end-of-thinking
-delimiter and stripped (`strategies.elastic.run_elastic`); `mode`'s `off` is `direct`. The
-stream's content is then cut at the request's stop strings.
+delimiter and stripped (`strategies.elastic.run_elastic`); `mode`'s `off` is `direct`.
+`latent_switch`'s requests carry tokens it drops (past a switch) and latent steps, so its chain is
+what it reports as kept (`kept` events, `reasoner.events`): the explicit thinking as the rule keeps
+it (a latent stretch adds no text, as in the final `reasoning_content`), and the answer, whose
+content is the lead-in plus its text, stripped; an answer the switch cap forced is not reported, so
+that content comes whole at the end. The stream's content is then cut at the request's stop strings.
 
 `LiveChain` rebuilds that content from the tokens so far and releases only the part no later
 token can change: never the tail that could still grow into a stop string or the delimiter,
@@ -23,11 +27,13 @@ from server.selection import SolvePlan
 
 @dataclass(frozen=True)
 class ContentShape:
-    """How a single-chain strategy makes its content of its answer request's text."""
+    """How a single-chain strategy makes its content of its answer request's text; `kept`: its chain is
+    the text it reports as kept, not its requests' output."""
 
     lead: str = ""
     close: str | None = None
     strip: bool = False
+    kept: bool = False
 
 
 def content_shape(plan: SolvePlan, profile: ModelProfile) -> ContentShape | None:
@@ -36,6 +42,8 @@ def content_shape(plan: SolvePlan, profile: ModelProfile) -> ContentShape | None
         return ContentShape()
     if plan.strategy in ("elastic", "mode"):
         return ContentShape(lead=profile.answer_lead_in, close=profile.think_close, strip=True)
+    if plan.strategy == "latent_switch":
+        return ContentShape(lead=profile.answer_lead_in, strip=True, kept=True)
     return None
 
 
@@ -66,6 +74,8 @@ class LiveChain:
 
     def add(self, event: SolveEvent) -> None:
         """Take a solve event's new text: thinking segments into the reasoning, the answer request's into the answer."""
+        if event.kept != self.shape.kept:
+            return
         if event.phase == "thinking" and event.kind == "think":
             self.thinking += event.text
         elif event.phase == "answer" and event.kind == "answer":

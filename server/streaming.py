@@ -5,14 +5,14 @@ What a stream carries, in order:
 - progress as SSE comments (`: progress {"index", "phase", "generated_tokens",
   "prompt_tokens", "requests"}`), at most every `progress_interval_s` while tokens flow;
   OpenAI clients skip comments, so nothing breaks for them;
-- live deltas where one chain carries the answer (`direct`, `elastic`, `mode`): the thinking
-  as `reasoning_content` deltas while it is generated, then the answer as `content` deltas
-  (as vLLM's reasoning parsers split them). A delta is sent only once no later token can
-  change it (a stop string, the end-of-thinking delimiter or trailing whitespace the final
-  text drops may still be coming), so the deltas concatenate to the non-streamed message;
-- for the other strategies the answer is known only when the solve ends (which sample wins,
-  which explicit tokens a switch rule kept), so their `reasoning_content` and `content` come
-  in one delta each then, the chosen chain's;
+- live deltas where one chain carries the answer (`direct`, `elastic`, `mode`, and the explicit
+  thinking `latent_switch` keeps; `server.live_chain`): the thinking as `reasoning_content`
+  deltas while it is generated, then the answer as `content` deltas (as vLLM's reasoning
+  parsers split them). A delta is sent only once no later token can change it (a stop string,
+  the end-of-thinking delimiter or trailing whitespace the final text drops may still be
+  coming), so the deltas concatenate to the non-streamed message;
+- for the other strategies the answer is known only when the solve ends (which sample wins),
+  so their `reasoning_content` and `content` come in one delta each then, the chosen chain's;
 - a chunk with `finish_reason` and the `reasoner` account of the solve, then, with
   `stream_options.include_usage`, a chunk with no choices and the usage; then `[DONE]`.
 An error mid-stream is sent as `data: {"error": ...}` before `[DONE]`. When the client goes

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 
 import httpx
 import openai
 import pytest
 
 from reasoner import Reasoner
-from reasoner.testing import ScriptedBackend
+from reasoner.profiles import get_profile
+from reasoner.testing import ScriptedBackend, ScriptedToken
 from server import ServerConfig, create_app
 from tests.server.scripted_app import API_KEY, MODEL, scripted_server
 
@@ -97,6 +100,42 @@ async def test_elastic_streams_thinking_live_then_the_answer_and_the_deltas_add_
         == message.content
         == "Final answer: The sum is 7.\n\n"
     )
+
+
+def latent_switch_backend(delay_s: float = 0.0) -> ScriptedBackend:
+    """Latent steps, an explicit block the rule leaves at its fifth token (the engine goes on: dropped), then
+    more thinking and the answer; its tokenizer knows every piece before the solve reads the embeddings."""
+    sure, unsure = {" 5": math.log(0.9), " 6": math.log(0.05)}, dict.fromkeys((" 5", " 6", " 7"), math.log(0.3))
+    block = [ScriptedToken(word, sure) for word in (" plus", " four", " is", " seven")]
+    eos = ScriptedToken("<eos>", {"<eos>": 0.0})
+    scripts = [*[[ScriptedToken(" 5", unsure)]] * 4, [ScriptedToken(" Three", sure)]]
+    scripts += [block + [ScriptedToken(" dropped", unsure)] * 30, [ScriptedToken(" 7", sure), eos]]
+    calls = itertools.count()
+    backend = ScriptedBackend(lambda _: scripts[min(next(calls), len(scripts) - 1)], delay_s=delay_s)
+    tokenizer, profile = backend.tokenizer(), get_profile("smollm2")
+    tokenizer.encode(profile.build_prompt(tokenizer, QUESTION[0]["content"], thinking=True, answer_format="math"))
+    for text in (profile.forced_answer_suffix("") + profile.answer_lead_in, profile.think_open, profile.think_close):
+        tokenizer.encode(text)
+    tokenizer.encode(" 5 6 7 Three plus four is seven dropped")
+    return backend
+
+
+async def test_latent_switch_streams_the_thinking_it_keeps_live_and_the_deltas_add_up_to_the_message() -> None:
+    request = {
+        "model": "latent_switch@80",
+        "messages": QUESTION,
+        "extra_body": {"strategy_options": {"window": 4, "max_switches": 4, "explicit_math": False}},
+    }
+    plain = scripted_server(latent_switch_backend())
+    message = (await plain.client.chat.completions.create(**request)).choices[0].message  # type: ignore[call-overload]
+    server = scripted_server(latent_switch_backend(delay_s=0.002))
+    stream = await server.client.chat.completions.create(**request, stream=True)  # type: ignore[call-overload]
+    deltas = [chunk.choices[0].delta async for chunk in stream if chunk.choices]
+    reasoning = [text for delta in deltas if (text := getattr(delta, "reasoning_content", None))]
+    content = [delta.content for delta in deltas if delta.content]
+    assert len(reasoning) > 1, "the kept thinking is streamed as the rule keeps it"
+    assert "".join(reasoning) == message.reasoning_content == " Three plus four is seven 7 7"
+    assert "".join(content) == message.content == "Final answer: 7"
 
 
 async def test_a_stream_on_a_second_model_is_shaped_by_that_models_profile() -> None:

@@ -21,6 +21,10 @@ def event(phase: str, kind: str, text: str) -> SolveEvent:
     return SolveEvent("s0/r0", phase, kind, text, 1, False, None, 0, 0, 0)
 
 
+def kept(phase: str, kind: str, text: str) -> SolveEvent:
+    return SolveEvent("", phase, kind, text, 0, False, None, 0, 0, 0, kept=True)
+
+
 def elastic_content(answer: str, stops: tuple[str, ...]) -> str:
     """The content `elastic` answers with (strategies/elastic.py), cut at the stops as the server cuts it."""
     reply = PROFILE.answer_lead_in + answer.split(PROFILE.think_close, 1)[0]
@@ -72,5 +76,29 @@ def test_only_single_chain_strategies_stream_live() -> None:
     assert content_shape(plan("direct"), PROFILE) == ContentShape()
     assert content_shape(plan("mode", mode="off"), PROFILE) == ContentShape()
     assert content_shape(plan("elastic"), PROFILE) == ELASTIC == content_shape(plan("mode", mode="low"), PROFILE)
-    for strategy in ("self_consistency", "tree_search", "latent_switch", "parallel"):
+    assert content_shape(plan("latent_switch"), PROFILE) == LATENT_SWITCH
+    for strategy in ("self_consistency", "tree_search", "parallel"):
         assert content_shape(plan(strategy), PROFILE) is None
+
+
+LATENT_SWITCH = ContentShape(lead=PROFILE.answer_lead_in, strip=True, kept=True)
+
+
+def test_latent_switch_streams_what_it_keeps_never_its_requests_raw_output() -> None:
+    live = LiveChain(LATENT_SWITCH, ())
+    live.add(event("thinking", "step", " Three plus"))
+    live.add(kept("thinking", "think", " Three"))
+    live.add(kept("thinking", "latent", ""))
+    assert live.take_reasoning() == " Three" and live.take_content() == ""
+    live.add(event("answer", "answer", " 7"))
+    assert live.take_content() == ""
+    live.add(kept("answer", "answer", " 7"))
+    assert live.take_content() == "Final answer: 7"
+    assert live.rest(" Three", "Final answer: 7") == ("", "", True)
+
+
+def test_a_single_chain_strategy_takes_no_kept_text_but_its_requests_output() -> None:
+    live = LiveChain(ELASTIC, ())
+    live.add(kept("thinking", "think", "kept elsewhere"))
+    live.add(event("thinking", "think", "Three plus four."))
+    assert live.take_reasoning() == "Three plus four."
