@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from records_support import record
 
 from controllers.policy import Choice, Policy
 from controllers.policy_learning import learn_policy
@@ -20,26 +21,18 @@ COST_MODEL = CostModel.from_config(QWEN25_05B, "H200")
 ANSWER = " ".join(["step"] * 300) + "\n\nFinal answer: 5"
 
 
-def record(problem: str, strategy: str, budget: int, correct: bool, tokens: int, cost: float | None) -> dict[str, Any]:
+def priced_record(
+    problem: str, strategy: str, budget: int, correct: bool, tokens: int, cost: float | None
+) -> dict[str, Any]:
     usage: dict[str, Any] = {"generated_tokens": tokens} | ({} if cost is None else {"cost": cost})
-    return {
-        "key": f"arith|{problem}|{strategy}|{budget}|{{}}",
-        "suite": "arith",
-        "problem_id": problem,
-        "strategy": strategy,
-        "budget": budget,
-        "options": {},
-        "model": "smollm2-135m-instruct",
-        "correct": correct,
-        "usage": usage,
-    }
+    return record(problem, strategy, budget, correct, tokens, usage=usage)
 
 
 def records(priced: bool) -> list[dict[str, Any]]:
     """Equally accurate: `direct` writes more tokens, `self_consistency` more prompts (more eFLOPs)."""
     return [
-        *(record(f"p{i}", "direct", 512, i < 7, 300, 1e11 if priced else None) for i in range(10)),
-        *(record(f"p{i}", "self_consistency", 256, i < 7, 200, 5e11 if priced else None) for i in range(10)),
+        *(priced_record(f"p{i}", "direct", 512, i < 7, 300, 1e11 if priced else None) for i in range(10)),
+        *(priced_record(f"p{i}", "self_consistency", 256, i < 7, 200, 5e11 if priced else None) for i in range(10)),
     ]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from records_support import record
 
 from controllers.policy import Choice, Policy, load_policy
 from controllers.policy_learning import learn_policy
@@ -25,25 +26,17 @@ ANSWER = " ".join(["step"] * 60) + "\n\nFinal answer: 5"
 PROBLEMS = 10
 
 
-def priced_record(problem: str, model: str, budget: int, correct: bool, tokens: int, cost: float) -> dict[str, Any]:
-    return {
-        "key": f"arith|{problem}|direct|{budget}|{{}}|{model}",
-        "suite": "arith",
-        "problem_id": problem,
-        "strategy": "direct",
-        "budget": budget,
-        "options": {},
-        "model": model,
-        "correct": correct,
-        "usage": {"generated_tokens": tokens, "cost": cost},
-    }
+def priced_record(problem: str, model: str, correct: bool, tokens: int, cost: float) -> dict[str, Any]:
+    return record(
+        problem, "direct", 256, correct, tokens, model=model, usage={"generated_tokens": tokens, "cost": cost}
+    )
 
 
 def two_model_records(small_right: int, large_right: int) -> list[dict[str, Any]]:
     """Ten problems on each model: the small one writes more tokens, the large one costs 10x more."""
     return [
-        *(priced_record(f"p{i}", "org/small-0.5b", 256, i < small_right, 200, 1e11) for i in range(PROBLEMS)),
-        *(priced_record(f"p{i}", "org/large-8b", 256, i < large_right, 50, 1e12) for i in range(PROBLEMS)),
+        *(priced_record(f"p{i}", "org/small-0.5b", i < small_right, 200, 1e11) for i in range(PROBLEMS)),
+        *(priced_record(f"p{i}", "org/large-8b", i < large_right, 50, 1e12) for i in range(PROBLEMS)),
     ]
 
 
