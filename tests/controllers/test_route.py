@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from records_support import record
 
-from controllers.policy import Choice, Policy, load_policy
+from controllers.policy import Choice, Policy, default_policy, load_policy
 from controllers.policy_learning import learn_policy
 from reasoner import Budget, BudgetError, ModelError, Reasoner, StrategyError, SuiteError
 from reasoner.cost import CostModel
@@ -72,6 +72,13 @@ def test_a_routing_policy_round_trips_through_its_file(tmp_path: Path) -> None:
     loaded = load_policy(tmp_path / "route.json")
     assert loaded.to_json() | {"source": None} == policy.to_json() | {"source": None}
     assert loaded.routed_models() == ["large", "small"]
+
+
+def test_a_policy_without_model_names_runs_on_the_solves_own_model() -> None:
+    # The built-in policy was written before choices named models: it still loads, naming none.
+    policy = default_policy()
+    assert policy.routed_models() == []
+    assert all(choice.model is None and choice.mean_cost is None for choice in policy.choices.values())
 
 
 @pytest.mark.parametrize(
