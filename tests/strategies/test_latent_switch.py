@@ -4,7 +4,7 @@ import dataclasses
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,8 +23,9 @@ from reasoner import (
     StrategyError,
     register_strategy,
 )
+from reasoner.engines.base import Backend, Chunk, Prompt, SamplingSpec
 from reasoner.events import SolveEvent
-from reasoner.testing import ScriptedBackend, ScriptedToken, ScriptedTokenizer
+from reasoner.testing import ForcedLengths, ScriptedBackend, ScriptedToken, ScriptedTokenizer, sharing_engine
 from strategies.latent_switch import split_budget
 from strategies.soft_tokens import PrefixEmbeds, soft_embedding, top_k_distribution
 
@@ -715,3 +716,75 @@ async def test_an_answer_the_cap_forces_is_not_streamed_as_the_reply() -> None:
     assert solution.metrics["forced_answer"] is True
     assert [piece for piece in kept(events) if piece[0] == "answer"] == []
     assert "".join(text for kind, text, _ in kept(events) if kind == "think") == segments_text(solution, "think")
+
+
+class ScheduledConfidence(ForcedLengths):
+    """The shared engine, its tokens the model's own, with the confidence a ThinkRouter step sees set by a
+    schedule: two latent steps (sure), then a latent step that commits to explicit (unsure), then an explicit
+    block whose first two tokens stay explicit and whose third goes back to latent (sure), and so on.
+    End-of-sequence tokens neither stop a request nor reach the strategy (they read as `filler`), so thinking
+    runs to its budget whatever the model writes."""
+
+    def __init__(self, inner: Backend, filler: int):
+        super().__init__(inner)
+        self.filler = filler
+        self.eos = frozenset(inner.tokenizer().eos_token_ids)
+        self.latent_steps = 0
+
+    def generate(self, request_id: str, prompt: Prompt, sampling: SamplingSpec) -> AsyncIterator[Chunk]:
+        chunks = super().generate(request_id, prompt, dataclasses.replace(sampling, stop_token_ids=()))
+        if sampling.max_tokens == 1:
+            self.latent_steps += 1
+        sure_at = (2,) if sampling.max_tokens > 1 else (0,) if self.latent_steps % 3 else ()
+        return self._scheduled(chunks, sure_at)
+
+    async def _scheduled(self, chunks: AsyncIterator[Chunk], sure_at: tuple[int, ...]) -> AsyncIterator[Chunk]:
+        position = 0
+        try:
+            async for chunk in chunks:
+                tokens = tuple(self.filler if token in self.eos else token for token in chunk.token_ids)
+                logprobs = chunk.logprobs
+                if logprobs is not None:
+                    scheduled = []
+                    for token, step in zip(tokens, logprobs, strict=True):
+                        scheduled.append({token: math.log(0.99)} if position in sure_at else dict.fromkeys(step, -1.0))
+                        position += 1
+                    logprobs = tuple(scheduled)
+                yield dataclasses.replace(chunk, token_ids=tokens, logprobs=logprobs)
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
+@pytest.mark.engine
+def test_on_the_engine_the_streamed_thinking_is_exactly_the_explicit_text_the_rule_kept(
+    engine_reasoner: Reasoner,
+) -> None:
+    filler = engine_reasoner.backend.tokenizer().encode(" so")[0]
+    reasoner = sharing_engine(engine_reasoner, ScheduledConfidence(engine_reasoner.backend, filler))
+    events: list[SolveEvent] = []
+    solution = reasoner.solve(
+        "What is 12 + 30?",
+        budget=Budget(tokens=24, answer=8),
+        strategy="latent_switch",
+        rule="thinkrouter",
+        on_event=events.append,
+    )
+    blocks = [attrs for _, attrs in sorted(solution.trace.nodes(data=True)) if "mode" in attrs]
+    think_blocks = [block for block in blocks if block["kind"] == "think"]
+    latent_blocks = [block for block in blocks if block["kind"] == "latent"]
+    assert len(think_blocks) >= 1 and len(latent_blocks) >= 2
+    assert [block["tokens"] for block in think_blocks[:-1]] == [3] * (len(think_blocks) - 1)
+    streamed = kept(events)
+    thinking = "".join(text for kind, text, _ in streamed if kind == "think")
+    assert thinking == segments_text(solution, "think") != ""
+    assert [piece for piece in streamed if piece[0] == "latent"] == [LATENT_START, LATENT_END] * len(latent_blocks)
+    # Live: the first explicit block's text is out before its request, aborted at the switch, ends.
+    first_kept = next(index for index, event in enumerate(events) if event.kept and event.kind == "think")
+    first_abort = next(index for index, event in enumerate(events) if event.finish_reason == "abort")
+    assert first_kept < first_abort
+    answer = "".join(text for kind, text, _ in streamed if kind == "answer")
+    assert answer == segments_text(solution, "answer")
+    assert solution.text == (reasoner.profile.answer_lead_in + answer).strip()
+    assert solution.usage.generated_tokens <= 24
