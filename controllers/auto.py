@@ -106,8 +106,7 @@ class Auto(Strategy):
     def affordable_estimator(self, available: int, profile: ModelProfile, cost_room: float | None = None) -> Estimator:
         """The configured estimator when paying it leaves the cheapest configuration, else `none`.
 
-        `cost_room`, under a cost cap: the cost left less the estimate's worst case and the
-        cheapest configuration's (`cost_room`); below zero the estimate is skipped too.
+        `cost_room` (under a cost cap, `Auto.cost_room`'s figure): below zero the estimate is skipped too.
         """
         if available - self.estimator.cost_cap >= self.cheapest_configuration(profile) and (cost_room or 0.0) >= 0:
             return self.estimator

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from records_support import record
 
-from controllers.policy import Choice, Policy, default_policy, load_policy
+from cli.calibrate_command import saturation_caps
+from controllers.policy import Choice, Policy, config_label, default_policy, load_policy
 from controllers.policy_learning import learn_policy
 from reasoner import Budget, BudgetError, ModelError, Reasoner, StrategyError, SuiteError
 from reasoner.cost import CostModel
@@ -205,3 +206,23 @@ def test_a_choice_whose_mean_cost_does_not_fit_gives_way_to_the_cheaper_model(tm
     assert solution.metrics["chosen_model"] == "small"
     assert large.requests == []
     assert solution.usage.cost is not None and solution.usage.cost <= 1e12
+
+
+def test_saturation_caps_are_fitted_and_applied_per_model() -> None:
+    # small is flat from 256 to 1024 tokens (saturated at 256); large rises. Only small's 1024 goes.
+    records = [
+        *(priced_record(f"p{i}", "org/small-0.5b", i < 6, 200, 1e11) for i in range(PROBLEMS)),
+        *(priced_record(f"p{i}", "org/large-8b", i < 2, 50, 1e12) for i in range(PROBLEMS)),
+    ]
+    records += [
+        item | {"budget": 1024, "correct": item["correct"] or item["model"] == "org/large-8b"} for item in records
+    ]
+    caps = saturation_caps(records, 0.01, NAMES)
+    assert caps[config_label("direct", {}, "small")] == 256
+    assert config_label("direct", {}, "large") not in caps and config_label("direct", {}) not in caps
+    policy = one_bin(records)
+    policy.curves["normal"].append(Choice("direct", 1024, accuracy=0.7, model="small", mean_cost=1e11))
+    policy.choices["normal"] = policy.curves["normal"][-1]
+    policy.cap_at_saturation(caps)
+    assert all(point.budget <= 256 for point in policy.curves["normal"] if point.model == "small")
+    assert (policy.choices["normal"].model, policy.choices["normal"].budget) != ("small", 1024)
