@@ -9,6 +9,7 @@ engines in one process share the metrics registry) and each engine's prefix-cach
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from reasoner import Budget, Reasoner, Solution
 from reasoner.engines.forced_lengths import ForcedLengths
 from reasoner.engines.vllm_local import VLLMBackend
+from tests.integration.test_route_remote import ANSWER_TOKENS, BUDGET, EASY, ESTIMATE_TOKENS, HARD, routing_policy
 
 pytestmark = [pytest.mark.engine, pytest.mark.xdist_group("two_engines")]
 
@@ -83,8 +85,8 @@ def counted_by_engines(reasoner: Reasoner, solution: Solution, before: dict[str,
     """The solve's usage by model is what each engine itself generated over the solve."""
     after = counters(reasoner)
     for name in ("small", "large"):
-        generated = after[name][0] - before[name][0]
-        assert solution.usage.by_model[name].generated_tokens == generated, name
+        counted = solution.usage.by_model[name].generated_tokens if name in solution.usage.by_model else 0
+        assert counted == after[name][0] - before[name][0], name
     by_model = solution.usage.by_model.values()
     assert sum(counts.generated_tokens for counts in by_model) == solution.usage.generated_tokens
 
@@ -144,3 +146,22 @@ def test_cascade_escalates_to_the_large_engine(pair: tuple[Reasoner, Reasoner]) 
     assert solution.usage.by_model["small"].generated_tokens == 3
     assert solution.usage.by_model["large"].generated_tokens == 3
     assert {node["model"] for node in segments(solution)} == {"small", "large"}
+
+
+def test_route_sends_each_prompt_to_its_bins_engine(pair: tuple[Reasoner, Reasoner], tmp_path: Path) -> None:
+    # The remote route test's hand-built policy: few digits run direct on small, many on large; the
+    # estimate runs on small either way. Lengths are forced, so every request runs to its max_tokens.
+    reasoner, forced = pair
+    policy_file = routing_policy(tmp_path)
+    before = counters(reasoner)
+    easy = forced.solve(EASY, BUDGET, "route", policy_file=policy_file)
+    counted_by_engines(reasoner, easy, before)
+    before = counters(reasoner)
+    hard = forced.solve(HARD, BUDGET, "route", policy_file=policy_file)
+    counted_by_engines(reasoner, hard, before)
+    assert (easy.metrics["chosen_model"], hard.metrics["chosen_model"]) == ("small", "large")
+    assert easy.usage.by_model["small"].generated_tokens == ESTIMATE_TOKENS + ANSWER_TOKENS["small"]
+    assert hard.usage.by_model["small"].generated_tokens == ESTIMATE_TOKENS
+    assert hard.usage.by_model["large"].generated_tokens == ANSWER_TOKENS["large"]
+    for solution in (easy, hard):
+        assert solution.usage.cost is not None and BUDGET.cost is not None and solution.usage.cost <= BUDGET.cost
