@@ -80,6 +80,9 @@ class AutoOptions(StrategyOptions):
     )
     prior_estimator_tokens: int = Field(default=0, ge=0, description="Tokens that prior estimate generated.")
     prior_estimator_requests: int = Field(default=0, ge=0, description="Requests that prior estimate made.")
+    prior_estimator_cost: int | None = Field(
+        default=None, ge=0, description="eFLOPs that prior estimate cost (None: the model has no cost model)."
+    )
     allocated_budget: int | None = Field(
         default=None, ge=1, description="Tokens batch allocation gave the chosen strategy."
     )
@@ -189,7 +192,9 @@ class Auto(Strategy):
             return await estimator.estimate(session, prompt), estimator is not self.estimator
         charged = self.options.prior_estimator_tokens
         name = self.options.prior_estimator or self.estimator.name
-        session.ledger.charge(charged, "estimation", self.options.prior_estimator_requests)
+        session.ledger.charge(
+            charged, "estimation", self.options.prior_estimator_requests, cost=self.options.prior_estimator_cost
+        )
         node = session.trace.add(
             "estimate", phase="estimation", estimator=name, difficulty=self.options.prior_difficulty, batch=True
         )
@@ -221,7 +226,11 @@ class Auto(Strategy):
         await reasoner.backend.start()
         tokenizer = reasoner.backend.tokenizer()
         estimate_budget = Budget(tokens=max(estimator.cost_cap, 1))
-        sessions = [Session(reasoner.backend, tokenizer, profile, estimate_budget, answer_format) for _ in prompts]
+        priced = reasoner.cost_model
+        sessions = [
+            Session(reasoner.backend, tokenizer, profile, estimate_budget, answer_format, cost_model=priced)
+            for _ in prompts
+        ]
         estimates = await asyncio.gather(
             *(estimator.estimate(session, prompt) for session, prompt in zip(sessions, prompts, strict=True))
         )
@@ -240,6 +249,7 @@ class Auto(Strategy):
                     "prior_difficulty": estimate.difficulty,
                     "prior_estimator_tokens": estimate.tokens,
                     "prior_estimator_requests": session.ledger.requests,
+                    "prior_estimator_cost": session.ledger.cost if session.ledger.priced else None,
                     "allocated_budget": share,
                 },
             )

@@ -111,3 +111,17 @@ def test_an_estimate_the_cost_left_cannot_pay_beside_the_cheapest_configuration_
     assert (solution.metrics["estimator"], solution.metrics["estimate_skipped"]) == ("none", True)
     assert solution.usage.generated_by_phase.get("estimation", 0) == 0
     assert solution.metrics["chosen_strategy"] == "direct"
+
+
+@pytest.mark.parametrize("cap", [4e13, None])
+def test_a_batch_estimate_is_charged_its_cost_to_each_solve(tmp_path: Path, cap: float | None) -> None:
+    # Unpriced, the charge would leave each solve's cost unknown, and a cost cap would refuse it.
+    prompts = [f"What is {index} + 1?" for index in range(3)]
+    solutions = priced_reasoner(ScriptedBackend(ANSWER)).solve_many(
+        prompts, Budget(tokens=4000, cost=cap), "auto", estimator="pilot", policy_file=priced_policy(tmp_path)
+    )
+    for solution in solutions:
+        assert solution.metrics["estimator"] == "pilot"
+        assert solution.usage.generated_by_phase["estimation"] > 0
+        assert solution.usage.cost is not None
+        assert cap is None or solution.usage.cost <= cap / 3
