@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import networkx as nx
 
 from reasoner import Solution
@@ -27,14 +29,18 @@ def finish_reason(solution: Solution) -> FinishReason:
 def reasoning_text(graph: nx.DiGraph) -> str | None:
     """The thinking behind the answer: the `think` segments on the path to the last answer segment.
 
-    None when the answer came from no thinking (direct) or from several chains none of which
-    the trace marks as the answer's (the trace holds them all).
+    A solve that wrote no answer segment (its budget ended in the thinking) gives its thinking when
+    that is one chain, as it streamed. None when the answer came from no thinking (direct) or from
+    several chains none of which the trace marks as the answer's (the trace holds them all).
     """
     answers = [node for node, attrs in graph.nodes(data=True) if attrs.get("kind") == "answer"]
-    if not answers:
-        return None
-    last = max(answers, key=lambda node: (graph.nodes[node].get("finished_at") or 0.0, node))
-    chain = sorted(node for node in nx.ancestors(graph, last) if graph.nodes[node].get("kind") == "think")
+    if answers:
+        last = max(answers, key=lambda node: (graph.nodes[node].get("finished_at") or 0.0, node))
+        chain = sorted(node for node in nx.ancestors(graph, last) if graph.nodes[node].get("kind") == "think")
+    else:
+        chain = sorted(node for node, attrs in graph.nodes(data=True) if attrs.get("kind") == "think")
+        if any(not nx.has_path(graph, earlier, later) for earlier, later in itertools.pairwise(chain)):
+            return None
     text = "".join(str(graph.nodes[node].get("text", "")) for node in chain)
     return text or None
 
