@@ -12,7 +12,9 @@ with the rest counted as one tail outcome (`strategies.soft_tokens.StepDistribut
 nats: a lower bound on the full-vocabulary entropy; the paper's bits are nats / ln 2). The rolling
 window runs over the whole text across switches, as the paper's `H_t` does, and is defined once it
 holds `window` tokens (`strategies.confidence.GroupWindow`); a switch is decided at the first token
-where the rolling entropy crosses, which is the last token its model keeps.
+where the rolling entropy crosses, which is the last token its model keeps. A crossing at the
+response's last token hands nothing over: before aborting at a crossing, the segment waits for the
+next token or the end, so whether it switches never depends on how the engine frames its stream.
 
 Deviations: a segment streams from the engine and is aborted at the crossing token; the few
 tokens the engine made before the abort took effect are dropped from the text (they are
@@ -218,6 +220,9 @@ class EntropySwitch(Strategy):
                     rolling > options.threshold if on_small else rolling < options.threshold
                 )
                 if crossed and index + 1 >= options.min_segment:
+                    generation = await request.wait_for_tokens(index + 2)
+                    if request.done and len(generation.token_ids) == index + 1:
+                        break  # the response ended at the crossing token: nothing to hand over
                     segment.switch_entropy = rolling
                     return _finish(session, segment, await request.abort(), index + 1)
             if request.done and len(segment.entropies) >= len(generation.logprobs or []):
