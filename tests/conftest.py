@@ -12,6 +12,12 @@ from reasoner import Reasoner
 from reasoner.testing import ScriptedBackend
 
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
+# The suite runs several CPU engines at once (three workers, servers, engines in subprocesses). vLLM binds each
+# engine's OpenMP threads to every core it sees, so five starting engines on two cores spin at each other's
+# barriers: five starts and short batches took 147 s, against 108 s with one unbound thread per engine.
+# These are set for every process the tests start (engines, `vllm serve`, `reasoner serve`, the CLI).
+os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Property tests draw the same examples on every run, so `make test` passes or fails the same on any machine
 # (a random draw once failed CI on a case no earlier run had tried). To search afresh:
