@@ -14,7 +14,6 @@ from rich.console import Console
 
 from cli.arguments import EXIT_ENGINE_ERROR, endpoints_from, parse_options
 from cli.progress import EvalProgress, engine_start_status, start_message
-from evals import plots
 from evals.records import RecordWriter
 from evals.report import load_report, render_csv, render_json, render_markdown, render_rich
 from evals.runner import EvalPlan, EvalResult, arun_eval, check_plan, make_plan, parse_budgets
@@ -101,11 +100,13 @@ def run_report_command(args: argparse.Namespace) -> int:
         compare = (names[0], names[1])
     plot_format = None
     if args.plot is not None:
+        from evals import plots  # matplotlib: imported only when a plot is asked for
+
         plot_format = plots.plot_format(args.plot)
         check_output(args.plot, "--plot")  # before the records are read: a user's file is refused at once
     threshold = DEFAULT_MIN_GAIN_PER_1K_TOKENS if args.saturation_threshold is None else args.saturation_threshold
     report = load_report(args.records, compare, threshold)
-    if plot_format is not None:
+    if args.plot is not None and plot_format is not None:
         write_output(args.plot, plots.render_plot(report, plot_format), "--plot")
         sys.stderr.write(f"wrote the plot to {args.plot}\n")
     renderers = {"md": render_markdown, "csv": render_csv, "json": render_json}

@@ -6,38 +6,21 @@ thousands separators stripped; plain numbers canonical), so equal keys mean equa
 `\\sqrt{2}^{-2}`, `\\{1,2\\}` vs `\\{2,1\\}`). Parses and comparisons are cached. Nothing here
 raises on malformed answers: they compare by key only.
 
-math-verify bounds its work with SIGALRM, which exists only on the main thread; elsewhere
-(worker threads, `asyncio.to_thread`) it runs without a timeout, so expressions that sympy
-cannot evaluate quickly (power towers, giant factorials, long inputs) are compared by key
-only, on every thread alike.
+The math-verify side lives in `reasoner.math_forms`.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
 from decimal import Decimal
 from fractions import Fraction
-from functools import lru_cache
-from typing import Any
-
-import sympy
-from math_verify import parse, verify
-from sympy.functions.combinatorial.factorials import CombinatorialFunction
 
 from reasoner.errors import InputError
 from reasoner.extract import last_boxed
+from reasoner.math_forms import keys_equivalent
 
 ANSWER_FORMATS = ("math", "code", "text")
-MAX_VERIFIED_CHARS = 400
-"""Longer math answers compare by key only (math-verify's cost grows with the input)."""
-
-_MATH_TIMEOUT_S = 5
-_MAX_EXPONENT_DIGITS = 100_000
-_MAX_SYMBOLIC_EXPONENT = 400
-_MAX_FACTORIAL_ARGUMENT = 5_000
-_MAX_EXPRESSION_NODES = 2_000
 
 _WRAPPERS = (
     re.compile(r"^\$\$(.*)\$\$$", re.DOTALL),
@@ -109,7 +92,7 @@ def same_answer(a: str | None, b: str | None, answer_format: str = "math") -> bo
     if answer_format != "math":
         return False
     first, second = sorted((key_a, key_b))
-    return _keys_equivalent(first, second)
+    return keys_equivalent(first, second)
 
 
 def math_equivalent(reference: str, candidate: str) -> bool:
@@ -118,7 +101,7 @@ def math_equivalent(reference: str, candidate: str) -> bool:
     candidate_key = _normalize_math(candidate)
     if not reference_key or not candidate_key:
         return False
-    return reference_key == candidate_key or _keys_equivalent(reference_key, candidate_key)
+    return reference_key == candidate_key or keys_equivalent(reference_key, candidate_key)
 
 
 def _normalize_math(answer: str) -> str:
@@ -192,61 +175,3 @@ def _as_fraction(text: str) -> Fraction | None:
         return value / int(denominator) if denominator else value
     except (ValueError, ZeroDivisionError):
         return None
-
-
-@lru_cache(maxsize=8192)
-def _keys_equivalent(reference_key: str, candidate_key: str) -> bool:
-    reference = _parsed(reference_key)
-    candidate = _parsed(candidate_key)
-    if not reference or not candidate:
-        return False
-    timeout_s = _MATH_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
-    try:
-        return bool(verify(list(reference), list(candidate), timeout_seconds=timeout_s))
-    except Exception:  # noqa: BLE001 - math-verify raises arbitrary sympy errors on odd input
-        return False
-
-
-@lru_cache(maxsize=8192)
-def _parsed(key: str) -> tuple[Any, ...]:
-    """math-verify's parse of a key, or () when it is too long, unparseable or too costly."""
-    if len(key) > MAX_VERIFIED_CHARS:
-        return ()
-    timeout_s = _MATH_TIMEOUT_S if threading.current_thread() is threading.main_thread() else None
-    try:
-        parsed = parse(f"\\boxed{{{key}}}", parsing_timeout=timeout_s)
-    except Exception:  # noqa: BLE001 - math-verify raises arbitrary sympy errors on odd input
-        return ()
-    if not parsed or not all(_is_cheap(item) for item in parsed):
-        return ()
-    return tuple(parsed)
-
-
-def _is_cheap(item: object) -> bool:
-    """Whether sympy can compare this parse quickly: no towers, huge powers or factorials."""
-    if isinstance(item, str):
-        return True
-    if isinstance(item, sympy.MatrixBase):
-        item = item.as_immutable()
-    if not isinstance(item, sympy.Basic):
-        return False
-    for count, node in enumerate(sympy.preorder_traversal(item)):
-        if count > _MAX_EXPRESSION_NODES:
-            return False
-        if isinstance(node, sympy.Pow) and not _is_cheap_power(node):
-            return False
-        if isinstance(node, CombinatorialFunction) and any(
-            isinstance(arg, sympy.Integer) and abs(int(arg)) > _MAX_FACTORIAL_ARGUMENT for arg in node.args
-        ):
-            return False
-    return True
-
-
-def _is_cheap_power(power: sympy.Pow) -> bool:
-    base, exponent = power.args
-    if not exponent.is_Number:
-        return bool(exponent.free_symbols) or not exponent.has(sympy.Pow, CombinatorialFunction)
-    magnitude = abs(exponent)
-    if base.is_Number:
-        return bool(magnitude * len(str(abs(base))) <= _MAX_EXPONENT_DIGITS)
-    return bool(magnitude <= _MAX_SYMBOLIC_EXPONENT)

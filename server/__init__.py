@@ -12,7 +12,26 @@ Layer: an entry point, on top (DESIGN.md section 1). Imports the public API of t
 and finds strategies through the registry; only the CLI imports it (`reasoner serve`).
 """
 
-from server.app import create_app
-from server.config import ServerConfig
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from server.app import create_app
+    from server.config import ServerConfig
 
 __all__ = ["ServerConfig", "create_app"]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported on first use: the CLI builds `reasoner serve`'s parser from `server.main` on every command,
+    # and the app's imports (FastAPI, the routers) cost about 0.2 s that no other command needs.
+    if name == "create_app":
+        from server.app import create_app
+
+        return create_app
+    if name == "ServerConfig":
+        from server.config import ServerConfig
+
+        return ServerConfig
+    raise AttributeError(f"module 'server' has no attribute {name!r}")

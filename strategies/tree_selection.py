@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 Allocation = dict[int, int]
 KvCost = Literal["nodes", "tokens"]
@@ -156,6 +155,8 @@ def solve_ets_ilp(
     `covered[c]` per cluster. Constraints: `keep[i] <= need[n]` for each node on leaf i's
     path; `covered[c] <= sum(keep[i] for leaves i in c)`; `1 <= sum(keep) <= width`.
     """
+    from scipy.optimize import Bounds, LinearConstraint, milp  # 0.3 s to import: here, not at start-up
+
     nodes = sorted(tree.distinct_nodes(leaf.node for leaf in leaves))
     clusters = sorted({leaf.cluster for leaf in leaves})
     node_index = {node: len(leaves) + index for index, node in enumerate(nodes)}
