@@ -201,16 +201,21 @@ class Session:
         return self.ledger.remaining
 
     @contextmanager
-    def sub_session(self, tokens: int) -> Iterator[Session]:
+    def sub_session(self, tokens: int, cost: int | None = None) -> Iterator[Session]:
         """A session on the same engine, ledger and trace whose budget is `tokens` of what remains.
 
         While the block runs the rest of this session's budget is held back in the shared
         ledger, so the sub-session can never spend more than `tokens`; what it spends stays
-        counted here. `Budget.samples`, `deadline_s` and `cost` carry over (the shared ledger holds
-        the cost cap).
+        counted here. Under a cost cap, `cost` (eFLOPs) likewise caps the sub-session's cost (None:
+        all the cost left). `Budget.samples`, `deadline_s` and `cost` carry over (the shared ledger
+        holds the cost cap).
         """
         if not 1 <= tokens <= self.remaining:
             raise BudgetError(f"a sub-session of {tokens} tokens does not fit the {self.remaining} left")
+        cost_left = self.ledger.cost_left
+        if cost is not None and (cost_left is None or not 0 <= cost <= cost_left):
+            raise BudgetError(f"a sub-session of {cost} eFLOPs does not fit the {cost_left} left of the cost budget")
+        held_cost = 0 if cost is None or cost_left is None else cost_left - cost
         budget = Budget(
             tokens=tokens, samples=self.budget.samples, deadline_s=self.budget.deadline_s, cost=self.budget.cost
         )
@@ -229,7 +234,7 @@ class Session:
         )
         # The same in-flight set: a cancelled solve aborts the sub-session's requests too.
         inner.running = self.running
-        with self.ledger.hold(self.remaining - tokens):
+        with self.ledger.hold(self.remaining - tokens, cost=held_cost):
             yield inner
 
     def target(self, model: str | None = None) -> ModelTarget:

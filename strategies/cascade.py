@@ -9,8 +9,9 @@ is told the answer the smaller one gave (off by default: a wrong hint can anchor
 
 The models are a Reasoner's several (`Reasoner(models=...)`), cheapest first: `models` names the
 chain, by default every model of the Reasoner in its order. Each stage runs in a sub-budget, an
-even share of what is left over the stages left, so a question the small model settles leaves
-the rest of the budget unspent. The budget (tokens, cost) caps all stages together.
+even share of what is left over the stages left (of the tokens, and of the cost under a cost cap),
+so a question the small model settles leaves the rest of the budget unspent, and a split vote
+always leaves the next model its share. The budget (tokens, cost) caps all stages together.
 
 Metrics:
 - `answered_by`: the model whose answer stands; `escalations`: how many times the question went up.
@@ -76,7 +77,9 @@ class Cascade(Strategy):
             if outcome is not None and session.remaining < stages_left * session.profile.min_answer_tokens:
                 break  # the rest of the budget cannot pay the next model a sample: the last answer stands
             share = session.remaining if stages_left == 1 else session.remaining // stages_left
-            with session.on_model(name).sub_session(share) as stage_session:
+            cost_left = session.ledger.cost_left
+            cost_share = None if cost_left is None or stages_left == 1 else max(cost_left, 0) // stages_left
+            with session.on_model(name).sub_session(share, cost_share) as stage_session:
                 outcome = await SelfConsistency(sampling).run(stage_session, question)
             shares.append(float(outcome.metrics["vote_share"] or 0.0))
             samples += int(outcome.metrics["samples_used"] or 0)

@@ -158,8 +158,10 @@ class _Run:
     def __init__(self, session: Session, prompt: str, options: DeepConfOptions):
         self.session = session
         self.options = options
-        self.plan: SamplePlan = plan_samples(session, options.n, options.sample_tokens)
         self.prompt_ids = sample_prompt(session, prompt, options.thinking)
+        self.plan: SamplePlan = plan_samples(
+            session, options.n, options.sample_tokens, prompt_tokens=len(self.prompt_ids)
+        )
         self.traces: list[_Trace] = []
         self.threshold: float | None = None
         self.started = 0

@@ -52,12 +52,17 @@ class SamplePlan:
     sample_tokens: int
 
 
-def plan_samples(session: Session, n: int, sample_tokens: int | None, overhead: int = 0) -> SamplePlan:
+def plan_samples(
+    session: Session, n: int, sample_tokens: int | None, overhead: int = 0, prompt_tokens: int = 0
+) -> SamplePlan:
     """Fit `n` samples, each costing `overhead` extra tokens (e.g. scoring), into what remains.
 
     `n` is capped by `Budget.samples` and by how many samples of at least the profile's least
     answer length the remaining tokens pay for; each sample gets an even share, at most
-    `sample_tokens`. Raises `BudgetError` when not even one sample fits.
+    `sample_tokens`. Under a cost cap each sample also gets an even share of the cost left, for a
+    prompt of `prompt_tokens` (uncached: an upper bound), and `n` shrinks until a share pays the
+    least answer; otherwise the first sample would be granted all the cost. Raises `BudgetError`
+    when not even one sample fits the tokens.
     """
     least = session.profile.min_answer_tokens
     remaining = session.remaining
@@ -67,8 +72,17 @@ def plan_samples(session: Session, n: int, sample_tokens: int | None, overhead: 
             f"{overhead} scoring tokens; raise the budget"
         )
     count = min(n, session.budget.samples or n, remaining // (least + overhead))
-    share = (remaining - count * overhead) // count
-    return SamplePlan(count=count, sample_tokens=min(share, sample_tokens or share))
+    cost_left, cost_model = session.ledger.cost_left, session.cost_model
+    while True:
+        share = (remaining - count * overhead) // count
+        tokens = min(share, sample_tokens or share)
+        if cost_left is None or cost_model is None:
+            return SamplePlan(count=count, sample_tokens=tokens)
+        paid = cost_model.max_generated(prompt_tokens, max(cost_left, 0) // count, tokens)
+        if paid >= least or count == 1:
+            # Not even one least answer: the plan stands and the ledger refuses the request it cannot pay.
+            return SamplePlan(count=count, sample_tokens=paid if paid >= 1 else tokens)
+        count -= 1
 
 
 def sample_prompt(session: Session, question: str, thinking: bool) -> list[int]:
@@ -183,8 +197,8 @@ class SelfConsistency(Strategy):
     options: SelfConsistencyOptions
 
     async def run(self, session: Session, prompt: str) -> Outcome:
-        plan = plan_samples(session, self.options.n, self.options.sample_tokens)
         prompt_ids = sample_prompt(session, prompt, self.options.thinking)
+        plan = plan_samples(session, self.options.n, self.options.sample_tokens, prompt_tokens=len(prompt_ids))
         requests = await start_samples(session, prompt_ids, plan, self.options)
         generations = await results(requests)
         answers = [session.extract_answer(generation.text) for generation in generations]

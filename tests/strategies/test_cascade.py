@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reasoner import ModelError, Reasoner, Solution, StrategyError
+from reasoner import Budget, ModelError, Reasoner, Solution, StrategyError
+from reasoner.cost import CostModel, ModelShape
+from reasoner.model_set import ModelSpec
 from reasoner.testing import ScriptedBackend
 
 QUESTION = "What is 2 + 2?"
@@ -67,6 +69,41 @@ def test_the_stages_together_stay_within_the_budget(tokens: int) -> None:
     assert spent == solution.usage.generated_tokens <= tokens
     # The small model's stage gets at most half: a split vote always leaves the large model its share.
     assert solution.usage.by_model["small"].generated_tokens <= tokens // 2
+
+
+def priced(layers: int) -> CostModel:
+    shape = ModelShape(
+        layers=layers,
+        hidden_size=256,
+        attention_heads=4,
+        kv_heads=2,
+        head_dim=64,
+        intermediate_size=512,
+        vocab_size=1000,
+    )
+    return CostModel.from_config(shape)
+
+
+@settings(max_examples=20, deadline=None)
+@given(cap=st.floats(min_value=2e8, max_value=2e9))
+def test_under_a_cost_cap_a_split_vote_still_leaves_the_large_model_its_share(cap: float) -> None:
+    # Ample tokens, so only the cost binds: the small stage may spend at most half the cost, never all of it.
+    wordy = [answer.replace("Final", "a long answer that runs on and on. " * 8 + "Final") for answer in SPLIT]
+    small, large = ScriptedBackend(wordy), ScriptedBackend(["Final answer: 5"])
+    reasoner = Reasoner(
+        models={
+            "small": ModelSpec(backend=small, profile="smollm2", cost_model=priced(2)),
+            "large": ModelSpec(backend=large, profile="smollm2", cost_model=priced(2)),
+        }
+    )
+    solution = asyncio.run(reasoner.asolve(QUESTION, budget=Budget(tokens=100_000, cost=cap), strategy="cascade"))
+    usage = solution.usage
+    assert usage.cost is not None and usage.cost <= cap
+    assert small.requests and (usage.by_model["small"].cost or 0) <= cap // 2
+    if solution.metrics["escalations"] == 1:
+        assert large.requests and solution.metrics["answered_by"] == "large"
+    else:  # half the cap could not pay the large model one sample after its prompt
+        assert not large.requests
 
 
 async def test_a_cascade_needs_two_models_and_known_names() -> None:
