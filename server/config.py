@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -15,6 +17,8 @@ class ServerConfig:
     to finish before aborting them. A request's budget may not pass `max_budget` tokens.
     `models` names the models of a Reasoner with several (`model_name` is then the default's);
     a request picks one by its model name (`server.selection`). Empty: one model.
+    `strategy_options` are the operator's options per strategy (`--strategy-option`, checked at
+    start-up by `server.operator_options`): every request of that strategy runs with them.
     """
 
     model_name: str
@@ -28,3 +32,4 @@ class ServerConfig:
     retry_after_s: int = 1
     shutdown_timeout_s: float = 30.0
     progress_interval_s: float = 0.25
+    strategy_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

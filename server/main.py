@@ -36,6 +36,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--served-model-name", default=None, help="model name clients use (default: the model's name)")
     parser.add_argument("--strategy", default="direct", help="strategy for the plain model name (default: direct)")
+    parser.add_argument(
+        "--strategy-option",
+        action="append",
+        default=[],
+        metavar="STRATEGY.OPTION=VALUE",
+        help="an option every request of STRATEGY runs with, e.g. route.policy_file=route.json (repeatable); "
+        "the way to give options clients may not set (files); a request setting it otherwise is refused",
+    )
     parser.add_argument("--budget", type=int, default=512, help="budget when a request sets none (default 512)")
     parser.add_argument("--max-budget", type=int, default=32768, help="most tokens a request's budget may be")
     parser.add_argument("--max-concurrency", type=int, default=64, help="solves running at once (default 64)")
@@ -85,6 +93,24 @@ def check_serve_arguments(args: argparse.Namespace) -> None:
     as_budget(args.budget)
     as_budget(args.max_budget)
     check_served_model_set(args)
+    check_default_strategy(args)
+
+
+def check_default_strategy(args: argparse.Namespace) -> None:
+    """Refuse bad `--strategy-option`s, and a `--strategy` that cannot run with the operator's options alone
+    (`route` without a policy), rather than answer every request for the plain model name with a 400."""
+    from reasoner import get_strategy
+    from reasoner.errors import InputError, ReasonerError
+    from server.operator_options import parse_strategy_options
+
+    options = parse_strategy_options(args.strategy_option)
+    try:
+        get_strategy(args.strategy).from_options(dict(options.get(args.strategy, {})))
+    except ReasonerError as exc:
+        raise InputError(
+            f"--strategy {args.strategy} cannot run on the operator's options ({exc}); give them with "
+            f"--strategy-option {args.strategy}.OPTION=VALUE"
+        ) from None
 
 
 def check_served_model_set(args: argparse.Namespace) -> None:
@@ -110,6 +136,7 @@ def check_served_model_set(args: argparse.Namespace) -> None:
 def build_config(args: argparse.Namespace, model_name: str, models: tuple[str, ...] = ()) -> Any:
     """`ServerConfig` from the (checked) options; `models` names a served model set (empty: one model)."""
     from server.config import ServerConfig
+    from server.operator_options import parse_strategy_options
 
     return ServerConfig(
         model_name=args.served_model_name or model_name,
@@ -121,6 +148,7 @@ def build_config(args: argparse.Namespace, model_name: str, models: tuple[str, .
         max_concurrency=args.max_concurrency,
         max_queue=args.max_queue,
         shutdown_timeout_s=args.shutdown_timeout,
+        strategy_options=parse_strategy_options(args.strategy_option),
     )
 
 
@@ -141,11 +169,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until SIGTERM / Ctrl-C; solves in flight get `--shutdown-timeout` seconds, then are aborted."""
+    from server.operator_options import check_served_models
+
     check_serve_arguments(args)
     sock = listening_socket(args.host, args.port)
     reasoner = build_reasoner(args)
     named = any("=" in value for value in args.model)
     config = build_config(args, reasoner.model_name, tuple(reasoner.models) if named else ())
+    check_served_models(config.strategy_options, reasoner.models)
     asyncio.run(_serve(reasoner, config, sock))
     return 0
 

@@ -19,7 +19,10 @@
 - `strategy_options` may not set an option that names something outside the request (a URL,
   a file, an engine): those are the operator's. A strategy marks such a field with
   `json_schema_extra={"operator_only": True}`; names ending in `_file`, `_path`, `_dir` or
-  `_url` count as marked, for strategies that have not marked theirs.
+  `_url` count as marked, for strategies that have not marked theirs. The operator sets them
+  (`reasoner serve --strategy-option route.policy_file=FILE`, `server.operator_options`): every
+  request of that strategy runs with the operator's options, and one that sets any of them to
+  another value is a 400, never silently overridden.
 - A chat becomes one question: the system (developer) messages, then the user's message,
   or for a multi-turn chat the turns written out as `User:` / `Assistant:` lines.
 """
@@ -36,6 +39,7 @@ from reasoner import Budget, Reasoner, get_strategy, strategy_names
 from reasoner.budget import as_budget
 from server.config import ServerConfig
 from server.errors import APIError
+from server.operator_options import merge_operator_options
 from server.protocol import ChatCompletionRequest, ChatMessage, CompletionRequest, SolveFields
 
 RESERVED_OPTION_NAMES = frozenset({"prompt", "budget", "strategy", "answer_format", "on_event", "model"})
@@ -121,7 +125,7 @@ def is_operator_only(name: str, declared: FieldInfo | None) -> bool:
     return name.endswith(OPERATOR_ONLY_SUFFIXES) or (isinstance(extra, dict) and extra.get("operator_only") is True)
 
 
-def _options(request: SolveFields, strategy: str, effort_mode: str | None) -> dict[str, Any]:
+def _options(request: SolveFields, strategy: str, effort_mode: str | None, config: ServerConfig) -> dict[str, Any]:
     known = get_strategy(strategy).Options.model_fields
     options = dict(request.strategy_options)
     reserved = sorted(set(options) & RESERVED_OPTION_NAMES)
@@ -153,7 +157,7 @@ def _options(request: SolveFields, strategy: str, effort_mode: str | None) -> di
         options[target] = value
     if effort_mode is not None:
         options.setdefault("mode", effort_mode)
-    return options
+    return merge_operator_options(strategy, options, config.strategy_options)
 
 
 def _strategy_and_budget(
@@ -199,7 +203,7 @@ def plan_chat(request: ChatCompletionRequest, config: ServerConfig, reasoner: Re
         prompt=conversation_text(request.messages),
         strategy=strategy,
         budget=budget,
-        options=_options(request, strategy, effort_mode),
+        options=_options(request, strategy, effort_mode, config),
         answer_format=request.answer_format,
         stops=tuple(request.stops()),
         on_model=model_from_name(request.model, config)[0],
@@ -214,7 +218,7 @@ def plan_completions(request: CompletionRequest, config: ServerConfig, reasoner:
     if not prompts:
         raise APIError(400, "prompt is empty; pass at least one prompt", param="prompt")
     strategy, budget, _ = _strategy_and_budget(request, config, None, request.token_cap())
-    options = _options(request, strategy, None)
+    options = _options(request, strategy, None, config)
     on_model = model_from_name(request.model, config)[0]
     plans = [
         SolvePlan(prompt, strategy, budget, options, request.answer_format, tuple(request.stops()), on_model)
