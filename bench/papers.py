@@ -16,6 +16,11 @@ solves at all; on a real reasoning model pass `--suite gsm8k` or `math`):
 8. Entropy Adaptive Decoding: `entropy_switch` over two models vs the large one alone (`direct`),
    accuracy, the large model's share of the tokens and the cost ratio; it runs only on a set,
    `--model small=MODEL --model large=MODEL` (the other rows then run on the first).
+9. RouteLLM: `route` over two models vs the large one alone (`direct`), accuracy and cost (eFLOPs)
+   of each. The routing policy is learned as `reasoner calibrate --model ...` learns it: `direct`
+   at each `--route-budgets` budget on each model over as many other problems of the suite (none
+   of the measured ones), the pilot estimator run on each, the cheapest configuration in
+   cost within one standard error of the best per difficulty bin. Only on a set, as row 8.
 
 The papers' figures come from trained or much larger models (E1-Math-1.5B, Llama-3.1-8B
 finetuned for self-evaluation, Llemma-34B with a PRM, Qwen3-8B, PaLM-2-S*, gpt-4o-mini): this
@@ -34,8 +39,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -44,8 +52,18 @@ from rich.table import Table
 from bench.budget_curve import run_method
 from bench.sampling import sampling_configs
 from cli.arguments import model_set_from
+from controllers.auto import Auto
+from controllers.calibration import acalibrate
+from controllers.policy import Policy
+from evals.records import record_key
+from evals.runner import make_plan, make_record
 from evals.suites import Problem, grade, load_suite
-from reasoner import Budget, Reasoner, ReasonerError, Solution
+from reasoner import Budget, Reasoner, ReasonerError, Solution, get_strategy
+
+ROUTELLM_FIGURE = (
+    "GPT-4/Mixtral-8x7B, MT Bench: 95% of GPT-4's quality with 14% of calls to GPT-4 (~85% cost cut; "
+    "GSM8K ~35%); over 2x cheaper at equal quality"
+)
 
 
 @dataclass
@@ -66,6 +84,8 @@ class Tally:
     problems: int
     tokens: int
     seconds: float = 0.0
+    cost: float | None = None
+    """eFLOPs of every solve together; None when any was unpriced."""
 
     @property
     def accuracy(self) -> float:
@@ -74,7 +94,9 @@ class Tally:
 
 def tally(problems: list[Problem], solutions: list[Solution], seconds: float = 0.0) -> Tally:
     correct = sum(grade(problem, solution.answer) for problem, solution in zip(problems, solutions, strict=True))
-    return Tally(correct, len(problems), sum(solution.usage.generated_tokens for solution in solutions), seconds)
+    costs = [solution.usage.cost for solution in solutions]
+    cost = None if None in costs else float(sum(cost or 0 for cost in costs))
+    return Tally(correct, len(problems), sum(solution.usage.generated_tokens for solution in solutions), seconds, cost)
 
 
 def ratio(numerator: float, denominator: float) -> str:
@@ -258,6 +280,81 @@ async def ead_vs_large(reasoner: Reasoner, problems: list[Problem], budget: int)
     )
 
 
+async def learn_routing_policy(
+    reasoner: Reasoner, problems: Sequence[Problem], budgets: Sequence[int], names: Sequence[str]
+) -> Policy:
+    """The routing policy `reasoner calibrate --model ...` would learn from eval records of `direct` at each
+    budget on each model of `names` over `problems` (the pilot estimator runs on the default model)."""
+    suite = problems[0].suite
+    plan = make_plan(suite, ["direct"], budgets)
+    prompts = [problem.prompt for problem in problems]
+    records = []
+    for name in names:
+        for budget in budgets:
+            solutions = await reasoner.asolve_many(prompts, budget, "direct", budget_per_prompt=True, model=name)
+            for problem, solution in zip(problems, solutions, strict=True):
+                key = record_key(suite, problem.id, "direct", budget, {}, name)
+                correct = grade(problem, solution.answer)
+                records.append(make_record(key, plan, problem, "direct", budget, {}, solution, correct))
+    calibration = await acalibrate(
+        reasoner,
+        records,
+        {f"{suite}|{problem.id}": problem.prompt for problem in problems},
+        "pilot",
+        answer_formats={f"{suite}|{problem.id}": problem.answer_format for problem in problems},
+        names={name: name for name in names},
+    )
+    return calibration.policy
+
+
+def routing_comparison(routed: Tally, alone: Tally, on_large: int, large: str) -> str:
+    """What the routing row reports: accuracy of each (and the share of the large one's kept), cost of each
+    in eFLOPs (and the cut), and how many prompts `route` sent to `large`."""
+    kept = f"{routed.accuracy / alone.accuracy:.0%} of it kept" if alone.accuracy else "retention n/a"
+    if routed.cost is None or alone.cost is None:
+        cost = "cost unpriced"
+    else:
+        cut = f"{1 - routed.cost / alone.cost:.0%} cut" if alone.cost else "n/a"
+        cost = f"cost {routed.cost:.3g} vs {alone.cost:.3g} eFLOPs ({cut})"
+    return (
+        f"accuracy {routed.accuracy:.0%} vs {alone.accuracy:.0%} ({kept}), {cost}; "
+        f"{on_large}/{routed.problems} prompts routed to {large}"
+    )
+
+
+async def route_vs_large(
+    reasoner: Reasoner, calibration: list[Problem], problems: list[Problem], budgets: list[int]
+) -> Row:
+    """`route` (a policy learned on `calibration` over the first two models) vs the second alone (`direct`)."""
+    paper = "RouteLLM"
+    names = list(reasoner.models)
+    if len(names) < 2:
+        return Row(paper, "route vs the large model", ROUTELLM_FIGURE, "not run: needs --model small=M --model large=M")
+    large, budget = names[1], max(budgets)
+    if not calibration:
+        return Row(paper, "route vs the large model", ROUTELLM_FIGURE, "not run: no other problems to calibrate on")
+    try:
+        policy = await learn_routing_policy(reasoner, calibration, budgets, names[:2])
+    except ReasonerError as error:
+        return Row(paper, "route vs the large model", ROUTELLM_FIGURE, f"not run: {error}")
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "route.json")
+        policy.save(path)
+        route = get_strategy("route").from_options({"policy_file": path})
+        assert isinstance(route, Auto)
+        routed, _ = await solve_all(reasoner, problems, budget + route.estimator.cost_cap, "route", policy_file=path)
+    prompts = [problem.prompt for problem in problems]
+    alone = await reasoner.asolve_many(prompts, budget, "direct", budget_per_prompt=True, model=large)
+    on_large = sum(solution.metrics.get("chosen_model") == large for solution in routed)
+    return Row(
+        paper,
+        f"route ({names[0]}/{large}, policy from {len(calibration)} other problems) vs {large} alone (direct) "
+        f"at {budget} tokens",
+        ROUTELLM_FIGURE,
+        routing_comparison(tally(problems, routed), tally(problems, alone), on_large, large),
+    )
+
+
 async def measure(reasoner: Reasoner, args: argparse.Namespace) -> list[Row]:
     await reasoner.astart()
     difficulty = 1 if args.suite == "arith" else None
@@ -270,6 +367,10 @@ async def measure(reasoner: Reasoner, args: argparse.Namespace) -> list[Row]:
     rows.append(await parallel_isolation(reasoner, problems, args.parallel_budget))
     rows.append(await agot_vs_direct(reasoner, problems, args.agot_budget))
     rows.append(await ead_vs_large(reasoner, problems, args.ead_budget))
+    measured = {problem.id for problem in problems}
+    pool = load_suite(args.suite, limit=2 * args.problems, seed=args.seed, difficulty=difficulty)
+    calibration = [problem for problem in pool if problem.id not in measured][: args.problems]
+    rows.append(await route_vs_large(reasoner, calibration, problems, args.route_budgets))
     return rows
 
 
@@ -280,7 +381,7 @@ def main() -> None:
         action="append",
         default=[],
         help="HF id or local path (default: the embedded model); repeat as NAME=MODEL|URL for a set "
-        "(--model small=... --model large=...: the EAD row runs on the first two, the rest on the first)",
+        "(--model small=... --model large=...: the EAD and routing rows run on the first two, the rest on the first)",
     )
     parser.add_argument("--endpoint", default=None, help="URL of a vLLM server (needs the remote backend)")
     parser.add_argument("--suite", default="arith", help="procedural or hub suite name (arith, gsm8k, math)")
@@ -295,6 +396,12 @@ def main() -> None:
     parser.add_argument("--parallel-budget", type=int, default=300)
     parser.add_argument("--agot-budget", type=int, default=768)
     parser.add_argument("--ead-budget", type=int, default=256)
+    parser.add_argument(
+        "--route-budgets",
+        type=lambda text: [int(part) for part in text.split(",")],
+        default=[64, 256],
+        help="budgets of direct on each model that the routing policy is learned from",
+    )
     args = parser.parse_args()
     try:
         models = model_set_from(args.model, {})
