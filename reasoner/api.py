@@ -4,32 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from reasoner.accelerators import DEFAULT_ACCELERATOR, Accelerator, get_accelerator
+from reasoner.batch import gather_solutions, split_batch_budget
 from reasoner.budget import Budget, BudgetLike, as_budget
 from reasoner.cost import CostModel
 from reasoner.deadline import cost_cap_outcome, deadline_outcome
+from reasoner.engine_loop import EngineLoopOwner
 from reasoner.engines.base import Backend
-from reasoner.errors import BudgetError, InputError, ModelError, UsageError
+from reasoner.errors import InputError, ModelError
 from reasoner.events import EventCallback
 from reasoner.ledger import BudgetExhausted, CostExhausted
-from reasoner.model_set import ModelEntry, ModelSpec, ModelTarget, build_target, model_specs
+from reasoner.model_set import ModelEntry, ModelSpec, ModelTarget, build_model_set
 from reasoner.models import EMBEDDED_MODEL
 from reasoner.profiles import ModelProfile
-from reasoner.request_checks import check_budget_fits_profile, split_batch_budget, validate_request
-from reasoner.runtime import LoopThread
+from reasoner.request_checks import validate_on_models
 from reasoner.session import Session
 from reasoner.solution import Solution, Usage
 from reasoner.strategy import Strategy, get_strategy
 
-T = TypeVar("T")
-
 DEFAULT_CONCURRENCY = 256
 
 
-class Reasoner:
+class Reasoner(EngineLoopOwner):
     """One model, one engine, many solves. Use as a (async) context manager, or call `close`.
 
     `engine_args` go to vLLM unchanged (tensor_parallel_size, distributed_executor_backend,
@@ -75,30 +74,11 @@ class Reasoner:
             profile=profile,
             cost_model=cost_model,
         )
-        if models is None:
-            if default is not None:
-                raise InputError("default= names one of models=; pass models= too, or drop default=")
-            target = build_target(None, single, accelerator, verbose=verbose)
-            self.models = {target.name: target}
-            self.default_model = target.name
-        else:
-            given = [name for name, value in vars(single).items() if value is not None]
-            if given:
-                raise InputError(
-                    f"models= names each model with its own arguments; {', '.join(given)}= cannot be given beside "
-                    "it: put them in that model's entry (a dict or reasoner.ModelSpec)"
-                )
-            specs = model_specs(models)
-            if default is not None and default not in specs:
-                raise ModelError(f"default={default!r} is not one of the models: {', '.join(specs)}")
-            self.models = {name: build_target(name, spec, accelerator, verbose=verbose) for name, spec in specs.items()}
-            self.default_model = default if default is not None else next(iter(specs))
+        self.models, self.default_model = build_model_set(single, models, default, accelerator, verbose=verbose)
         if max_concurrency < 1:
             raise InputError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self.max_concurrency = max_concurrency
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._portal: LoopThread | None = None
-        self._limiter: asyncio.Semaphore | None = None
+        super().__init__()
 
     @property
     def backend(self) -> Backend:
@@ -192,16 +172,7 @@ class Reasoner:
             self._solve(prompt, share, strategy, answer_format, options, model=model)
             for prompt, share in zip(prompts, budgets, strict=True)
         ]
-        return await self._on_own_loop(_gather(calls))
-
-    async def arun_on_engine_loop(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Await `coroutine` on the event loop that owns this Reasoner's engine.
-
-        Code that drives `self.backend` itself (a `Session` of its own, as the estimators of
-        calibration do) must run there: an engine answers only on the loop that started it, so
-        from any other loop its requests would hang.
-        """
-        return cast(T, await self._on_own_loop(coroutine))
+        return await self._on_own_loop(gather_solutions(calls))
 
     async def _solve_allocated(
         self,
@@ -219,7 +190,7 @@ class Reasoner:
             self._solve(prompt, share, strategy, answer_format, {**options, **extra}, model=model)
             for prompt, (share, extra) in zip(prompts, plans, strict=True)
         ]
-        return await _gather(calls)
+        return await gather_solutions(calls)
 
     def solve(self, prompt: str, budget: BudgetLike = 512, strategy: str = "direct", **kwargs: Any) -> Solution:
         """Synchronous `asolve`; works in scripts and inside a running event loop."""
@@ -235,41 +206,6 @@ class Reasoner:
         """Synchronous `asolve_many`."""
         return self._portal_loop().run(self.asolve_many(prompts, budget, strategy, **kwargs))
 
-    async def astart(self) -> None:
-        """Start the engines now instead of at the first solve."""
-        await self._on_own_loop(self._start_engines())
-
-    def start(self) -> None:
-        """Synchronous `astart`."""
-        self._portal_loop().run(self.astart())
-
-    async def aclose(self) -> None:
-        """Stop the engine; a later solve starts it again."""
-        if self._loop is not None and self._loop is not asyncio.get_running_loop() and self._loop.is_running():
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._close_engines(), self._loop))
-        else:
-            await self._close_engines()
-
-    def close(self) -> None:
-        """Stop the engine and the helper thread, if any.
-
-        Inside the event loop that runs the engine (after `await astart()` or `asolve` there),
-        blocking would stop that loop for good: that is a `UsageError`; use `await aclose()`.
-        """
-        if self._loop is not None and self._loop is _running_loop():
-            raise UsageError(
-                "Reasoner.close() was called inside the event loop that runs the engine, where it would block "
-                "forever; use `await reasoner.aclose()` or `async with Reasoner(...)`"
-            )
-        if self._loop is not None and self._loop.is_running():
-            asyncio.run_coroutine_threadsafe(self._close_engines(), self._loop).result()
-        else:
-            asyncio.run(self._close_engines())
-        if self._portal is not None:
-            self._portal.stop()
-            self._portal = None
-        self._loop = None
-
     async def __aenter__(self) -> Reasoner:
         return self
 
@@ -282,35 +218,6 @@ class Reasoner:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _engines(self) -> list[Backend]:
-        """Every model's backend, once each (two names may share one)."""
-        return list({id(target.backend): target.backend for target in self.models.values()}.values())
-
-    async def _start_engines(self) -> None:
-        for backend in self._engines():
-            await backend.start()
-
-    async def _close_engines(self) -> None:
-        for backend in self._engines():
-            await backend.close()
-
-    def _portal_loop(self) -> LoopThread:
-        if self._portal is None:
-            self._portal = LoopThread()
-        return self._portal
-
-    async def _on_own_loop(self, coroutine: Any) -> Any:
-        """Run on the loop that owns the engine; the first loop to use this Reasoner owns it."""
-        current = asyncio.get_running_loop()
-        if self._loop is None or self._loop.is_closed() or (self._loop is not current and not self._loop.is_running()):
-            if self._loop is not None and self._loop is not current:
-                await self._close_engines()
-            self._loop = current
-            self._limiter = asyncio.Semaphore(self.max_concurrency)
-        if self._loop is current:
-            return await coroutine
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
-
     def validate(
         self,
         prompt: str,
@@ -322,19 +229,7 @@ class Reasoner:
         **options: Any,
     ) -> tuple[Budget, Strategy]:
         """Check a request without running it: the typed error a solve would raise, raised now."""
-        target = self.target(model)
-        resolved_budget, strategy_obj = validate_request(prompt, budget, strategy, answer_format, options)
-        check_models = getattr(strategy_obj, "check_models", None)
-        if check_models is not None:  # a strategy that names models (route's policy) refuses unknown ones now
-            check_models(self.models)
-        check_budget_fits_profile(resolved_budget, target.profile)
-        unpriced = [name for name, each in self.models.items() if each.cost_model is None]
-        if resolved_budget.cost is not None and unpriced:
-            raise BudgetError(
-                f"Budget(cost=...) needs a cost model, and {', '.join(unpriced)}'s config is not on this machine; "
-                "pass Reasoner(cost_model=reasoner.cost.CostModel.from_config(...))"
-            )
-        return resolved_budget, strategy_obj
+        return validate_on_models(prompt, budget, strategy, answer_format, options, self.models, self.target(model))
 
     async def _solve(
         self,
@@ -393,17 +288,6 @@ class Reasoner:
         )
 
 
-async def _gather(calls: list[Any]) -> list[Solution]:
-    tasks = [asyncio.ensure_future(call) for call in calls]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
 _default_reasoners: dict[str, Reasoner] = {}
 
 
@@ -432,11 +316,3 @@ def solve_many(
 ) -> list[Solution]:
     """Solve many prompts concurrently; see `Reasoner.asolve_many`."""
     return default_reasoner(model).solve_many(prompts, budget, strategy, **kwargs)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    """The event loop running in this thread, or None."""
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None

@@ -96,6 +96,37 @@ def as_spec(name: str, entry: ModelEntry) -> ModelSpec:
     raise ModelError(f"model {name!r} must be a model id, a dict of its fields or a ModelSpec, got {entry!r}")
 
 
+def build_model_set(
+    single: ModelSpec,
+    models: Mapping[str, ModelEntry] | None,
+    default: str | None,
+    accelerator: Accelerator,
+    *,
+    verbose: bool,
+) -> tuple[dict[str, ModelTarget], str]:
+    """A Reasoner's built models and its default model's name: `single` alone, or every entry of `models`.
+
+    `single` holds the single-model arguments (`Reasoner(model=..., endpoint=..., ...)`); beside
+    `models` none of them may be given, and `default` only names one of `models`.
+    """
+    if models is None:
+        if default is not None:
+            raise InputError("default= names one of models=; pass models= too, or drop default=")
+        target = build_target(None, single, accelerator, verbose=verbose)
+        return {target.name: target}, target.name
+    given = [name for name, value in vars(single).items() if value is not None]
+    if given:
+        raise InputError(
+            f"models= names each model with its own arguments; {', '.join(given)}= cannot be given beside "
+            "it: put them in that model's entry (a dict or reasoner.ModelSpec)"
+        )
+    specs = model_specs(models)
+    if default is not None and default not in specs:
+        raise ModelError(f"default={default!r} is not one of the models: {', '.join(specs)}")
+    built = {name: build_target(name, spec, accelerator, verbose=verbose) for name, spec in specs.items()}
+    return built, default if default is not None else next(iter(specs))
+
+
 def build_target(name: str | None, spec: ModelSpec, accelerator: Accelerator, *, verbose: bool) -> ModelTarget:
     """The engine, profile and cost model of one model; `name` defaults to the model's own name."""
     check_spec(spec)

@@ -1,16 +1,18 @@
-"""The checks of a request that need no engine, and the split of a batch's budget between its prompts.
+"""The checks of a request that need no engine.
 
-They run before any model work: the CLI calls `validate_request` before it provisions a model.
+They run before any model work: the CLI calls `validate_request` before it provisions a model;
+`validate_on_models` adds the checks against a Reasoner's built models (profiles, cost models).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from reasoner.answers import ANSWER_FORMATS
 from reasoner.budget import Budget, BudgetLike, as_budget
 from reasoner.errors import BudgetError, InputError, PromptError, StrategyError
+from reasoner.model_set import ModelTarget
 from reasoner.profiles import ModelProfile
 from reasoner.strategy import Strategy, get_strategy
 
@@ -26,6 +28,31 @@ def validate_request(
     if not isinstance(strategy, str):
         raise StrategyError(f"strategy must be a strategy name, got {strategy!r}")
     return resolved_budget, get_strategy(strategy).from_options(options)
+
+
+def validate_on_models(
+    prompt: str,
+    budget: BudgetLike,
+    strategy: str,
+    answer_format: str,
+    options: dict[str, Any],
+    models: Mapping[str, ModelTarget],
+    target: ModelTarget,
+) -> tuple[Budget, Strategy]:
+    """`validate_request`, then the checks against the models: names a strategy gives, the budget
+    against `target`'s profile, and a cost cap against every model's cost model."""
+    resolved_budget, strategy_obj = validate_request(prompt, budget, strategy, answer_format, options)
+    check_models = getattr(strategy_obj, "check_models", None)
+    if check_models is not None:  # a strategy that names models (route's policy) refuses unknown ones now
+        check_models(models)
+    check_budget_fits_profile(resolved_budget, target.profile)
+    unpriced = [name for name, each in models.items() if each.cost_model is None]
+    if resolved_budget.cost is not None and unpriced:
+        raise BudgetError(
+            f"Budget(cost=...) needs a cost model, and {', '.join(unpriced)}'s config is not on this machine; "
+            "pass Reasoner(cost_model=reasoner.cost.CostModel.from_config(...))"
+        )
+    return resolved_budget, strategy_obj
 
 
 def check_prompt(prompt: object) -> None:
@@ -55,39 +82,3 @@ def check_budget_fits_profile(budget: Budget, profile: ModelProfile) -> None:
         raise BudgetError(
             f"answer budget of {budget.answer} tokens is below the {least} tokens a {profile.family} answer needs"
         )
-
-
-def split_batch_budget(
-    prompts: Sequence[str], budget: BudgetLike | Sequence[BudgetLike], per_prompt: bool
-) -> list[Budget]:
-    """Per-prompt budgets for a batch: given one each, the same for all, or a shared one split evenly."""
-    if isinstance(prompts, str):
-        raise InputError("prompts must be a list of strings, not one string; use solve() for one prompt")
-    if not prompts:
-        raise InputError("prompts is empty; pass at least one prompt")
-    if isinstance(budget, Sequence):
-        budgets = [as_budget(item) for item in budget]
-        if len(budgets) != len(prompts):
-            raise BudgetError(f"got {len(budgets)} budgets for {len(prompts)} prompts; pass one per prompt")
-        return budgets
-    shared = as_budget(budget)
-    if per_prompt:
-        return [shared] * len(prompts)
-    count = len(prompts)
-    if shared.tokens < count:
-        raise BudgetError(f"a batch budget of {shared.tokens} tokens cannot give each of {count} prompts a token")
-    shares = []
-    for index in range(count):
-        tokens = shared.tokens // count + (1 if index < shared.tokens % count else 0)
-        scale = tokens / shared.tokens
-        shares.append(
-            Budget(
-                tokens=tokens,
-                thinking=None if shared.thinking is None else int(shared.thinking * scale),
-                answer=None if shared.answer is None else int(shared.answer * scale),
-                samples=shared.samples,
-                deadline_s=shared.deadline_s,
-                cost=None if shared.cost is None else shared.cost * scale,
-            )
-        )
-    return shares
