@@ -17,11 +17,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import stat
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from cli.arguments import endpoints_from, model_set_from
@@ -38,6 +35,7 @@ from reasoner.engines.remote_discovery import describe_remote_model
 from reasoner.errors import InputError, SuiteError
 from reasoner.model_set import ModelSpec
 from reasoner.models import EMBEDDED_ALIASES, EMBEDDED_MODEL
+from reasoner.output_files import open_existing_output
 
 MAX_POLICY_BYTES = 16 * 2**20
 """A larger file is no policy `calibrate` wrote; it is not read whole."""
@@ -119,20 +117,13 @@ def check_policy_out(out: str) -> None:
     A folder, a FIFO or device, and a file that is not a policy (notes, settings) are refused
     before any estimator work, and left unchanged.
     """
-    path = Path(out)
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        if not path.parent.is_dir() or not os.access(path.parent, os.W_OK | os.X_OK):
-            raise InputError(f"cannot write the policy to {out}: {path.parent} is not a writable folder") from None
+    existing = open_existing_output(
+        out, f"cannot write the policy to {out}", f"--out {out} is not a regular file; pass a policy file path (JSON)"
+    )
+    if existing is None:
         return
-    except OSError as exc:
-        raise InputError(f"cannot write the policy to {out}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-        os.close(descriptor)
-        raise InputError(f"--out {out} is not a regular file; pass a policy file path (JSON)")
-    with open(descriptor, "rb") as handle:
-        content = handle.read(MAX_POLICY_BYTES + 1)
+    with existing:
+        content = existing.read(MAX_POLICY_BYTES + 1)
     if not content:
         return
     try:

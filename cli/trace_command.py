@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import stat
 import sys
 from typing import Any
 
@@ -17,6 +16,7 @@ from pydantic import ValidationError
 
 from reasoner.errors import InputError
 from reasoner.output_files import check_output, write_output
+from reasoner.regular_files import READ_FLAGS, refuse_unless_regular
 from reasoner.solution import Solution
 
 MAX_SOLUTION_BYTES = 256 * 2**20
@@ -41,18 +41,16 @@ def run_trace_command(args: argparse.Namespace) -> int:
 def read_solution(path: str) -> Solution:
     """The `Solution` in a JSON file, or an `InputError` saying why the file is not one."""
     try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        descriptor = os.open(path, READ_FLAGS)
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    info = os.fstat(descriptor)
-    problem = None
-    if not stat.S_ISREG(info.st_mode):
-        problem = f"{path} is not a regular file; pass the file `reasoner solve --json` wrote"
-    elif info.st_size > MAX_SOLUTION_BYTES:
-        problem = f"{path} is larger than {MAX_SOLUTION_BYTES // 2**20} MiB; it is no solve's JSON"
-    if problem is not None:
-        os.close(descriptor)
-        raise InputError(problem)
+    refuse_unless_regular(
+        descriptor,
+        InputError,
+        f"{path} is not a regular file; pass the file `reasoner solve --json` wrote",
+        max_bytes=MAX_SOLUTION_BYTES,
+        too_large=f"{path} is larger than {MAX_SOLUTION_BYTES // 2**20} MiB; it is no solve's JSON",
+    )
     with open(descriptor, "rb") as handle:
         content = handle.read(MAX_SOLUTION_BYTES + 1)
     try:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from reasoner.errors import SuiteError
+from reasoner.regular_files import READ_FLAGS, refuse_unless_regular
 
 HEADER: dict[str, Any] = {"reasoner_records": 1}
 """The first line of every records file the toolkit writes."""
@@ -64,7 +64,7 @@ def read_records(path: str | Path, *, must_exist: bool = True) -> RecordFile:
     source = Path(path)
     result = RecordFile(source)
     try:
-        descriptor = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        descriptor = os.open(source, READ_FLAGS)
     except FileNotFoundError:
         if must_exist:
             raise SuiteError(f"no records file at {source}; run `reasoner eval --out {source}` first") from None
@@ -140,15 +140,13 @@ class RecordWriter:
 def _regular(descriptor: int, path: Path, what: str, mode: str) -> IO[Any]:
     """A file object on `descriptor`, after refusing a folder, FIFO, device or socket (reading
     one may never end) and an oversized file; the descriptor is closed when refused."""
-    info = os.fstat(descriptor)
-    problem = None
-    if not stat.S_ISREG(info.st_mode):
-        problem = f"{path} is not a regular file; pass a {what} file"
-    elif info.st_size > MAX_FILE_BYTES:
-        problem = f"{path} is larger than {MAX_FILE_BYTES // 2**20} MiB; split the {what} into smaller files"
-    if problem is not None:
-        os.close(descriptor)
-        raise SuiteError(problem)
+    refuse_unless_regular(
+        descriptor,
+        SuiteError,
+        f"{path} is not a regular file; pass a {what} file",
+        max_bytes=MAX_FILE_BYTES,
+        too_large=f"{path} is larger than {MAX_FILE_BYTES // 2**20} MiB; split the {what} into smaller files",
+    )
     return open(descriptor, mode, encoding=None if "b" in mode else "utf-8")
 
 

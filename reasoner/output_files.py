@@ -11,12 +11,13 @@ crash never leaves half a page.
 from __future__ import annotations
 
 import os
-import stat
 import struct
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from reasoner.errors import InputError
+from reasoner.regular_files import READ_FLAGS, refuse_unless_regular
 
 MARK = "written by reasoner"
 """What our pages and images say about who wrote them."""
@@ -56,26 +57,38 @@ def _png_first_text(head: bytes) -> dict[str, str] | None:
     return {key.decode("latin-1"): value.decode("latin-1")}
 
 
+def open_existing_output(path: str | Path, cannot_write: str, not_regular: str) -> BinaryIO | None:
+    """The file at output `path` opened to read its start, or None when there is none yet.
+
+    An `InputError` otherwise: `cannot_write` and why when the path is missing and its folder is
+    not writable, or the OS refuses it; `not_regular` for a folder, FIFO or device.
+    """
+    target = Path(path)
+    try:
+        descriptor = os.open(target, READ_FLAGS)
+    except FileNotFoundError:
+        folder = target.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise InputError(f"{cannot_write}: {folder} is not a writable folder") from None
+        return None
+    except OSError as exc:
+        raise InputError(f"{cannot_write}: {exc.strerror or exc}") from None
+    refuse_unless_regular(descriptor, InputError, not_regular)
+    return open(descriptor, "rb")
+
+
 def check_output(path: str | Path, flag: str) -> None:
     """Refuse an output path we may not replace: anything but a missing path, an empty file or ours.
 
     `flag` names the option the path came from (`--plot`, `-o`), for the message.
     """
-    target = Path(path)
-    try:
-        descriptor = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        folder = target.parent
-        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-            raise InputError(f"cannot write {flag} {path}: {folder} is not a writable folder") from None
+    existing = open_existing_output(
+        path, f"cannot write {flag} {path}", f"{flag} {path} is not a regular file; pass a new file path"
+    )
+    if existing is None:
         return
-    except OSError as exc:
-        raise InputError(f"cannot write {flag} {path}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-        os.close(descriptor)
-        raise InputError(f"{flag} {path} is not a regular file; pass a new file path")
-    with open(descriptor, "rb") as handle:
-        head = handle.read(_HEAD_BYTES)
+    with existing:
+        head = existing.read(_HEAD_BYTES)
     if head and not is_ours(head):
         raise InputError(f"{flag} {path} is a file reasoner did not write; it was left unchanged, pass a new path")
 
