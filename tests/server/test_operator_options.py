@@ -9,12 +9,14 @@ import httpx
 import openai
 import pytest
 
+from cli.main import build_parser
 from controllers.policy import Choice, Policy
 from reasoner import Reasoner
 from reasoner.errors import InputError
 from reasoner.model_set import ModelSpec
 from reasoner.testing import ScriptedBackend
 from server import ServerConfig, create_app
+from server.main import build_config
 from server.operator_options import check_served_models, parse_strategy_options
 from tests.cli.cli_support import run_cli
 from tests.server.scripted_app import API_KEY
@@ -105,6 +107,13 @@ async def test_a_client_option_conflicting_with_the_operators_is_refused_not_ove
         assert not small.requests and not large.requests
     else:
         assert response.json()["reasoner"]["metrics"]["estimator"] == "none"
+
+
+def test_the_serve_flags_reach_the_servers_config(tmp_path: Path) -> None:
+    policy = routing_policy_file(tmp_path, (0.0, 0.0))
+    flags = ["--strategy-option", f"route.policy_file={policy}", "--strategy-option", "self_consistency.n=8"]
+    config = build_config(build_parser().parse_args(["serve", *flags]), "small", ("small", "large"))
+    assert config.strategy_options == {"route": {"policy_file": policy}, "self_consistency": {"n": 8}}
 
 
 def test_a_policy_routing_to_a_model_the_server_does_not_serve_is_refused_at_start_up(tmp_path: Path) -> None:
