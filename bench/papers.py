@@ -309,13 +309,17 @@ async def learn_routing_policy(
 
 def routing_comparison(routed: Tally, alone: Tally, on_large: int, large: str) -> str:
     """What the routing row reports: accuracy of each (and the share of the large one's kept), cost of each
-    in eFLOPs (and the cut), and how many prompts `route` sent to `large`."""
+    in eFLOPs (and how much less route spent, or how many times as much: its estimate is paid too), and how
+    many prompts `route` sent to `large`."""
     kept = f"{routed.accuracy / alone.accuracy:.0%} of it kept" if alone.accuracy else "retention n/a"
     if routed.cost is None or alone.cost is None:
         cost = "cost unpriced"
+    elif not alone.cost:
+        cost = f"cost {routed.cost:.3g} vs 0 eFLOPs"
     else:
-        cut = f"{1 - routed.cost / alone.cost:.0%} cut" if alone.cost else "n/a"
-        cost = f"cost {routed.cost:.3g} vs {alone.cost:.3g} eFLOPs ({cut})"
+        share = routed.cost / alone.cost
+        change = f"{1 - share:.0%} less" if share <= 1 else f"{share:.2f}x as much"
+        cost = f"cost {routed.cost:.3g} vs {alone.cost:.3g} eFLOPs ({change})"
     return (
         f"accuracy {routed.accuracy:.0%} vs {alone.accuracy:.0%} ({kept}), {cost}; "
         f"{on_large}/{routed.problems} prompts routed to {large}"

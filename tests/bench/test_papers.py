@@ -40,8 +40,10 @@ def test_the_routing_row_reports_accuracy_kept_cost_cut_and_prompts_on_the_large
     routed = Tally(correct=6, problems=10, tokens=900, cost=3e12)
     alone = Tally(correct=8, problems=10, tokens=700, cost=1e13)
     assert routing_comparison(routed, alone, 4, "large") == (
-        "accuracy 60% vs 80% (75% of it kept), cost 3e+12 vs 1e+13 eFLOPs (70% cut); 4/10 prompts routed to large"
+        "accuracy 60% vs 80% (75% of it kept), cost 3e+12 vs 1e+13 eFLOPs (70% less); 4/10 prompts routed to large"
     )
+    dearer = Tally(correct=6, problems=10, tokens=900, cost=3.5e13)
+    assert "cost 3.5e+13 vs 1e+13 eFLOPs (3.50x as much)" in routing_comparison(dearer, alone, 4, "large")
 
 
 @pytest.mark.parametrize(("routed_cost", "alone_cost"), [(None, 1e13), (3e12, None)])
