@@ -6,9 +6,10 @@ import itertools
 
 import networkx as nx
 
-from reasoner import Solution
+from reasoner import Solution, get_strategy
 from reasoner.trace import trace_summary
 from server.protocol import CompletionTokensDetails, FinishReason, PromptTokensDetails, ReasonerInfo, UsageInfo
+from server.selection import is_operator_only
 
 
 def cut_at_stops(text: str, stops: tuple[str, ...]) -> str:
@@ -63,11 +64,18 @@ def usage_info(solutions: list[Solution]) -> UsageInfo:
 
 
 def reasoner_info(solution: Solution) -> ReasonerInfo:
-    """The toolkit's account of one solve (budget, usage by phase, metrics, trace summary)."""
+    """The toolkit's account of one solve (budget, usage by phase, metrics, trace summary).
+
+    Its options leave out the operator's (`--strategy-option`): a file or URL on the server's side
+    is not the client's to see.
+    """
+    declared = get_strategy(solution.strategy).Options.model_fields
     return ReasonerInfo(
         strategy=solution.strategy,
         budget=solution.budget.model_dump(exclude_none=True),
-        options=solution.options,
+        options={
+            name: value for name, value in solution.options.items() if not is_operator_only(name, declared.get(name))
+        },
         answer=solution.answer,
         latency_s=round(solution.latency_s, 4),
         requests=solution.usage.requests,

@@ -69,6 +69,8 @@ async def test_served_route_runs_on_the_model_the_operators_policy_picks(
     )
     account = response.model_extra["reasoner"]  # type: ignore[index]
     assert account["strategy"] == "route" and account["metrics"]["chosen_model"] == runs_on
+    assert account["options"]["estimator"] == "none"
+    assert "policy_file" not in account["options"], "the operator's policy path is not the client's to see"
     assert list(account["usage_by_model"]) == [runs_on]
     ran = {"small": len(small.requests), "large": len(large.requests)}
     assert ran[runs_on] == 1 and sum(ran.values()) == 1
