@@ -53,7 +53,8 @@ class Route(Auto):
         if options.policy_file is None:
             raise StrategyError(
                 "route needs policy_file: a routing policy from `reasoner calibrate RECORDS --model small=MODEL "
-                "--model large=MODEL --out FILE` (there is no built-in one)"
+                "--model large=MODEL --out FILE` (there is no built-in one; a server's operator sets it with "
+                "`reasoner serve --strategy-option route.policy_file=FILE`)"
             )
         super().__init__(options)
 
