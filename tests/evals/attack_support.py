@@ -14,7 +14,12 @@ from evals.cgroup_limits import CGROUP_ROOT, GROUP_PREFIX, parent_group, pid_nam
 NOTHING = object()
 
 
-def attack(body: str, timeout_s: float = 5.0, escaped: Any = NOTHING) -> CodeVerdict:
+# Generous: an attack is expected to fail on the jail's walls, not its clock, and memory-heavy ones slow down on a
+# loaded 2-core CI machine (a 450 MB write hit a 5 s limit there). Tests of the time limit pass their own.
+ATTACK_TIMEOUT_S = 30.0
+
+
+def attack(body: str, timeout_s: float = ATTACK_TIMEOUT_S, escaped: Any = NOTHING) -> CodeVerdict:
     """Grade `attack()` whose body attacks the host and then returns 'done'.
 
     The test passes only when `attack()` returns `escaped`: what the body returns when the
@@ -27,7 +32,7 @@ def attack(body: str, timeout_s: float = 5.0, escaped: Any = NOTHING) -> CodeVer
     return attack_program(completion + "\n    return 'done'\n", timeout_s, escaped)
 
 
-def attack_program(completion: str, timeout_s: float = 5.0, escaped: Any = NOTHING) -> CodeVerdict:
+def attack_program(completion: str, timeout_s: float = ATTACK_TIMEOUT_S, escaped: Any = NOTHING) -> CodeVerdict:
     """Grade a whole hostile module whose entry point is `attack`, as `attack` does."""
     expected = secrets.token_hex(16) if escaped is NOTHING else escaped
     test = f"def check(candidate):\n    seen = candidate()\n    assert seen == {expected!r}, f'seen: {{seen!r}}'\n"
