@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 
@@ -46,19 +48,28 @@ def test_an_unknown_representation_is_a_strategy_error() -> None:
 
 
 @pytest.mark.engine
-def test_the_pooling_engine_gives_a_hidden_state_that_tells_prompts_apart(engine_reasoner: Reasoner) -> None:
-    async def estimate(prompt: str) -> tuple[np.ndarray, str | None]:
-        backend = engine_reasoner.backend
-        session = Session(backend, backend.tokenizer(), engine_reasoner.profile, Budget(tokens=1))
-        result = await HiddenStateEstimator().estimate(session, prompt)
-        assert (result.tokens, session.ledger.requests) == (0, 0)
-        return np.array(list(result.features.values())), result.representation
+def test_the_pooling_engine_gives_a_hidden_state_that_tells_prompts_apart() -> None:
+    # The estimator runs its own pooling engine: the Reasoner's generation engine is never started, so this
+    # test needs no shared engine (and runs beside the engine tests, not after them).
+    reasoner = Reasoner()
+    backend = reasoner.backend
 
-    easy, representation = engine_reasoner._portal_loop().run(estimate("What is 2 + 2?"))
-    hard, _ = engine_reasoner._portal_loop().run(estimate("Compute 48213 * 9177 - 3361 * 28 + 901."))
+    async def estimate(prompts: tuple[str, ...]) -> list[tuple[np.ndarray, str | None]]:
+        found = []
+        for prompt in prompts:
+            session = Session(backend, backend.tokenizer(), reasoner.profile, Budget(tokens=1))
+            result = await HiddenStateEstimator().estimate(session, prompt)
+            assert (result.tokens, session.ledger.requests) == (0, 0)
+            found.append((np.array(list(result.features.values())), result.representation))
+        encoder = prompt_encoder(backend.model.source)  # type: ignore[attr-defined]
+        assert encoder.running and encoder.starts == 1
+        encoder.close()
+        return found
+
+    (easy, representation), (hard, _) = asyncio.run(
+        estimate(("What is 2 + 2?", "Compute 48213 * 9177 - 3361 * 28 + 901."))
+    )
     assert representation == "engine"
     assert easy.shape == hard.shape == (576,)
     assert np.isfinite(easy).all() and not np.allclose(easy, hard)
-    encoder = prompt_encoder(engine_reasoner.backend.model.source)  # type: ignore[attr-defined]
-    assert encoder.running and encoder.starts == 1
-    encoder.close()
+    assert not backend.running  # type: ignore[attr-defined]
