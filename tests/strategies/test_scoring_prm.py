@@ -18,6 +18,7 @@ from reasoner.runtime import LoopThread
 from reasoner.testing import ScriptedBackend
 from strategies.scoring import Scorer
 from strategies.scoring_prm import AGGREGATES, QWEN_PRM, PRMFormat, PRMScorer, aggregate_rewards, split_steps
+from tests.strategies.test_tree_search import reasoner_for, stepper
 
 # Math-Shepherd's layout on the embedded causal LM: a step tag after each step, the reward is
 # P("+") against P("-") at the tag, read through the LM head's rows for those two tokens.
@@ -213,10 +214,12 @@ async def test_the_prm_engine_returns_one_reward_in_the_unit_interval_per_step(
 
 @pytest.mark.engine
 async def test_tree_search_scores_paths_with_the_prm_without_charging_its_tokens(
-    prm_engine: tuple[PRMScorer, set[int]], engine_reasoner: Reasoner
+    prm_engine: tuple[PRMScorer, set[int]],
 ) -> None:
+    # The steps are scripted, the PRM is the real engine: so this test needs no generation engine and runs
+    # beside the shared one (tree search with a PRM over real generated steps: tests/integration/test_remote.py).
     scorer, _ = prm_engine
-    solution = await engine_reasoner.asolve(
+    solution = await reasoner_for(stepper(final_after=2)).asolve(
         "What is 7 + 5?", 300, "tree_search", scorer=scorer, width=2, max_depth=2, step_tokens=24
     )
     graph = solution.trace
