@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reasoner import Budget, ModelError, Reasoner, Solution, StrategyError
-from reasoner.cost import CostModel, ModelShape
 from reasoner.model_set import ModelSpec
 from reasoner.testing import ScriptedBackend
+from tests.priced_models import priced
 
 QUESTION = "What is 2 + 2?"
 AGREEING = ["Final answer: 4"]
@@ -69,19 +69,6 @@ def test_the_stages_together_stay_within_the_budget(tokens: int) -> None:
     assert spent == solution.usage.generated_tokens <= tokens
     # The small model's stage gets at most half: a split vote always leaves the large model its share.
     assert solution.usage.by_model["small"].generated_tokens <= tokens // 2
-
-
-def priced(layers: int) -> CostModel:
-    shape = ModelShape(
-        layers=layers,
-        hidden_size=256,
-        attention_heads=4,
-        kv_heads=2,
-        head_dim=64,
-        intermediate_size=512,
-        vocab_size=1000,
-    )
-    return CostModel.from_config(shape)
 
 
 @settings(max_examples=20, deadline=None)

@@ -21,11 +21,11 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from reasoner import Budget, CapabilityError, Reasoner, Solution, StrategyError
-from reasoner.cost import CostModel, ModelShape
 from reasoner.engines.base import Chunk, Prompt, SamplingSpec
 from reasoner.model_set import ModelSpec
 from reasoner.testing import ScriptedBackend, ScriptedToken
 from strategies.entropy_switch import tokenizer_mismatch
+from tests.priced_models import priced
 
 LOW, HIGH = 0.99, 0.5  # probability of the written token; the rest goes to one alternative
 WORDS = 30
@@ -61,7 +61,7 @@ def two_models(
     small = backend(writer(small_levels, words))
     large = backend(writer(large_levels, words))
     large.tokenizer_ = small.tokenizer_  # one tokenizer, as the strategy requires
-    costs = [CostModel.from_config(shape(layers)) if cost else None for layers in (2, 8)]
+    costs = [priced(layers) if cost else None for layers in (2, 8)]
     reasoner = Reasoner(
         models={
             "small": ModelSpec(backend=small, profile="smollm2", cost_model=costs[0]),
@@ -89,18 +89,6 @@ class Chunky(ScriptedBackend):
                     logprobs=tuple(logprobs) if sampling.logprobs is not None else None,
                 )
                 pending = []
-
-
-def shape(layers: int) -> ModelShape:
-    return ModelShape(
-        layers=layers,
-        hidden_size=256,
-        attention_heads=4,
-        kv_heads=2,
-        head_dim=64,
-        intermediate_size=512,
-        vocab_size=1000,
-    )
 
 
 def expected_switches(
@@ -208,7 +196,7 @@ def test_cost_is_what_the_ledger_spent_and_is_compared_with_the_large_model_alon
     metrics, spent = solution.metrics, solution.usage.cost
     assert spent is not None and metrics["cost"] == spent
     prompt = len(small.requests[0].prompt_token_ids)
-    alone = CostModel.from_config(shape(8)).eflops(prompt, 0, WORDS)
+    alone = priced(8).eflops(prompt, 0, WORDS)
     assert metrics["large_alone_cost"] == alone
     assert metrics["cost_saved"] == pytest.approx(1 - spent / alone)
     unpriced, _, _ = two_models(small_then_high, lambda position: LOW)

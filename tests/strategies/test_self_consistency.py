@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reasoner import Budget, BudgetError, Reasoner, StrategyError
-from reasoner.cost import CostModel, ModelShape
 from reasoner.profiles import get_profile
 from reasoner.session import Session
 from reasoner.testing import ScriptedBackend, ScriptedToken
 from strategies.self_consistency import SelfConsistency
+from tests.priced_models import priced
 from tests.scripted_runs import records
 
 
@@ -150,13 +150,10 @@ def test_self_consistency_votes_over_concurrent_engine_samples(engine_reasoner: 
 
 
 def test_under_a_cost_cap_the_samples_share_the_cost_instead_of_the_first_taking_it_all() -> None:
-    shape = ModelShape(
-        layers=2, hidden_size=256, attention_heads=4, kv_heads=2, head_dim=64, intermediate_size=512, vocab_size=1000
-    )
-    priced = CostModel.from_config(shape)
+    cost_model = priced(2)
     backend = ScriptedBackend(["a long answer that runs on and on." * 40 + " Final answer: 4"])
-    reasoner = Reasoner(backend=backend, profile="smollm2", cost_model=priced)
-    cap = 4 * priced.eflops(200, 0, 40)  # four samples of 40 tokens after any prompt of this test
+    reasoner = Reasoner(backend=backend, profile="smollm2", cost_model=cost_model)
+    cap = 4 * cost_model.eflops(200, 0, 40)  # four samples of 40 tokens after any prompt of this test
     solution = reasoner.solve("What is 2 + 2?", Budget(tokens=100_000, cost=cap), "self_consistency", n=4)
     assert solution.metrics["samples_used"] == 4 and len(backend.requests) == 4
     assert solution.usage.cost is not None and solution.usage.cost <= cap
