@@ -1,10 +1,12 @@
-"""bench/papers.py's routing row on scripted models: its not-run line, its arithmetic, and a whole run of it."""
+"""The routing row of bench/papers.py (bench/paper_model_rows.py) on scripted models: its not-run line,
+its arithmetic, and a whole run of it."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.papers import ROUTELLM_FIGURE, Tally, route_vs_large, routing_comparison, tally
+from bench.paper_model_rows import ROUTELLM_FIGURE, route_vs_large, routing_comparison
+from bench.paper_tally import Tally, tally
 from evals.suites import Problem
 from reasoner import Reasoner
 from reasoner.cost import CostModel
