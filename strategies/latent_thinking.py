@@ -14,7 +14,7 @@ latent block, which has no text. The kept `think` texts joined are the `think` s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -125,30 +125,24 @@ class LatentThinking:
     def _text(self, phase: Phase) -> str:
         return "".join(self.session.tokenizer.decode(block.token_ids) for block in self.blocks if block.phase == phase)
 
+    def _step_request(self) -> dict[str, Any]:
+        """What a latent step and an explicit block ask of the engine alike: their place in the trace, sampling."""
+        return {
+            "phase": self.phase,
+            "kind": "step",
+            "parent": self.block.node,
+            "edge": "expand",
+            "temperature": self.options.temperature,
+            "logprobs": self.top_k,
+        }
+
     async def _latent_step(self) -> ThinkingEnd | None:
-        generation = await self.session.generate(
-            self.feed.prefix.view(),
-            max_tokens=1,
-            phase=self.phase,
-            kind="step",
-            parent=self.block.node,
-            edge="expand",
-            temperature=self.options.temperature,
-            logprobs=self.top_k,
-        )
+        generation = await self.session.generate(self.feed.prefix.view(), max_tokens=1, **self._step_request())
         return self._step(generation.token_ids[0], generation.logprobs[0] if generation.logprobs else {})
 
     async def _explicit_block(self, room: int) -> ThinkingEnd | None:
         request = await self.session.start(
-            self.feed.prefix.view(),
-            max_tokens=room,
-            phase=self.phase,
-            kind="step",
-            parent=self.block.node,
-            edge="expand",
-            temperature=self.options.temperature,
-            logprobs=self.top_k,
-            stop_token_ids=tuple(self.eos),
+            self.feed.prefix.view(), max_tokens=room, stop_token_ids=tuple(self.eos), **self._step_request()
         )
         index = 0
         while True:
