@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from reasoner.engines.cpu_executor import executor_kept, with_cpu_executor
 from reasoner.engines.engine_output import cancel_output_handler, engine_output_to_log, quiet_vllm_logger
 from reasoner.engines.watchdog import watch_new_children
 from reasoner.errors import EngineError, PromptError, ReasonerError
@@ -148,13 +149,16 @@ def build_async_engine(
     try:
         with _spawn_without_rerunning_main(), watch_new_children(), output as log:
             from vllm.engine.arg_utils import AsyncEngineArgs  # its import notices go to the log too
+            from vllm.platforms import current_platform
             from vllm.v1.engine.async_llm import AsyncLLM
 
+            arguments = with_cpu_executor(arguments, current_platform.is_cpu())
             try:
                 engine_args = AsyncEngineArgs(**_with_config_objects(arguments))
             except (TypeError, ValueError) as exc:
                 raise EngineError(f"invalid engine_args for {label}: {exc}") from None
-            engine = AsyncLLM.from_engine_args(engine_args, stat_loggers=stat_loggers)
+            with executor_kept(arguments):
+                engine = AsyncLLM.from_engine_args(engine_args, stat_loggers=stat_loggers)
     except EngineError:
         raise
     except Exception as exc:  # noqa: BLE001 - any start-up failure is the engine's

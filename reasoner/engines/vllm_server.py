@@ -23,11 +23,21 @@ from pathlib import Path
 
 import httpx
 
+from reasoner.engines.cpu_executor import SINGLE_PROCESS, server_variables
 from reasoner.engines.vllm_local import TAIL_KV_CONNECTOR
 from reasoner.errors import EngineError
 
 START_TIMEOUT_S = 240.0
-CPU_SERVER_ARGS = ("--enforce-eager", "--block-size", "32", "--dtype", "bfloat16")
+# The model runs in the engine-core process, without a worker process of its own (`reasoner.engines.cpu_executor`).
+CPU_SERVER_ARGS = (
+    "--enforce-eager",
+    "--block-size",
+    "32",
+    "--dtype",
+    "bfloat16",
+    "--distributed-executor-backend",
+    SINGLE_PROCESS,
+)
 # For a CPU server that takes latent steps (prompt embeddings): the tail KV connector, so each step
 # computes one row (`reasoner.engines.tail_kv`; `reasoner` must be importable in the server's Python).
 TAIL_KV_SERVER_ARGS = ("--kv-transfer-config", json.dumps(TAIL_KV_CONNECTOR))
@@ -78,9 +88,10 @@ class VLLMServer:
         """Launch the server and wait until `/health` answers; `EngineError` with the log tail if it does not."""
         command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", self.model]
         command += ["--host", "127.0.0.1", "--port", str(self.port), *self.extra_args]
+        environment = os.environ | server_variables(self.extra_args) | self.env
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=os.environ | self.env, start_new_session=True
+                command, stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True
             )
         _live_servers.add(self)
         deadline = time.monotonic() + timeout_s

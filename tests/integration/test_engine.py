@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 
 import psutil
@@ -54,6 +55,19 @@ def test_the_embedded_model_answers(engine_reasoner: Reasoner) -> None:
     assert solution.usage.generated_tokens > 0
     assert solution.usage.prompt_tokens > 0
     assert solution.latency_s > 0
+
+
+def test_the_model_runs_in_the_engine_core_process_with_no_worker_process_and_the_variable_is_given_back(
+    engine_reasoner: Reasoner,
+) -> None:
+    engine_reasoner.start()
+    names = []
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            names.append(f"{process.name()} {' '.join(process.cmdline())}")  # the name is cut at 15 characters
+    assert any("EngineCore" in name for name in names)
+    assert not [name for name in names if "Worker" in name]
+    assert os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") is None
 
 
 @pytest.mark.parametrize("tokens", [4, 9, 33])
