@@ -27,7 +27,7 @@ from rich.table import Table
 from reasoner import Budget, Reasoner
 from reasoner.engines.remote import RemoteBackend
 from reasoner.engines.routing import PrefixAffinity, RoundRobin, RoutingPolicy
-from reasoner.engines.vllm_server import CPU_SERVER_ARGS, VLLMServer
+from reasoner.engines.vllm_server import VLLMServer, cpu_server_args
 from reasoner.models import resolve_model
 
 QUESTIONS = [f"What is {a} + {b}? Explain briefly." for a in range(3, 67, 8) for b in range(5, 45, 5)]
@@ -39,7 +39,7 @@ SEARCH_QUESTIONS = [
     + ". What is the first number plus the last number?"
     for seed in range(1, 9)
 ]
-SERVER_ARGS = (*CPU_SERVER_ARGS, "--max-model-len", "2048", "--enable-prompt-tokens-details", "--max-num-seqs", "64")
+SERVER_ARGS = (*cpu_server_args(), "--max-model-len", "2048", "--enable-prompt-tokens-details", "--max-num-seqs", "64")
 SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING", "VLLM_SERVER_DEV_MODE": "1"}
 HITS = "vllm:prefix_cache_hits_total"
 RAW, TOOLKIT = "raw HTTP", "reasoner direct"

@@ -35,7 +35,8 @@ POOLING_ENGINE_DEFAULTS: dict[str, Any] = {
     "enforce_eager": True,
     "block_size": 32,
     "max_model_len": 2048,
-    "kv_cache_memory_bytes": 64 << 20,
+    # One 2048-token prompt of the embedded model takes 96 MiB of KV in float32 (a CPU without native bfloat16).
+    "kv_cache_memory_bytes": 128 << 20,
     "max_num_seqs": 8,
     "pooler_config": {"pooling_type": "LAST", "use_activation": False},
     # No vLLM stat loggers: a new engine's Prometheus logger unregisters the policy engine's metrics.

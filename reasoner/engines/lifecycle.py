@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from reasoner.engines.cpu_executor import executor_kept, with_cpu_executor
+from reasoner.engines.cpu_engine import executor_kept, with_cpu_choices
 from reasoner.engines.engine_output import cancel_output_handler, engine_output_to_log, quiet_vllm_logger
 from reasoner.engines.watchdog import watch_new_children
 from reasoner.errors import EngineError, PromptError, ReasonerError
@@ -152,7 +152,7 @@ def build_async_engine(
             from vllm.platforms import current_platform
             from vllm.v1.engine.async_llm import AsyncLLM
 
-            arguments = with_cpu_executor(arguments, current_platform.is_cpu())
+            arguments = with_cpu_choices(arguments, current_platform.is_cpu())
             try:
                 engine_args = AsyncEngineArgs(**_with_config_objects(arguments))
             except (TypeError, ValueError) as exc:

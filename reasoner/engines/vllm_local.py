@@ -47,7 +47,6 @@ TAIL_KV_CONNECTOR: dict[str, Any] = {
 CPU_DEFAULTS: dict[str, Any] = {
     "kv_transfer_config": TAIL_KV_CONNECTOR,
     "enforce_eager": True,
-    "dtype": "bfloat16",
     "block_size": 32,
     "kv_cache_memory_bytes": 2 << 30,
     "max_model_len": 4096,

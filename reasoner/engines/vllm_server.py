@@ -23,21 +23,11 @@ from pathlib import Path
 
 import httpx
 
-from reasoner.engines.cpu_executor import SINGLE_PROCESS, server_variables
+from reasoner.engines.cpu_engine import SINGLE_PROCESS, cpu_dtype, server_variables
 from reasoner.engines.vllm_local import TAIL_KV_CONNECTOR
 from reasoner.errors import EngineError
 
 START_TIMEOUT_S = 240.0
-# The model runs in the engine-core process, without a worker process of its own (`reasoner.engines.cpu_executor`).
-CPU_SERVER_ARGS = (
-    "--enforce-eager",
-    "--block-size",
-    "32",
-    "--dtype",
-    "bfloat16",
-    "--distributed-executor-backend",
-    SINGLE_PROCESS,
-)
 # For a CPU server that takes latent steps (prompt embeddings): the tail KV connector, so each step
 # computes one row (`reasoner.engines.tail_kv`; `reasoner` must be importable in the server's Python).
 TAIL_KV_SERVER_ARGS = ("--kv-transfer-config", json.dumps(TAIL_KV_CONNECTOR))
@@ -49,6 +39,20 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def cpu_server_args() -> tuple[str, ...]:
+    """`vllm serve` flags for a CPU server: eager, 32-token blocks, this CPU's number format, and the model run in
+    the engine-core process (`reasoner.engines.cpu_engine`)."""
+    return (
+        "--enforce-eager",
+        "--block-size",
+        "32",
+        "--dtype",
+        cpu_dtype(),
+        "--distributed-executor-backend",
+        SINGLE_PROCESS,
+    )
 
 
 class VLLMServer:

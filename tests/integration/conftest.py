@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from reasoner.engines.vllm_server import CPU_SERVER_ARGS, TAIL_KV_SERVER_ARGS, VLLMServer
+from reasoner.engines.vllm_server import TAIL_KV_SERVER_ARGS, VLLMServer, cpu_server_args
 from reasoner.models import resolve_model
 
 SERVER_ARGS = (
-    *CPU_SERVER_ARGS,
+    *cpu_server_args(),
     *TAIL_KV_SERVER_ARGS,
     "--max-model-len",
     "2048",
@@ -52,7 +52,7 @@ def prm_server() -> Iterator[VLLMServer]:
     overrides = '{"classifier_from_token": ["-", "+"], "method": "no_post_processing"}'
     pooling = ("--runner", "pooling", "--convert", "classify", "--hf-overrides", overrides)
     pooling += ("--pooler-config", '{"task": "token_classify"}')
-    args = (*CPU_SERVER_ARGS, "--max-model-len", "2048", *pooling)
+    args = (*cpu_server_args(), "--max-model-len", "2048", *pooling)
     server = VLLMServer(resolve_model(None).source, args, env=SERVER_ENV).start()
     yield server
     server.stop()

@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from reasoner import Budget, EngineError, Outcome, Reasoner, Session, Strategy, register_strategy
+from reasoner.engines.cpu_engine import cpu_dtype
 from reasoner.events import SolveEvent
 from reasoner.testing import forced_lengths
 
@@ -57,7 +58,7 @@ def test_the_embedded_model_answers(engine_reasoner: Reasoner) -> None:
     assert solution.latency_s > 0
 
 
-def test_the_model_runs_in_the_engine_core_process_with_no_worker_process_and_the_variable_is_given_back(
+def test_the_model_runs_in_the_engine_core_process_in_the_cpus_format_and_the_variable_is_given_back(
     engine_reasoner: Reasoner,
 ) -> None:
     engine_reasoner.start()
@@ -68,6 +69,8 @@ def test_the_model_runs_in_the_engine_core_process_with_no_worker_process_and_th
     assert any("EngineCore" in name for name in names)
     assert not [name for name in names if "Worker" in name]
     assert os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING") is None
+    engine = engine_reasoner.backend.engine  # type: ignore[attr-defined]
+    assert str(engine.model_config.dtype) == f"torch.{cpu_dtype()}"
 
 
 @pytest.mark.parametrize("tokens", [4, 9, 33])

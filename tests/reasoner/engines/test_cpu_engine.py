@@ -1,4 +1,5 @@
-"""The single-process executor on CPU: chosen unless the caller chose, and the variable vLLM reads scoped to builds."""
+"""CPU engines: the single-process executor and the CPU's number format unless the caller chose, the variable vLLM
+reads scoped to builds."""
 
 from __future__ import annotations
 
@@ -6,20 +7,40 @@ import os
 import threading
 
 import pytest
+import torch
 
-from reasoner.engines.cpu_executor import executor_kept, server_variables, with_cpu_executor
-from reasoner.engines.vllm_server import CPU_SERVER_ARGS
+from reasoner.engines.cpu_engine import cpu_dtype, executor_kept, server_variables, with_cpu_choices
+from reasoner.engines.vllm_server import cpu_server_args
 
 VARIABLE = "VLLM_ENABLE_V1_MULTIPROCESSING"
 UNI = {"distributed_executor_backend": "uni"}
 
 
-def test_cpu_engines_get_the_single_process_executor_unless_the_caller_chose_one() -> None:
-    assert with_cpu_executor({"model": "m"}, on_cpu=True) == {"model": "m"} | UNI
-    assert with_cpu_executor({"distributed_executor_backend": "mp"}, on_cpu=True) == {
-        "distributed_executor_backend": "mp"
-    }
-    assert with_cpu_executor({"model": "m"}, on_cpu=False) == {"model": "m"}
+def test_cpu_engines_get_the_single_process_executor_and_the_cpus_format_unless_the_caller_chose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("reasoner.engines.cpu_engine.cpu_dtype", lambda: "float32")
+    assert with_cpu_choices({"model": "m"}, on_cpu=True) == {"model": "m", "dtype": "float32"} | UNI
+    chosen = {"distributed_executor_backend": "mp", "dtype": "bfloat16"}
+    assert with_cpu_choices(chosen, on_cpu=True) == chosen
+    assert with_cpu_choices({"model": "m"}, on_cpu=False) == {"model": "m"}
+
+
+@pytest.mark.parametrize(
+    ("bf16", "amx", "expected"), [(True, False, "bfloat16"), (False, True, "bfloat16"), (False, False, "float32")]
+)
+def test_bfloat16_only_where_the_cpu_computes_it_natively(
+    monkeypatch: pytest.MonkeyPatch, bf16: bool, amx: bool, expected: str
+) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert cpu_dtype() == expected
+
+
+def test_a_torch_without_the_cpu_checks_gets_float32(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert cpu_dtype() == "float32"
 
 
 @pytest.mark.parametrize("before", [None, "1"])
@@ -65,7 +86,7 @@ def test_overlapping_builds_keep_the_variable_until_the_last_one_ends(monkeypatc
 
 
 def test_a_server_asking_for_uni_gets_the_variable_in_its_environment() -> None:
-    assert server_variables(CPU_SERVER_ARGS) == {VARIABLE: "0"}
+    assert server_variables(cpu_server_args()) == {VARIABLE: "0"}
     assert server_variables(["--distributed-executor-backend=uni"]) == {VARIABLE: "0"}
     assert server_variables(["--distributed-executor-backend", "mp"]) == {}
     assert server_variables(["--distributed-executor-backend"]) == {}
