@@ -119,7 +119,8 @@ class VLLMBackend(EngineHolder, Backend):
         self._capabilities: Capabilities | None = None
 
     def engine_args(self) -> dict[str, Any]:
-        """The arguments handed to vLLM: toolkit defaults, then the caller's `engine_args`."""
+        """The toolkit's defaults, then the caller's `engine_args`; on CPU the build adds the executor and number
+        format where these leave them unset (`reasoner.engines.cpu_engine`)."""
         from vllm.platforms import current_platform
 
         return {"model": self.model.source} | default_engine_args(current_platform.is_cpu()) | self._user_engine_args
