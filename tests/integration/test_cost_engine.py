@@ -63,9 +63,9 @@ def test_usage_cost_is_the_cost_model_over_the_engines_own_counts(counted: tuple
     reasoner, backend = counted
     model = reasoner.cost_model
     assert model is not None
-    for strategy, options in (("self_consistency", {"n": 3, "sample_tokens": 24}), ("direct", {})):
+    for strategy, tokens, options in (("self_consistency", 96, {"n": 3, "sample_tokens": 24}), ("direct", 32, {})):
         backend.counts.clear()
-        solution = reasoner.solve(PROMPT, Budget(tokens=96), strategy, **options)
+        solution = reasoner.solve(PROMPT, Budget(tokens=tokens), strategy, **options)
         assert solution.usage.generated_tokens == sum(counts[2] for counts in backend.counts.values())
         assert solution.usage.cost == backend.cost_of_all(model) > 0
     assert any(counts[1] for counts in backend.counts.values()), "the repeated prompt should hit the prefix cache"

@@ -22,7 +22,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVE_API_KEY = "engine-test-key"
 MAX_CONCURRENCY = 32
 MAX_QUEUE = 16
-# Long enough for the SIGTERM test's solve in flight (160 forced tokens) on a loaded 2-core machine; a server with
+# Long enough for the SIGTERM test's solve in flight (64 forced tokens) on a loaded 2-core machine; a server with
 # nothing in flight stops at once.
 SHUTDOWN_TIMEOUT_S = 120
 START_TIMEOUT_S = 240

@@ -93,15 +93,15 @@ def test_streamed_elastic_sends_its_thinking_live_then_its_answer_adding_up_to_t
     client = openai.OpenAI(api_key=SERVE_API_KEY, base_url=served.api_url, max_retries=0, timeout=300)
     question = [{"role": "user", "content": "What is 17 * 23?"}]
     pieces: list[tuple[str, str]] = []
-    stream = client.chat.completions.create(model="elastic@256", messages=question, stream=True)  # type: ignore[arg-type]
+    stream = client.chat.completions.create(model="elastic@96", messages=question, stream=True)  # type: ignore[arg-type]
     for chunk in stream:
-        assert chunk.model == "elastic@256"
+        assert chunk.model == "elastic@96"
         delta = chunk.choices[0].delta
         if reasoning := getattr(delta, "reasoning_content", None):
             pieces.append(("reasoning", reasoning))
         if delta.content:
             pieces.append(("content", delta.content))
-    message = client.chat.completions.create(model="elastic@256", messages=question).choices[0].message  # type: ignore[arg-type]
+    message = client.chat.completions.create(model="elastic@96", messages=question).choices[0].message  # type: ignore[arg-type]
     kinds = [kind for kind, _ in pieces]
     assert kinds.count("reasoning") > 1 and kinds.count("content") > 1, "thinking and answer stream token by token"
     assert kinds == sorted(kinds, key=lambda kind: kind == "content"), "all of the thinking comes before the answer"

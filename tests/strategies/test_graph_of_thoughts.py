@@ -360,8 +360,8 @@ def test_the_graph_never_spends_past_the_budget_and_the_synthesis_keeps_its_rese
 def test_on_the_engine_the_budget_holds_and_the_trace_is_a_dag(engine_reasoner: Reasoner) -> None:
     forced = forced_lengths(engine_reasoner)
     options = {"decompose_tokens": 24, "answer_tokens": 12, "check_tokens": 2, "synthesis_tokens": 16}
-    solution = forced.solve(QUESTION, budget=200, strategy="graph_of_thoughts", **options)
-    assert solution.usage.generated_tokens <= 200
+    solution = forced.solve(QUESTION, budget=120, strategy="graph_of_thoughts", **options)
+    assert solution.usage.generated_tokens <= 120
     assert nx.is_directed_acyclic_graph(solution.trace)
     assert solution.trace.nodes[max(solution.trace.nodes)]["role"] == "synthesise"
     json.dumps(trace_to_json(solution.trace))

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reasoner import Budget, Reasoner, StrategyError
+from reasoner import Budget, Reasoner, Solution, StrategyError
 from reasoner.profiles import get_profile
 from reasoner.session import Session
 from reasoner.testing import ScriptedBackend
@@ -326,12 +326,19 @@ def test_spawned_children_decode_concurrently_on_the_engine(engine_reasoner: Rea
 @pytest.mark.engine
 def test_isolated_children_on_the_engine_hold_only_their_task(engine_reasoner: Reasoner) -> None:
     question = "List two facts about the number 12, then say which is larger: 12 or 21."
-    runs = {
-        context: engine_reasoner.solve(
-            question, budget=300, strategy="parallel", spawn="always", max_fanout=2, child_tokens=32, context=context
+
+    async def both() -> list[Solution]:
+        # Together: one run of decode steps on the CPU engine for both contexts, not one each.
+        return await asyncio.gather(
+            *(
+                engine_reasoner.asolve(
+                    question, 300, "parallel", spawn="always", max_fanout=2, child_tokens=32, context=context
+                )
+                for context in ("isolated", "shared")
+            )
         )
-        for context in ("isolated", "shared")
-    }
+
+    runs = dict(zip(("isolated", "shared"), asyncio.run(both()), strict=True))
     contexts = {name: int(run.metrics["child_context_tokens_max"] or 0) for name, run in runs.items()}
     assert all(int(run.metrics["children"] or 0) >= 1 for run in runs.values())
     assert 0 < contexts["isolated"] < contexts["shared"]
