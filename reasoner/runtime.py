@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+SIGNAL_CHECK_S = 0.25
 
 
 class LoopThread:
@@ -22,6 +25,11 @@ class LoopThread:
         """Run `coroutine` on the loop thread and wait for its result (Ctrl-C cancels it)."""
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
         try:
+            # Waits in short slices: the kernel may hand SIGINT to another of the process's threads (one
+            # whose mask lets it through), and then an unbounded wait of this thread is never interrupted;
+            # between slices Python runs the handler here and raises KeyboardInterrupt.
+            while not future.done():
+                concurrent.futures.wait([future], timeout=SIGNAL_CHECK_S)
             return future.result()
         except KeyboardInterrupt:
             future.cancel()

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
+
+from tests.terminal import from_a_terminal
 
 pytestmark = pytest.mark.engine
 
@@ -34,7 +35,7 @@ def start_script(path: Path, source: str) -> subprocess.Popen[str]:
     """Run `source` as a plain script in a fresh interpreter, output captured."""
     path.write_text(source)
     return subprocess.Popen(
-        [sys.executable, str(path)],
+        from_a_terminal(str(path)),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
