@@ -31,7 +31,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--full",
         action="store_true",
-        help="grade every HumanEval/MBPP reference solution (664) instead of a fixed, seeded sample (`make test-full`)",
+        help=(
+            "grade every HumanEval/MBPP reference solution (664) instead of a fixed, seeded sample, and kill the CLI"
+            " at its first engine process three times instead of once (`make test-full`)"
+        ),
     )
 
 
